@@ -1,0 +1,175 @@
+//! The kms server: configuration, transports, health, keyring reload and shutdown. Only the
+//! `kms` binary compiles this; the library others link holds none of it.
+
+pub mod cli;
+mod envelope;
+mod keyring;
+mod service;
+mod transport;
+
+use crate::server::keyring::Keyring;
+use clap::Args;
+use kms::pb::key_management_service_server::KeyManagementServiceServer;
+use service::{KeyringHandle, KmsService};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use tokio::signal::unix::{SignalKind, signal};
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+
+/// Largest request the kms decodes; its messages are a few hundred bytes.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// The health service name that reports whether the keyring is loaded.
+const SERVICE_NAME: &str = "kms.v1.KeyManagementService";
+
+/// `kms serve`: configuration of the server.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// The keyring file (JSON, mode 0600). Reloaded on SIGHUP.
+    #[arg(long, env = "KMS_KEYRING")]
+    pub keyring: PathBuf,
+
+    /// Unix socket to serve on (created owner-only). The default transport.
+    #[arg(long, env = "KMS_SOCKET", default_value = "/run/kms/kms.sock")]
+    pub socket: PathBuf,
+
+    /// Serve TCP on this address instead of the socket, with mutual TLS (needs --tls-cert,
+    /// --tls-key and --tls-client-ca).
+    #[arg(long, env = "KMS_TCP_ADDR")]
+    pub tcp: Option<SocketAddr>,
+
+    /// PEM certificate chain the kms presents on TCP.
+    #[arg(long, env = "KMS_TLS_CERT", requires = "tcp")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "KMS_TLS_KEY", requires = "tcp")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA that client certificates must chain to; clients without one are refused.
+    #[arg(long, env = "KMS_TLS_CLIENT_CA", requires = "tcp")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// DEVELOPMENT ONLY: serve --tcp in plaintext, without TLS or client authentication.
+    #[arg(long, env = "KMS_INSECURE_PLAINTEXT_TCP", requires = "tcp")]
+    pub insecure_plaintext_tcp: bool,
+
+    /// Also serve grpc.health.v1 alone, in plaintext, on this TCP address (for kubelet probes
+    /// of a socket-only kms).
+    #[arg(long, env = "KMS_HEALTH_ADDR")]
+    pub health_addr: Option<SocketAddr>,
+
+    /// DEVELOPMENT ONLY: accept a keyring file that group or others can read (logs a warning).
+    #[arg(long, env = "KMS_ALLOW_INSECURE_KEYRING_PERMISSIONS")]
+    pub allow_insecure_keyring_permissions: bool,
+
+    /// How long in-flight requests may take to finish after SIGTERM.
+    #[arg(long, env = "KMS_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+/// Runs the server until SIGTERM or SIGINT. Errors are startup failures, reported by `main`.
+pub async fn run(config: ServeConfig) -> Result<(), String> {
+    // 1. Health first, NOT_SERVING, so nothing reports ready before the keyring is in.
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
+        .await;
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+
+    // 2. The keyring: a kms without one has nothing to serve, so a bad file is fatal here.
+    let keyring = Keyring::load(&config.keyring, config.allow_insecure_keyring_permissions)
+        .map_err(|e| e.to_string())?;
+    tracing::info!(
+        path = %config.keyring.display(),
+        keys = keyring.keys().count(),
+        default_key = keyring.default_key(),
+        "keyring loaded"
+    );
+    let handle = Arc::new(KeyringHandle::new(keyring));
+    spawn_reload_on_sighup(config.clone(), handle.clone())?;
+
+    // 3. The optional plaintext health port, for probes.
+    if let Some(addr) = config.health_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot bind health address {addr}: {e}"))?;
+        tracing::info!(address = %listener.local_addr().map_err(|e| e.to_string())?, "health listening");
+        let health_only = Server::builder()
+            .add_service(health_service.clone())
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+        tokio::spawn(async move {
+            if let Err(e) = health_only.await {
+                tracing::error!(error = %e, "health server failed");
+            }
+        });
+    }
+
+    // 4. The service stack: request size limit, then health, reflection and the key service.
+    let kms = KeyManagementServiceServer::new(KmsService::new(handle))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let mut builder = Server::builder();
+    let listener = transport::bind(&config, &mut builder).await?;
+    let router = builder
+        .add_service(health_service)
+        .add_service(service_kit::reflection_v1())
+        .add_service(service_kit::reflection_v1alpha())
+        .add_service(kms);
+
+    // 5. Serving: ready only now, after bind.
+    health
+        .set_service_status(SERVICE_NAME, ServingStatus::Serving)
+        .await;
+    health.set_service_status("", ServingStatus::Serving).await;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(listener.serve(router, async {
+        let _ = stop_rx.await;
+    }));
+
+    // 6. Shutdown: NOT_SERVING, then drain with a time limit.
+    service_kit::shutdown_signal().await;
+    health
+        .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
+        .await;
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(config.shutdown_grace, server).await {
+        Ok(Ok(Ok(()))) => tracing::info!("drained; exiting"),
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "server failed while draining"),
+        Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
+        Err(_) => tracing::warn!(
+            grace = ?config.shutdown_grace,
+            "requests still in flight after the grace period; exiting anyway"
+        ),
+    }
+    transport::cleanup(&config);
+    Ok(())
+}
+
+/// On SIGHUP, loads the keyring file again; a bad file keeps the old keyring and says why.
+fn spawn_reload_on_sighup(config: ServeConfig, handle: Arc<KeyringHandle>) -> Result<(), String> {
+    let mut hup =
+        signal(SignalKind::hangup()).map_err(|e| format!("cannot watch for SIGHUP: {e}"))?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match Keyring::load(&config.keyring, config.allow_insecure_keyring_permissions) {
+                Ok(keyring) => {
+                    let summary: Vec<String> = keyring
+                        .keys()
+                        .map(|k| format!("{}@v{}", k.id, k.primary))
+                        .collect();
+                    handle.replace(keyring);
+                    tracing::info!(primaries = ?summary, "keyring reloaded");
+                }
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "keyring reload failed; still serving the previous keyring"
+                ),
+            }
+        }
+    });
+    Ok(())
+}

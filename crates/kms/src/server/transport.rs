@@ -1,0 +1,122 @@
+//! Where the kms listens: an owner-only Unix socket (the sidecar default), TCP with mutual TLS,
+//! or, for development only, plaintext TCP.
+
+use super::ServeConfig;
+use std::{
+    fs,
+    os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt},
+    path::Path,
+};
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig, server::Router};
+
+/// A bound listener, ready to serve.
+pub enum Listener {
+    /// A Unix socket.
+    Unix(UnixListenerStream),
+    /// A TCP port (TLS, when configured, is applied by the server builder).
+    Tcp(TcpListenerStream),
+}
+
+impl Listener {
+    /// Serves `router` until `signal` resolves and in-flight requests finish.
+    pub async fn serve(
+        self,
+        router: Router,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), tonic::transport::Error> {
+        match self {
+            Self::Unix(incoming) => router.serve_with_incoming_shutdown(incoming, signal).await,
+            Self::Tcp(incoming) => router.serve_with_incoming_shutdown(incoming, signal).await,
+        }
+    }
+}
+
+/// Binds the configured transport, adding TLS to `builder` for TCP, and logs the address.
+pub async fn bind(config: &ServeConfig, builder: &mut Server) -> Result<Listener, String> {
+    let Some(addr) = config.tcp else {
+        let listener = bind_private_socket(&config.socket)?;
+        tracing::info!(socket = %config.socket.display(), "listening");
+        return Ok(Listener::Unix(UnixListenerStream::new(listener)));
+    };
+    if config.insecure_plaintext_tcp {
+        tracing::warn!(
+            %addr,
+            "serving PLAINTEXT TCP without client authentication: development only, never in production"
+        );
+    } else {
+        let (Some(cert), Some(key), Some(ca)) =
+            (&config.tls_cert, &config.tls_key, &config.tls_client_ca)
+        else {
+            return Err(
+                "--tcp needs --tls-cert, --tls-key and --tls-client-ca (or --insecure-plaintext-tcp for development)"
+                    .into(),
+            );
+        };
+        let read = |path: &Path| {
+            fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+        };
+        let key_pem = zeroize::Zeroizing::new(read(key)?);
+        let tls = ServerTlsConfig::new()
+            .identity(Identity::from_pem(read(cert)?, key_pem.as_slice()))
+            .client_ca_root(Certificate::from_pem(read(ca)?));
+        *builder = builder
+            .clone()
+            .tls_config(tls)
+            .map_err(|e| format!("TLS configuration: {e}"))?;
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot bind {addr}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(address = %local, mutual_tls = !config.insecure_plaintext_tcp, "listening");
+    Ok(Listener::Tcp(TcpListenerStream::new(listener)))
+}
+
+/// Binds a Unix socket that only this user can connect to. The socket is created in a private
+/// (0700) directory, restricted to 0600, and only then renamed into place, so there is no moment
+/// at which another user could connect.
+fn bind_private_socket(path: &Path) -> Result<tokio::net::UnixListener, String> {
+    let fail = |what: &str, e: std::io::Error| format!("{what} {}: {e}", path.display());
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if let Ok(meta) = fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(format!(
+                "{} exists and is not a socket; refusing to replace it",
+                path.display()
+            ));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(format!(
+                "another process is serving on {}; stop it first",
+                path.display()
+            ));
+        }
+        fs::remove_file(path).map_err(|e| fail("cannot remove stale socket", e))?;
+    }
+    let staging = parent.join(format!(".kms-bind-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&staging);
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&staging)
+        .map_err(|e| fail("cannot create a private directory beside", e))?;
+    let staged = staging.join("kms.sock");
+    let result = (|| {
+        let listener = tokio::net::UnixListener::bind(&staged)?;
+        fs::set_permissions(&staged, fs::Permissions::from_mode(0o600))?;
+        fs::rename(&staged, path)?;
+        Ok(listener)
+    })();
+    let _ = fs::remove_dir_all(&staging);
+    result.map_err(|e| fail("cannot bind", e))
+}
+
+/// Removes the socket file after shutdown.
+pub fn cleanup(config: &ServeConfig) {
+    if config.tcp.is_none() {
+        let _ = fs::remove_file(&config.socket);
+    }
+}
