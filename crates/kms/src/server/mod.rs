@@ -113,8 +113,8 @@ pub async fn run(config: ServeConfig) -> Result<(), String> {
     let listener = transport::bind(&config, &mut builder).await?;
     let router = builder
         .add_service(health_service)
-        .add_service(service_kit::reflection_v1())
-        .add_service(service_kit::reflection_v1alpha())
+        .add_service(service_kit::reflection_v1(&[SERVICE_NAME]))
+        .add_service(service_kit::reflection_v1alpha(&[SERVICE_NAME]))
         .add_service(kms);
 
     // 5. Serving: ready only now, after bind.
