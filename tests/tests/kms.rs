@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! End-to-end tests of the real `kms` binary: its transports, its error codes on the wire, the
 //! keyring's life cycle through the offline commands and SIGHUP, and shutdown.
 
