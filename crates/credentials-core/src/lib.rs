@@ -1,0 +1,22 @@
+//! The domain of the credentials vault, free of gRPC and SQL types:
+//!
+//! - [`catalogue`]: every credential type, its category and its value fields;
+//! - [`value`]: checking a written value against the catalogue into a normalized [`SecretValue`];
+//! - [`mask`]: the masked preview shown instead of a secret;
+//! - [`payload`]: sealing a value with a data key, bound to its encryption context;
+//! - [`model`]: credentials, audit events and their states;
+//! - [`limits`]: the documented limits on names, descriptions and values.
+
+#![forbid(unsafe_code)]
+
+pub mod catalogue;
+pub mod limits;
+pub mod mask;
+pub mod model;
+pub mod payload;
+mod secret;
+pub mod value;
+
+pub use catalogue::{Category, FieldSpec, TypeSpec};
+pub use secret::SecretString;
+pub use value::{FieldViolation, SecretValue, ValueInput};

@@ -1,0 +1,1 @@
+//! Masked previews (being written).
