@@ -1,0 +1,72 @@
+//! Who is calling, and what they may do: the authorization rules, in one place.
+
+use crate::error::VaultError;
+use auth::{Permission, Principal};
+use credentials_core::limits::MAX_WORKSPACE_ID_BYTES;
+
+/// An authenticated caller of one request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Who the token says the caller is.
+    pub principal: Principal,
+    /// The request id (from `x-request-id` or generated), for logs and audit.
+    pub request_id: String,
+}
+
+impl Caller {
+    /// Fails with PERMISSION_DENIED unless the token grants `permission`.
+    pub fn require(&self, permission: Permission) -> Result<(), VaultError> {
+        if self.principal.has(permission) {
+            Ok(())
+        } else {
+            Err(VaultError::PermissionDenied(format!(
+                "this call needs the '{}' permission",
+                permission.as_str()
+            )))
+        }
+    }
+
+    fn resolve(&self, requested: &str) -> Result<Result<String, String>, VaultError> {
+        if requested.is_empty() {
+            return match self.principal.workspaces.as_slice() {
+                [only] => Ok(Ok(only.clone())),
+                [] => Err(VaultError::invalid(
+                    "workspace_id",
+                    "required: the token names no workspace",
+                )),
+                _ => Err(VaultError::invalid(
+                    "workspace_id",
+                    "required: the token names several workspaces",
+                )),
+            };
+        }
+        let well_formed = requested.len() <= MAX_WORKSPACE_ID_BYTES
+            && requested
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if !well_formed {
+            return Err(VaultError::invalid(
+                "workspace_id",
+                "must be 1-64 bytes of [A-Za-z0-9_.-]",
+            ));
+        }
+        Ok(if self.principal.may_act_in(requested) {
+            Ok(requested.to_owned())
+        } else {
+            Err(requested.to_owned())
+        })
+    }
+
+    /// The workspace of a call on one credential. A workspace the token does not grant answers
+    /// NOT_FOUND, exactly like a missing id, so ids of other workspaces cannot be probed.
+    pub fn workspace_for_item(&self, requested: &str) -> Result<String, VaultError> {
+        self.resolve(requested)?.map_err(|_| VaultError::NotFound)
+    }
+
+    /// The workspace of a call on a collection (create, list, audit, access by type).
+    pub fn workspace_for_collection(&self, requested: &str) -> Result<String, VaultError> {
+        self.resolve(requested)?.map_err(|ws| {
+            VaultError::PermissionDenied(format!("the token does not grant workspace '{ws}'"))
+        })
+    }
+}

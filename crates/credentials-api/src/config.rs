@@ -1,0 +1,212 @@
+//! The `credentials-api` command line. Every flag has an environment-variable fallback and a
+//! doc line that `--help` shows.
+
+use clap::{Args, Parser, Subcommand};
+use service_kit::LogFormat;
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+/// The credentials vault's API: stores encrypted credentials in Postgres and serves the
+/// management and access gRPC APIs.
+#[derive(Debug, Parser)]
+#[command(name = "credentials-api", version)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(
+        long,
+        env = "CREDENTIALS_LOG_FORMAT",
+        value_enum,
+        default_value = "json",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the gRPC APIs until SIGTERM.
+    Serve(Box<ServeConfig>),
+    /// Apply the database migrations and exit (for a migration Job; `serve` also migrates).
+    Migrate(DatabaseArgs),
+    /// DEVELOPMENT ONLY: mint an HS256 token for local use.
+    DevToken(DevTokenArgs),
+}
+
+/// How to reach Postgres.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Postgres connection string (URL or key=value).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+
+    /// Most connections in the pool.
+    #[arg(long, env = "CREDENTIALS_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: usize,
+
+    /// How long a request waits for a free connection before UNAVAILABLE.
+    #[arg(long, env = "CREDENTIALS_DB_WAIT_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub db_wait_timeout: Duration,
+
+    /// How long to wait for Postgres at startup before giving up.
+    #[arg(long, env = "CREDENTIALS_STARTUP_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub startup_timeout: Duration,
+}
+
+/// `credentials-api serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address to serve gRPC on.
+    #[arg(long, env = "CREDENTIALS_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Where the kms listens: unix:///path (the sidecar default) or https://host:port (with the
+    /// --kms-tls-* flags).
+    #[arg(
+        long,
+        env = "CREDENTIALS_KMS_ENDPOINT",
+        default_value = "unix:///run/kms/kms.sock"
+    )]
+    pub kms_endpoint: String,
+
+    /// PEM CA that signed the kms's certificate (https endpoints).
+    #[arg(long, env = "CREDENTIALS_KMS_TLS_CA")]
+    pub kms_tls_ca: Option<PathBuf>,
+
+    /// PEM client certificate presented to the kms (https endpoints).
+    #[arg(long, env = "CREDENTIALS_KMS_TLS_CERT")]
+    pub kms_tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --kms-tls-cert.
+    #[arg(long, env = "CREDENTIALS_KMS_TLS_KEY")]
+    pub kms_tls_key: Option<PathBuf>,
+
+    /// Name to check the kms's certificate against, when not the endpoint's host.
+    #[arg(long, env = "CREDENTIALS_KMS_SERVER_NAME")]
+    pub kms_server_name: Option<String>,
+
+    /// Deadline of each kms call.
+    #[arg(long, env = "CREDENTIALS_KMS_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub kms_timeout: Duration,
+
+    /// Master key for new data keys; the kms's default key when unset.
+    #[arg(long, env = "CREDENTIALS_MASTER_KEY_ID")]
+    pub master_key_id: Option<String>,
+
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+
+    /// Do not apply migrations at startup (when a migration Job does).
+    #[arg(long, env = "CREDENTIALS_NO_MIGRATE")]
+    pub no_migrate: bool,
+
+    /// How long in-flight requests may take to finish after SIGTERM.
+    #[arg(long, env = "CREDENTIALS_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+/// How bearer tokens are verified. At least one key source is required.
+#[derive(Debug, Clone, Args)]
+pub struct JwtArgs {
+    /// Required `iss` claim.
+    #[arg(
+        long,
+        env = "CREDENTIALS_JWT_ISSUER",
+        default_value = "credentials-vault"
+    )]
+    pub jwt_issuer: String,
+
+    /// Required `aud` claim.
+    #[arg(
+        long,
+        env = "CREDENTIALS_JWT_AUDIENCE",
+        default_value = "credentials-api"
+    )]
+    pub jwt_audience: String,
+
+    /// File holding an HS256 shared secret (at least 32 bytes): for development.
+    #[arg(long, env = "CREDENTIALS_JWT_HS256_SECRET_FILE")]
+    pub jwt_hs256_secret_file: Option<PathBuf>,
+
+    /// PEM file of public keys (Ed25519 or P-256) that sign EdDSA / ES256 tokens: for production.
+    #[arg(long, env = "CREDENTIALS_JWT_PUBLIC_KEYS_FILE")]
+    pub jwt_public_keys_file: Option<PathBuf>,
+
+    /// JWKS file of public keys (OKP Ed25519 or EC P-256, with kid): for production.
+    #[arg(long, env = "CREDENTIALS_JWT_JWKS_FILE")]
+    pub jwt_jwks_file: Option<PathBuf>,
+
+    /// Clock skew allowed on exp and nbf.
+    #[arg(long, env = "CREDENTIALS_JWT_LEEWAY", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub jwt_leeway: Duration,
+}
+
+/// `credentials-api dev-token`.
+#[derive(Debug, Clone, Args)]
+pub struct DevTokenArgs {
+    /// The HS256 secret file the server uses.
+    #[arg(long, env = "CREDENTIALS_JWT_HS256_SECRET_FILE")]
+    pub hs256_secret_file: PathBuf,
+
+    /// `iss` claim.
+    #[arg(
+        long,
+        env = "CREDENTIALS_JWT_ISSUER",
+        default_value = "credentials-vault"
+    )]
+    pub issuer: String,
+
+    /// `aud` claim.
+    #[arg(
+        long,
+        env = "CREDENTIALS_JWT_AUDIENCE",
+        default_value = "credentials-api"
+    )]
+    pub audience: String,
+
+    /// `sub` claim.
+    #[arg(long, default_value = "developer")]
+    pub subject: String,
+
+    /// A workspace the token may act in (repeat for several).
+    #[arg(long = "workspace", required = true)]
+    pub workspaces: Vec<String>,
+
+    /// Permissions, comma-separated: read, write, access, admin.
+    #[arg(long, value_delimiter = ',', default_value = "read,write,access")]
+    pub permissions: Vec<String>,
+
+    /// How long the token is valid.
+    #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
+    pub ttl: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_serve_flag_has_an_env_fallback_and_help() {
+        let cli = Cli::command();
+        let serve = cli.find_subcommand("serve").unwrap();
+        for arg in serve.get_arguments() {
+            if matches!(arg.get_id().as_str(), "help" | "version") {
+                continue;
+            }
+            assert!(arg.get_env().is_some(), "--{} has no env", arg.get_id());
+            assert!(arg.get_help().is_some(), "--{} has no help", arg.get_id());
+        }
+    }
+}

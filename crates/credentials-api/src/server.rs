@@ -1,0 +1,220 @@
+//! Startup, readiness and shutdown of `credentials-api serve`.
+
+use crate::auth_layer::AuthLayer;
+use crate::config::{DatabaseArgs, JwtArgs, ServeConfig};
+use crate::grpc::{AccessService, CredentialsService};
+use crate::vault::Vault;
+use auth::{Verifier, VerifierConfig};
+use credentials_core::limits::MAX_REQUEST_BYTES;
+use credentials_store::{Store, StoreConfig};
+use kms::{ClientConfig, KmsClient, KmsEndpoint};
+use std::{fs, sync::Arc, time::Duration};
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::{ServingStatus, server::HealthReporter};
+use vault_proto::credentials::v1::{
+    access_service_server::AccessServiceServer,
+    credentials_service_server::CredentialsServiceServer,
+};
+
+const MANAGEMENT: &str = "credentials.v1.CredentialsService";
+const ACCESS: &str = "credentials.v1.AccessService";
+
+/// Builds the token verifier from the configured key sources; fails on none or a bad file.
+pub fn verifier(args: &JwtArgs) -> Result<Verifier, String> {
+    let mut verifier = Verifier::new(VerifierConfig {
+        issuer: args.jwt_issuer.clone(),
+        audience: args.jwt_audience.clone(),
+        leeway: args.jwt_leeway,
+    });
+    let read = |path: &std::path::Path| {
+        fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    if let Some(path) = &args.jwt_hs256_secret_file {
+        let secret = zeroize::Zeroizing::new(read(path)?);
+        let trimmed = secret.trim_ascii_end();
+        verifier = verifier
+            .with_hs256_secret(trimmed)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        tracing::warn!("HS256 shared-secret tokens accepted: use public keys in production");
+    }
+    if let Some(path) = &args.jwt_public_keys_file {
+        let pem = String::from_utf8(read(path)?)
+            .map_err(|_| format!("{} is not text", path.display()))?;
+        verifier = verifier
+            .with_public_keys_pem(&pem)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if let Some(path) = &args.jwt_jwks_file {
+        let json = String::from_utf8(read(path)?)
+            .map_err(|_| format!("{} is not text", path.display()))?;
+        verifier = verifier
+            .with_jwks(&json)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if verifier.key_count() == 0 {
+        return Err("no token keys: give --jwt-hs256-secret-file, --jwt-public-keys-file or --jwt-jwks-file".into());
+    }
+    Ok(verifier)
+}
+
+/// The pool, after waiting for Postgres (up to the startup timeout) and, unless told not to,
+/// applying migrations.
+pub async fn store(args: &DatabaseArgs, migrate: bool) -> Result<Store, String> {
+    let store = Store::new(&StoreConfig {
+        url: args.database_url.clone(),
+        max_connections: args.db_max_connections,
+        wait_timeout: args.db_wait_timeout,
+        connect_timeout: Duration::from_secs(3),
+    })
+    .map_err(|e| format!("database configuration: {e}"))?;
+    let deadline = tokio::time::Instant::now() + args.startup_timeout;
+    loop {
+        let attempt = if migrate {
+            store.migrate().await
+        } else {
+            store.ping().await
+        };
+        match attempt {
+            Ok(()) => return Ok(store),
+            Err(e) if e.is_retryable() && tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "waiting for the database");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => {
+                let source = std::error::Error::source(&e)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
+                return Err(format!("database: {e} {source}"));
+            }
+        }
+    }
+}
+
+fn kms_client(config: &ServeConfig) -> Result<KmsClient, String> {
+    let endpoint = if config.kms_endpoint.starts_with("https://") {
+        let (Some(ca), Some(cert), Some(key)) = (
+            &config.kms_tls_ca,
+            &config.kms_tls_cert,
+            &config.kms_tls_key,
+        ) else {
+            return Err(
+                "an https kms endpoint needs --kms-tls-ca, --kms-tls-cert and --kms-tls-key".into(),
+            );
+        };
+        let read = |p: &std::path::Path| {
+            fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+        };
+        KmsEndpoint::Tls {
+            uri: config.kms_endpoint.clone(),
+            ca_pem: read(ca)?,
+            cert_pem: read(cert)?,
+            key_pem: zeroize::Zeroizing::new(read(key)?),
+            server_name: config.kms_server_name.clone(),
+        }
+    } else {
+        KmsEndpoint::parse_plain(&config.kms_endpoint).map_err(|e| e.to_string())?
+    };
+    let mut client_config = ClientConfig::new(endpoint);
+    client_config.timeout = config.kms_timeout;
+    KmsClient::new(client_config).map_err(|e| e.to_string())
+}
+
+async fn set_all(health: &HealthReporter, status: ServingStatus) {
+    for name in ["", MANAGEMENT, ACCESS] {
+        health.set_service_status(name, status).await;
+    }
+}
+
+/// Reports SERVING while both Postgres and the kms answer, NOT_SERVING otherwise; logs changes.
+fn spawn_readiness(vault: Vault, health: HealthReporter) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ready = false;
+        loop {
+            let db = tokio::time::timeout(Duration::from_secs(2), vault.store().ping()).await;
+            let kms = vault.kms().is_serving().await;
+            let now_ready = matches!(db, Ok(Ok(()))) && matches!(kms, Ok(true));
+            if now_ready != ready {
+                ready = now_ready;
+                if ready {
+                    set_all(&health, ServingStatus::Serving).await;
+                    tracing::info!("ready: the database and the kms answer");
+                } else {
+                    set_all(&health, ServingStatus::NotServing).await;
+                    tracing::warn!(
+                        database_ok = matches!(db, Ok(Ok(()))),
+                        kms_ok = matches!(kms, Ok(true)),
+                        "not ready"
+                    );
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(if ready { 2000 } else { 250 })).await;
+        }
+    })
+}
+
+/// Runs the server until SIGTERM or SIGINT. Errors are startup failures.
+pub async fn run(config: ServeConfig) -> Result<(), String> {
+    // 1. Health first, NOT_SERVING, so nothing reports ready before Postgres and the kms answer.
+    let (health, health_service) = tonic_health::server::health_reporter();
+    set_all(&health, ServingStatus::NotServing).await;
+
+    // 2. Configuration that can be wrong: fail before touching anything else.
+    let verifier = Arc::new(verifier(&config.jwt)?);
+    let kms = kms_client(&config)?;
+    if let Some(key) = &config.master_key_id {
+        kms::validate_key_id("--master-key-id", key).map_err(|e| e.to_string())?;
+    }
+
+    // 3. The database: wait for it and migrate (advisory-locked, safe with many replicas).
+    let store = store(&config.database, !config.no_migrate).await?;
+    let vault = Vault::new(store.clone(), kms, config.master_key_id.clone());
+
+    // 4. Bind, and say where.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot bind {}: {e}", config.listen))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%address, "listening");
+
+    // 5. SERVING once the database and the kms answer (and NOT_SERVING whenever they stop).
+    let readiness = spawn_readiness(vault.clone(), health.clone());
+
+    // 6. The stack, outermost first: authentication and request ids for every call, then the
+    //    services (health and reflection need no token).
+    let router = Server::builder()
+        .layer(AuthLayer::new(verifier))
+        .add_service(health_service)
+        .add_service(service_kit::reflection_v1(&[MANAGEMENT, ACCESS]))
+        .add_service(service_kit::reflection_v1alpha(&[MANAGEMENT, ACCESS]))
+        .add_service(
+            CredentialsServiceServer::new(CredentialsService::new(vault.clone()))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+        )
+        .add_service(
+            AccessServiceServer::new(AccessService::new(vault))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+        );
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+        let _ = stop_rx.await;
+    }));
+
+    // 7. Shutdown: NOT_SERVING first (load balancers stop sending), then drain, then close.
+    service_kit::shutdown_signal().await;
+    readiness.abort();
+    set_all(&health, ServingStatus::NotServing).await;
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(config.shutdown_grace, server).await {
+        Ok(Ok(Ok(()))) => tracing::info!("drained; exiting"),
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "server failed while draining"),
+        Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
+        Err(_) => tracing::warn!(
+            grace = ?config.shutdown_grace,
+            "requests still in flight after the grace period; exiting anyway"
+        ),
+    }
+    store.close();
+    Ok(())
+}

@@ -1,0 +1,82 @@
+use crate::{Result, Store, StoreError};
+use credentials_core::model::{AuditAction, AuditEvent, AuditOutcome, NewAuditEvent};
+use deadpool_postgres::GenericClient;
+use uuid::Uuid;
+
+const INSERT: &str = "INSERT INTO audit_events \
+    (workspace_id, credential_id, actor, action, outcome, status_code, request_id) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// Appends an audit event on `client` (a transaction, when it must commit with a change).
+pub(crate) async fn insert(client: &impl GenericClient, event: &NewAuditEvent) -> Result<()> {
+    let statement = client.prepare_cached(INSERT).await?;
+    client
+        .execute(
+            &statement,
+            &[
+                &event.workspace_id,
+                &event.credential_id,
+                &event.actor,
+                &event.action.code(),
+                &event.outcome.code(),
+                &event.status_code,
+                &event.request_id,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Appends an audit event on its own (for actions that change no row, e.g. an access).
+    /// Returns once the event is committed.
+    pub async fn record_audit(&self, event: &NewAuditEvent) -> Result<()> {
+        let conn = self.pool.get().await?;
+        insert(&conn, event).await
+    }
+
+    /// A workspace's audit events, newest first, optionally of one credential, older than
+    /// `before_id` when given.
+    pub async fn list_audit(
+        &self,
+        workspace_id: &str,
+        credential_id: Option<Uuid>,
+        before_id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>> {
+        let conn = self.pool.get().await?;
+        let statement = conn
+            .prepare_cached(
+                "SELECT id, workspace_id, credential_id, actor, action, outcome, status_code, \
+                 request_id, occurred_at FROM audit_events \
+                 WHERE workspace_id = $1 AND ($2::uuid IS NULL OR credential_id = $2) \
+                 AND ($3::bigint IS NULL OR id < $3) ORDER BY id DESC LIMIT $4",
+            )
+            .await?;
+        let rows = conn
+            .query(
+                &statement,
+                &[&workspace_id, &credential_id, &before_id, &limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditEvent {
+                    id: row.try_get(0)?,
+                    event: NewAuditEvent {
+                        workspace_id: row.try_get(1)?,
+                        credential_id: row.try_get(2)?,
+                        actor: row.try_get(3)?,
+                        action: AuditAction::from_code(row.try_get(4)?)
+                            .ok_or(StoreError::Corrupt("audit action"))?,
+                        outcome: AuditOutcome::from_code(row.try_get(5)?)
+                            .ok_or(StoreError::Corrupt("audit outcome"))?,
+                        status_code: row.try_get(6)?,
+                        request_id: row.try_get(7)?,
+                    },
+                    time: row.try_get(8)?,
+                })
+            })
+            .collect()
+    }
+}

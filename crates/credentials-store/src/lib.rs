@@ -1,0 +1,15 @@
+//! Postgres storage of the credentials vault. Stores only ciphertext, wrapped data keys and
+//! metadata; the schema enforces the invariants (unique live names, one live default per type,
+//! types from the catalogue, envelope present exactly while live, append-only audit).
+
+#![forbid(unsafe_code)]
+
+mod audit;
+mod credentials;
+mod error;
+mod pool;
+mod rows;
+
+pub use credentials::{CredentialChanges, NewCredential};
+pub use error::{Result, StoreError};
+pub use pool::{PoolStatus, Store, StoreConfig};

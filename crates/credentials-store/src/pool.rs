@@ -1,0 +1,126 @@
+use crate::{Result, StoreError};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::time::Duration;
+use tokio_postgres::NoTls;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Arbitrary constant shared by every replica: whoever holds this advisory lock migrates, the
+/// others wait and then find nothing left to do.
+const MIGRATION_LOCK: i64 = 0x7661_756c_745f_6d31;
+
+/// How to reach Postgres.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// A libpq URL or key=value string.
+    pub url: String,
+    /// Most connections in the pool.
+    pub max_connections: usize,
+    /// How long a request waits for a free connection.
+    pub wait_timeout: Duration,
+    /// How long opening a connection may take.
+    pub connect_timeout: Duration,
+}
+
+/// Connection-pool figures, for health and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Connections open.
+    pub size: usize,
+    /// Connections idle.
+    pub available: usize,
+    /// Requests waiting for a connection.
+    pub waiting: usize,
+    /// The pool's limit.
+    pub max_size: usize,
+}
+
+/// The credentials database.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) pool: Pool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+impl Store {
+    /// Builds the pool. Connects lazily: a Postgres that is down now makes calls fail with
+    /// [`StoreError::Unavailable`] until it is up.
+    pub fn new(config: &StoreConfig) -> Result<Self> {
+        let mut pg: tokio_postgres::Config = config
+            .url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| StoreError::Unavailable(Box::new(e)))?;
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(config.connect_timeout);
+        }
+        if pg.get_application_name().is_none() {
+            pg.application_name("credentials-api");
+        }
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.max_connections)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(config.wait_timeout))
+            .create_timeout(Some(config.connect_timeout))
+            .recycle_timeout(Some(config.connect_timeout))
+            .build()
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        Ok(Self { pool })
+    }
+
+    /// Applies the embedded migrations. Safe when several replicas start at once: they
+    /// serialize on a session advisory lock.
+    pub async fn migrate(&self) -> Result<()> {
+        let mut conn = self.pool.get().await?;
+        conn.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        let client: &mut tokio_postgres::Client = &mut conn;
+        let result = embedded::migrations::runner().run_async(client).await;
+        // Unlock even after a failure; the session would release it anyway when it closes.
+        conn.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        let report = result.map_err(|e| StoreError::Migration(e.to_string()))?;
+        for migration in report.applied_migrations() {
+            tracing::info!(migration = %migration, "migration applied");
+        }
+        Ok(())
+    }
+
+    /// Checks that Postgres answers.
+    pub async fn ping(&self) -> Result<()> {
+        let conn = self.pool.get().await?;
+        conn.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+
+    /// The pool's figures now.
+    pub fn status(&self) -> PoolStatus {
+        let s = self.pool.status();
+        PoolStatus {
+            size: s.size,
+            available: s.available,
+            waiting: s.waiting,
+            max_size: s.max_size,
+        }
+    }
+
+    /// Closes the pool: later calls fail, open connections are dropped.
+    pub fn close(&self) {
+        self.pool.close();
+    }
+}
