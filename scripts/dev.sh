@@ -46,9 +46,10 @@ if [ -z "${DATABASE_URL:-}" ]; then
   [ ${#as_pg[@]} -gt 0 ] && chown postgres "$pgsock"
   pg_ctl_cmd=("${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pgdata")
   "${pg_ctl_cmd[@]}" -l "$pgdata/postgres.log" -w -o "-k $pgsock -c listen_addresses=''" start >/dev/null
-  "$pg_bin/../bin/psql" -h "$pgsock" -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname='vault'" 2>/dev/null | grep -q 1 \
-    || psql -h "$pgsock" -U postgres -d postgres -qc "CREATE DATABASE vault" 2>/dev/null \
-    || "${as_pg[@]}" createdb -h "$pgsock" -U postgres vault
+  createdb=$pg_bin/createdb; [ -x "$createdb" ] || createdb=createdb
+  if ! created=$("$createdb" -h "$pgsock" -U postgres vault 2>&1); then
+    grep -q 'already exists' <<<"$created" || { echo "$created" >&2; exit 1; }
+  fi
   export DATABASE_URL="host=$pgsock port=5432 user=postgres dbname=vault"
 fi
 

@@ -4,6 +4,10 @@
 
 #![forbid(unsafe_code)]
 
+mod stack;
+
+pub use stack::{ApiProcess, Stack, authed};
+
 use kms::{ClientConfig, KmsClient, KmsEndpoint};
 use std::{
     fs,

@@ -1,0 +1,222 @@
+//! The whole stack for an end-to-end test: a database of its own, the real kms on a socket and
+//! the real credentials-api on a TCP port, plus tokens and clients.
+
+use crate::{KmsProcess, bin, send_signal, wait_until};
+use auth::{Claims, SigningKey};
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+use testkit::TestDb;
+use tonic::{Request, transport::Channel};
+use vault_proto::credentials::v1::{
+    access_service_client::AccessServiceClient,
+    credentials_service_client::CredentialsServiceClient,
+};
+
+/// The shared secret of the test tokens (HS256).
+const JWT_SECRET: &[u8] = b"end-to-end-tests-shared-secret-0123456789";
+
+/// A running `credentials-api serve`.
+pub struct ApiProcess {
+    child: Option<Child>,
+    /// stderr (JSON logs).
+    pub log: PathBuf,
+    /// Where it listens.
+    pub addr: String,
+}
+
+impl ApiProcess {
+    /// Starts the API against `database_url` and the kms socket, and waits until it is ready.
+    pub async fn start(dir: &Path, database_url: &str, kms_socket: &Path, secret: &Path) -> Self {
+        let log = (1..)
+            .map(|n| dir.join(format!("api-{n}.log")))
+            .find(|p| !p.exists())
+            .expect("a free log name");
+        let child = Command::new(bin("credentials-api"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--kms-timeout", "1s"])
+            .arg("--kms-endpoint")
+            .arg(format!("unix://{}", kms_socket.display()))
+            .arg("--jwt-hs256-secret-file")
+            .arg(secret)
+            .args(["--db-wait-timeout", "2s", "--shutdown-grace", "10s"])
+            .env("DATABASE_URL", database_url)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn credentials-api");
+        let mut api = Self {
+            child: Some(child),
+            log,
+            addr: String::new(),
+        };
+        let mut addr = None;
+        let mut ready = false;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline && !ready {
+            let logs = api.logs();
+            for line in logs.lines() {
+                if line.contains("\"message\":\"listening\"") {
+                    let entry: serde_json::Value = serde_json::from_str(line).expect("json log");
+                    addr = entry["address"].as_str().map(str::to_owned);
+                }
+                ready |= line.contains("\"message\":\"ready");
+            }
+            if let Some(Ok(Some(status))) = api.child.as_mut().map(Child::try_wait) {
+                panic!("credentials-api exited with {status}; log:\n{logs}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(ready, "credentials-api not ready; log:\n{}", api.logs());
+        api.addr = addr.expect("listening address logged");
+        api
+    }
+
+    /// Everything logged so far.
+    pub fn logs(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Log lines at ERROR level.
+    pub fn error_lines(&self) -> Vec<String> {
+        self.logs()
+            .lines()
+            .filter(|l| l.contains("\"level\":\"ERROR\""))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub async fn stop(&mut self) -> ExitStatus {
+        send_signal(self.pid(), "TERM");
+        let child = self.child.as_mut().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("credentials-api did not exit after SIGTERM");
+    }
+}
+
+impl Drop for ApiProcess {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Postgres + kms + credentials-api for one test.
+pub struct Stack {
+    /// The test's directory (keyring, socket, logs, token secret).
+    pub dir: tempfile::TempDir,
+    /// The test's own database.
+    pub db: TestDb,
+    /// The kms.
+    pub kms: KmsProcess,
+    /// The API.
+    pub api: ApiProcess,
+    /// The token secret file.
+    pub secret: PathBuf,
+}
+
+impl Stack {
+    /// Starts everything on a fresh, empty database (the API applies the migrations).
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = TestDb::empty().await;
+        let keyring = KmsProcess::create_keyring(dir.path());
+        let kms = KmsProcess::start(dir.path(), &keyring, &[]).await;
+        let secret = dir.path().join("jwt-secret");
+        fs::write(&secret, JWT_SECRET).expect("write secret");
+        let api = ApiProcess::start(dir.path(), &db.url(), &kms.socket, &secret).await;
+        Self {
+            dir,
+            db,
+            kms,
+            api,
+            secret,
+        }
+    }
+
+    /// A token for `workspaces` with `permissions`, valid for an hour.
+    pub fn token(&self, workspaces: &[&str], permissions: &[&str]) -> String {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        self.token_with(Claims {
+            sub: "e2e-test".into(),
+            iss: "credentials-vault".into(),
+            aud: "credentials-api".into(),
+            exp: now + 3600,
+            nbf: Some(now),
+            iat: Some(now),
+            workspaces: workspaces.iter().map(|w| (*w).to_owned()).collect(),
+            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+        })
+    }
+
+    /// A token with exactly these claims.
+    pub fn token_with(&self, claims: Claims) -> String {
+        SigningKey::Hs256(zeroize::Zeroizing::new(JWT_SECRET.to_vec()))
+            .mint(&claims)
+            .expect("mint")
+    }
+
+    async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.api.addr))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect to credentials-api")
+    }
+
+    /// A management client.
+    pub async fn management(&self) -> CredentialsServiceClient<Channel> {
+        CredentialsServiceClient::new(self.channel().await)
+    }
+
+    /// An access client.
+    pub async fn access(&self) -> AccessServiceClient<Channel> {
+        AccessServiceClient::new(self.channel().await)
+    }
+
+    /// Restarts the kms on the same keyring and socket.
+    pub async fn restart_kms(&mut self) {
+        let keyring = self.kms.keyring.clone();
+        self.kms = KmsProcess::start(self.dir.path(), &keyring, &[]).await;
+    }
+
+    /// Waits until a log line of the API contains `needle`.
+    pub async fn wait_for_api_log(&self, needle: &str) -> bool {
+        wait_until(Duration::from_secs(10), || {
+            std::future::ready(self.api.logs().contains(needle))
+        })
+        .await
+    }
+}
+
+/// `message` with `authorization: Bearer <token>`.
+pub fn authed<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii token"),
+    );
+    request
+}
