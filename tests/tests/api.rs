@@ -1336,3 +1336,48 @@ async fn sigterm_drains_and_exits_cleanly() {
         stack.api.error_lines()
     );
 }
+
+#[tokio::test]
+async fn health_follows_the_kms() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let mut stack = Stack::start().await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", stack.api.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let health = HealthClient::new(channel);
+    let status = |service: &'static str| {
+        let mut health = health.clone();
+        async move {
+            health
+                .check(HealthCheckRequest {
+                    service: service.into(),
+                })
+                .await
+                .map(|r| r.into_inner().status())
+                .ok()
+        }
+    };
+    assert_eq!(
+        status("credentials.v1.AccessService").await,
+        Some(ServingStatus::Serving)
+    );
+
+    assert!(stack.kms.stop().await.success());
+    let down = e2e::wait_until(std::time::Duration::from_secs(10), || async {
+        status("credentials.v1.AccessService").await == Some(ServingStatus::NotServing)
+    })
+    .await;
+    assert!(down, "health stayed SERVING with the kms down");
+    assert_eq!(status("").await, Some(ServingStatus::NotServing));
+
+    stack.restart_kms().await;
+    let up = e2e::wait_until(std::time::Duration::from_secs(10), || async {
+        status("credentials.v1.CredentialsService").await == Some(ServingStatus::Serving)
+    })
+    .await;
+    assert!(up, "health did not recover after the kms restarted");
+}

@@ -24,6 +24,9 @@ pub enum StoreError {
     /// A stored row holds something this build cannot read.
     #[error("stored row is unreadable: {0}")]
     Corrupt(&'static str),
+    /// The connection string cannot be used.
+    #[error("database configuration: {0}")]
+    Config(String),
     /// The migrations could not be applied.
     #[error("migrations failed: {0}")]
     Migration(String),
@@ -42,8 +45,15 @@ impl StoreError {
 impl From<tokio_postgres::Error> for StoreError {
     fn from(err: tokio_postgres::Error) -> Self {
         let Some(code) = err.code() else {
-            // No SQLSTATE: the connection broke or could not be made.
-            return Self::Unavailable(Box::new(err));
+            // No SQLSTATE: either the connection broke or could not be made (retryable), or a
+            // value did not convert (a bug or a schema mismatch, not an outage).
+            let transport = err.is_closed()
+                || std::error::Error::source(&err).is_some_and(|s| s.is::<std::io::Error>());
+            return if transport {
+                Self::Unavailable(Box::new(err))
+            } else {
+                Self::Database(err)
+            };
         };
         if *code == SqlState::UNIQUE_VIOLATION {
             let constraint = err

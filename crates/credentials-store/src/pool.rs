@@ -58,7 +58,7 @@ impl Store {
         let mut pg: tokio_postgres::Config = config
             .url
             .parse()
-            .map_err(|e: tokio_postgres::Error| StoreError::Unavailable(Box::new(e)))?;
+            .map_err(|e: tokio_postgres::Error| StoreError::Config(e.to_string()))?;
         if pg.get_connect_timeout().is_none() {
             pg.connect_timeout(config.connect_timeout);
         }
@@ -79,7 +79,7 @@ impl Store {
             .create_timeout(Some(config.connect_timeout))
             .recycle_timeout(Some(config.connect_timeout))
             .build()
-            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+            .map_err(|e| StoreError::Config(e.to_string()))?;
         Ok(Self { pool })
     }
 
