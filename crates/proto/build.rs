@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "credentials/v1/resources.proto",
         "credentials/v1/credentials_service.proto",
         "credentials/v1/access_service.proto",
+        "credentials/v1/admin_service.proto",
     ];
     let fds = protox::compile(files, [&root])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);

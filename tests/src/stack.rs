@@ -12,7 +12,7 @@ use std::{
 use testkit::TestDb;
 use tonic::{Request, transport::Channel};
 use vault_proto::credentials::v1::{
-    access_service_client::AccessServiceClient,
+    access_service_client::AccessServiceClient, admin_service_client::AdminServiceClient,
     credentials_service_client::CredentialsServiceClient,
 };
 
@@ -30,7 +30,13 @@ pub struct ApiProcess {
 
 impl ApiProcess {
     /// Starts the API against `database_url` and the kms socket, and waits until it is ready.
-    pub async fn start(dir: &Path, database_url: &str, kms_socket: &Path, secret: &Path) -> Self {
+    pub async fn start(
+        dir: &Path,
+        database_url: &str,
+        kms_socket: &Path,
+        secret: &Path,
+        extra_args: &[&str],
+    ) -> Self {
         let log = (1..)
             .map(|n| dir.join(format!("api-{n}.log")))
             .find(|p| !p.exists())
@@ -42,6 +48,7 @@ impl ApiProcess {
             .arg("--jwt-hs256-secret-file")
             .arg(secret)
             .args(["--db-wait-timeout", "2s", "--shutdown-grace", "10s"])
+            .args(extra_args)
             .env("DATABASE_URL", database_url)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -95,6 +102,14 @@ impl ApiProcess {
         self.child.as_ref().expect("running").id()
     }
 
+    /// Kills the process outright (SIGKILL): a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit.
     pub async fn stop(&mut self) -> ExitStatus {
         send_signal(self.pid(), "TERM");
@@ -132,25 +147,67 @@ pub struct Stack {
     pub api: ApiProcess,
     /// The token secret file.
     pub secret: PathBuf,
+    api_args: Vec<String>,
 }
 
 impl Stack {
     /// Starts everything on a fresh, empty database (the API applies the migrations).
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts everything, passing `api_args` to `credentials-api serve`.
+    pub async fn start_with(api_args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = TestDb::empty().await;
         let keyring = KmsProcess::create_keyring(dir.path());
         let kms = KmsProcess::start(dir.path(), &keyring, &[]).await;
         let secret = dir.path().join("jwt-secret");
         fs::write(&secret, JWT_SECRET).expect("write secret");
-        let api = ApiProcess::start(dir.path(), &db.url(), &kms.socket, &secret).await;
+        let api = ApiProcess::start(dir.path(), &db.url(), &kms.socket, &secret, api_args).await;
         Self {
             dir,
             db,
             kms,
             api,
             secret,
+            api_args: api_args.iter().map(|a| (*a).to_owned()).collect(),
         }
+    }
+
+    /// Starts the API again with the same database, kms and arguments (after a stop or a kill).
+    pub async fn restart_api(&mut self) {
+        self.api.kill();
+        let args: Vec<&str> = self.api_args.iter().map(String::as_str).collect();
+        self.api = ApiProcess::start(
+            self.dir.path(),
+            &self.db.url(),
+            &self.kms.socket,
+            &self.secret,
+            &args,
+        )
+        .await;
+    }
+
+    /// Runs `kms keyring <args> --file <this stack's keyring>`, then SIGHUP, and waits for the
+    /// kms to log the reload.
+    pub async fn keyring_and_reload(&self, args: &[&str]) {
+        let before = self.kms.logs().matches("keyring reloaded").count();
+        let file = self.kms.keyring.to_str().expect("utf-8 path").to_owned();
+        let mut full: Vec<&str> = args.to_vec();
+        full.extend(["--file", &file]);
+        let out = crate::kms_keyring(&full);
+        assert!(
+            out.status.success(),
+            "kms keyring {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        send_signal(self.kms.pid(), "HUP");
+        let reloaded = wait_until(Duration::from_secs(10), || {
+            std::future::ready(self.kms.logs().matches("keyring reloaded").count() > before)
+        })
+        .await;
+        assert!(reloaded, "kms did not reload; log:\n{}", self.kms.logs());
     }
 
     /// A token for `workspaces` with `permissions`, valid for an hour.
@@ -189,6 +246,11 @@ impl Stack {
     /// A management client.
     pub async fn management(&self) -> CredentialsServiceClient<Channel> {
         CredentialsServiceClient::new(self.channel().await)
+    }
+
+    /// An admin client.
+    pub async fn admin(&self) -> AdminServiceClient<Channel> {
+        AdminServiceClient::new(self.channel().await)
     }
 
     /// An access client.

@@ -4,6 +4,23 @@ use crate::error::VaultError;
 use auth::{Permission, Principal};
 use credentials_core::limits::MAX_WORKSPACE_ID_BYTES;
 
+/// Checks a workspace id's form: 1-64 bytes of `[A-Za-z0-9_.-]`.
+pub fn check_workspace_id(workspace_id: &str) -> Result<(), VaultError> {
+    let ok = !workspace_id.is_empty()
+        && workspace_id.len() <= MAX_WORKSPACE_ID_BYTES
+        && workspace_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(VaultError::invalid(
+            "workspace_id",
+            "must be 1-64 bytes of [A-Za-z0-9_.-]",
+        ))
+    }
+}
+
 /// An authenticated caller of one request.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -40,16 +57,7 @@ impl Caller {
                 )),
             };
         }
-        let well_formed = requested.len() <= MAX_WORKSPACE_ID_BYTES
-            && requested
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-        if !well_formed {
-            return Err(VaultError::invalid(
-                "workspace_id",
-                "must be 1-64 bytes of [A-Za-z0-9_.-]",
-            ));
-        }
+        check_workspace_id(requested)?;
         Ok(if self.principal.may_act_in(requested) {
             Ok(requested.to_owned())
         } else {

@@ -102,6 +102,19 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub jwt: JwtArgs,
 
+    /// Credentials per batch of the re-wrap sweep.
+    #[arg(long, env = "CREDENTIALS_REWRAP_BATCH_SIZE", default_value_t = 100)]
+    pub rewrap_batch_size: i64,
+
+    /// Pause between batches of the re-wrap sweep (bounds its load on Postgres and the kms).
+    #[arg(long, env = "CREDENTIALS_REWRAP_PAUSE", default_value = "50ms", value_parser = humantime::parse_duration)]
+    pub rewrap_pause: Duration,
+
+    /// How often to sweep by itself when credentials are left on old key versions; 0 for on
+    /// demand only (AdminService/StartRewrap).
+    #[arg(long, env = "CREDENTIALS_REWRAP_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub rewrap_interval: Duration,
+
     /// Do not apply migrations at startup (when a migration Job does).
     #[arg(long, env = "CREDENTIALS_NO_MIGRATE")]
     pub no_migrate: bool,

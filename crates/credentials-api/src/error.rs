@@ -64,6 +64,9 @@ impl From<StoreError> for VaultError {
             StoreError::NoDefault => {
                 Self::FailedPrecondition("the workspace has no default credential for this type; set one with SetDefaultCredential".into())
             }
+            StoreError::SweepRunning => {
+                Self::FailedPrecondition("a re-wrap sweep is already running".into())
+            }
             StoreError::Unavailable(source) => {
                 tracing::warn!(error = %source, "database unavailable");
                 Self::Unavailable("the database")

@@ -7,6 +7,7 @@ mod caller;
 mod config;
 mod error;
 mod grpc;
+mod lifecycle;
 mod paging;
 mod server;
 mod vault;

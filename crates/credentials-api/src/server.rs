@@ -2,7 +2,8 @@
 
 use crate::auth_layer::AuthLayer;
 use crate::config::{DatabaseArgs, JwtArgs, ServeConfig};
-use crate::grpc::{AccessService, CredentialsService};
+use crate::grpc::{AccessService, AdminService, CredentialsService};
+use crate::lifecycle::{KeyLifecycle, SweepConfig};
 use crate::vault::Vault;
 use auth::{Verifier, VerifierConfig};
 use credentials_core::limits::MAX_REQUEST_BYTES;
@@ -13,12 +14,13 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::{ServingStatus, server::HealthReporter};
 use vault_proto::credentials::v1::{
-    access_service_server::AccessServiceServer,
+    access_service_server::AccessServiceServer, admin_service_server::AdminServiceServer,
     credentials_service_server::CredentialsServiceServer,
 };
 
 const MANAGEMENT: &str = "credentials.v1.CredentialsService";
 const ACCESS: &str = "credentials.v1.AccessService";
+const ADMIN: &str = "credentials.v1.AdminService";
 
 /// Builds the token verifier from the configured key sources; fails on none or a bad file.
 pub fn verifier(args: &JwtArgs) -> Result<Verifier, String> {
@@ -121,7 +123,7 @@ fn kms_client(config: &ServeConfig) -> Result<KmsClient, String> {
 }
 
 async fn set_all(health: &HealthReporter, status: ServingStatus) {
-    for name in ["", MANAGEMENT, ACCESS] {
+    for name in ["", MANAGEMENT, ACCESS, ADMIN] {
         health.set_service_status(name, status).await;
     }
 }
@@ -168,7 +170,16 @@ pub async fn run(config: ServeConfig) -> Result<(), String> {
 
     // 3. The database: wait for it and migrate (advisory-locked, safe with many replicas).
     let store = store(&config.database, !config.no_migrate).await?;
-    let vault = Vault::new(store.clone(), kms, config.master_key_id.clone());
+    let vault = Vault::new(store.clone(), kms.clone(), config.master_key_id.clone());
+    let lifecycle = KeyLifecycle::new(
+        store.clone(),
+        kms,
+        SweepConfig {
+            batch_size: config.rewrap_batch_size.max(1),
+            pause: config.rewrap_pause,
+            interval: (!config.rewrap_interval.is_zero()).then_some(config.rewrap_interval),
+        },
+    );
 
     // 4. Bind, and say where.
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -179,14 +190,18 @@ pub async fn run(config: ServeConfig) -> Result<(), String> {
 
     // 5. SERVING once the database and the kms answer (and NOT_SERVING whenever they stop).
     let readiness = spawn_readiness(vault.clone(), health.clone());
+    // Resumes a sweep a crash interrupted, then sweeps on the schedule.
+    let scheduler = lifecycle.spawn_scheduler();
 
     // 6. The stack, outermost first: authentication and request ids for every call, then the
     //    services (health and reflection need no token).
     let router = Server::builder()
         .layer(AuthLayer::new(verifier))
         .add_service(health_service)
-        .add_service(service_kit::reflection_v1(&[MANAGEMENT, ACCESS]))
-        .add_service(service_kit::reflection_v1alpha(&[MANAGEMENT, ACCESS]))
+        .add_service(service_kit::reflection_v1(&[MANAGEMENT, ACCESS, ADMIN]))
+        .add_service(service_kit::reflection_v1alpha(&[
+            MANAGEMENT, ACCESS, ADMIN,
+        ]))
         .add_service(
             CredentialsServiceServer::new(CredentialsService::new(vault.clone()))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
@@ -194,7 +209,8 @@ pub async fn run(config: ServeConfig) -> Result<(), String> {
         .add_service(
             AccessServiceServer::new(AccessService::new(vault))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
-        );
+        )
+        .add_service(AdminServiceServer::new(AdminService::new(lifecycle)));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
@@ -204,6 +220,7 @@ pub async fn run(config: ServeConfig) -> Result<(), String> {
     // 7. Shutdown: NOT_SERVING first (load balancers stop sending), then drain, then close.
     service_kit::shutdown_signal().await;
     readiness.abort();
+    scheduler.abort();
     set_all(&health, ServingStatus::NotServing).await;
     let _ = stop_tx.send(());
     match tokio::time::timeout(config.shutdown_grace, server).await {

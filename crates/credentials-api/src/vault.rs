@@ -228,9 +228,14 @@ impl Vault {
     /// this returns.
     async fn seal(&self, workspace_id: &str, id: Uuid, value: &SecretValue) -> Result<Envelope> {
         let (map, ctx) = Self::context(workspace_id, id);
+        // A workspace's own master key wins over the configured one.
+        let master_key = match self.store.workspace_key(workspace_id).await? {
+            Some(key) => Some(key),
+            None => self.master_key.clone(),
+        };
         let key = self
             .kms
-            .generate_data_key(self.master_key.as_deref(), &ctx)
+            .generate_data_key(master_key.as_deref(), &ctx)
             .await?;
         let json = value.to_json();
         let (ciphertext, nonce) = payload::seal(&key.plaintext, &map, &json)?;

@@ -18,6 +18,9 @@ pub enum StoreError {
     /// The credential changed since the etag was read.
     #[error("the credential changed since it was read")]
     EtagMismatch,
+    /// A re-wrap sweep is already unfinished.
+    #[error("a re-wrap sweep is already running")]
+    SweepRunning,
     /// The workspace has no live default for the type.
     #[error("no default credential for this type")]
     NoDefault,
@@ -62,6 +65,9 @@ impl From<tokio_postgres::Error> for StoreError {
                 .unwrap_or_default();
             if constraint == "credentials_name_live" {
                 return Self::NameTaken;
+            }
+            if constraint == "rewrap_runs_one_running" {
+                return Self::SweepRunning;
             }
         }
         let class = &code.code()[..2];

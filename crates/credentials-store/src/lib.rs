@@ -7,9 +7,13 @@
 mod audit;
 mod credentials;
 mod error;
+mod keys;
 mod pool;
 mod rows;
 
 pub use credentials::{CredentialChanges, NewCredential};
 pub use error::{Result, StoreError};
+pub use keys::{
+    KeyTargets, KeyVersionCount, RewrapCandidate, RewrapProgress, RewrapRun, SweepLock,
+};
 pub use pool::{PoolStatus, Store, StoreConfig};

@@ -1,8 +1,11 @@
 //! The gRPC edge: the two services, which only convert requests, call the vault and convert
 //! answers. Authentication happened in the tower layer in front (see `auth_layer`).
 
+mod admin;
 mod convert;
 mod status;
+
+pub use admin::AdminService;
 
 use crate::caller::Caller;
 use crate::error::VaultError;

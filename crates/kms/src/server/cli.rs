@@ -88,6 +88,23 @@ pub enum KeyringCommand {
         #[arg(long)]
         version: u32,
     },
+    /// Disable a whole key (not the default key): nothing wrapped under any of its versions
+    /// unwraps, and nothing new is wrapped under it.
+    DisableKey {
+        #[command(flatten)]
+        file: KeyringFileArg,
+        /// The key.
+        #[arg(long)]
+        key_id: String,
+    },
+    /// Enable a disabled key again.
+    EnableKey {
+        #[command(flatten)]
+        file: KeyringFileArg,
+        /// The key.
+        #[arg(long)]
+        key_id: String,
+    },
     /// Print key ids, versions, states and creation times (never key material).
     Show {
         #[command(flatten)]
@@ -160,6 +177,18 @@ pub fn keyring(command: KeyringCommand) -> Result<(), String> {
                 keyring.write_atomically(&file.path)?;
                 println!("key {key_id:?}: version {version} enabled; {reload_hint}");
             }
+            KeyringCommand::DisableKey { file, key_id } => {
+                let mut keyring = file.load()?;
+                keyring.set_key_state(&key_id, VersionState::Disabled)?;
+                keyring.write_atomically(&file.path)?;
+                println!("key {key_id:?} disabled; {reload_hint}");
+            }
+            KeyringCommand::EnableKey { file, key_id } => {
+                let mut keyring = file.load()?;
+                keyring.set_key_state(&key_id, VersionState::Enabled)?;
+                keyring.write_atomically(&file.path)?;
+                println!("key {key_id:?} enabled; {reload_hint}");
+            }
             KeyringCommand::Show { file, json } => show(&file.load()?, json),
         }
         Ok(())
@@ -174,6 +203,7 @@ fn show(keyring: &Keyring, json: bool) {
             .map(|k| {
                 serde_json::json!({
                     "id": k.id,
+                    "state": k.state,
                     "primary_version": k.primary,
                     "versions": k.versions.values().map(|v| serde_json::json!({
                         "version": v.version,
@@ -194,9 +224,10 @@ fn show(keyring: &Keyring, json: bool) {
     );
     for key in keyring.keys() {
         for v in key.versions.values() {
-            let state = match v.state {
-                VersionState::Enabled => "enabled",
-                VersionState::Disabled => "disabled",
+            let state = match (key.state, v.state) {
+                (VersionState::Disabled, _) => "key off",
+                (_, VersionState::Enabled) => "enabled",
+                (_, VersionState::Disabled) => "disabled",
             };
             let primary = if v.version == key.primary { "yes" } else { "" };
             println!(

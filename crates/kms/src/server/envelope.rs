@@ -50,6 +50,9 @@ pub enum EnvelopeError {
         /// The version.
         version: u32,
     },
+    /// The whole master key is disabled.
+    #[error("master key {0:?} is disabled")]
+    DisabledKey(String),
     /// The context differs from the one the key was wrapped with.
     #[error("the encryption context differs from the one the key was wrapped with")]
     WrongContext,
@@ -120,6 +123,9 @@ pub fn wrap(
     let key = keyring
         .key(key_id)
         .ok_or_else(|| EnvelopeError::UnknownKey(key_id.to_owned()))?;
+    if key.state == VersionState::Disabled {
+        return Err(EnvelopeError::DisabledKey(key_id.to_owned()));
+    }
     let version = key.primary();
     let mut nonce = [0u8; NONCE_LEN];
     rng.fill(&mut nonce).map_err(|_| EnvelopeError::Rng)?;
@@ -156,6 +162,9 @@ pub fn unwrap(
     let key = keyring
         .key(header.key_id)
         .ok_or_else(|| EnvelopeError::UnknownKey(header.key_id.to_owned()))?;
+    if key.state == VersionState::Disabled {
+        return Err(EnvelopeError::DisabledKey(header.key_id.to_owned()));
+    }
     let version =
         key.versions
             .get(&header.version)
@@ -364,6 +373,23 @@ mod tests {
             &[3u8; 32]
         );
         assert!(unwrap(&keyring, &v2_blob, &ctx).is_ok());
+    }
+
+    #[test]
+    fn a_disabled_key_neither_wraps_nor_unwraps() {
+        let (mut keyring, rng, ctx) = setup();
+        keyring.add_key("ws-acme", &rng).unwrap();
+        let (blob, _) = wrap(&keyring, "ws-acme", &ctx, &[1; 32], &rng).unwrap();
+        keyring
+            .set_key_state("ws-acme", VersionState::Disabled)
+            .unwrap();
+        let disabled = EnvelopeError::DisabledKey("ws-acme".into());
+        assert_eq!(unwrap(&keyring, &blob, &ctx), Err(disabled.clone()));
+        assert_eq!(
+            wrap(&keyring, "ws-acme", &ctx, &[1; 32], &rng),
+            Err(disabled)
+        );
+        assert!(wrap(&keyring, "default", &ctx, &[1; 32], &rng).is_ok());
     }
 
     #[test]

@@ -141,6 +141,10 @@ pub enum KeyringError {
     /// An offline command tried to add a key that exists.
     #[error("key {0:?} already exists")]
     KeyExists(String),
+    /// An offline command tried to disable the default key, which every workspace without a key
+    /// of its own depends on.
+    #[error("key {0:?} is the default key; it cannot be disabled")]
+    DisableDefault(String),
     /// An offline command tried to disable the version used for new wraps.
     #[error("key {key:?}: version {version} is the primary; rotate first, then disable it")]
     DisablePrimary {
@@ -223,6 +227,8 @@ impl KeyVersion {
 pub struct MasterKey {
     /// The key's id.
     pub id: String,
+    /// A disabled key neither wraps nor unwraps, whatever its versions' states.
+    pub state: VersionState,
     /// The version used for new wraps.
     pub primary: u32,
     /// Every version, by number.
@@ -292,6 +298,7 @@ impl Keyring {
             id.to_owned(),
             MasterKey {
                 id: id.to_owned(),
+                state: VersionState::Enabled,
                 primary: 1,
                 versions: BTreeMap::from([(1, first)]),
             },
@@ -336,6 +343,15 @@ impl Keyring {
                 version,
             })?;
         entry.state = state;
+        Ok(())
+    }
+
+    /// Disables or enables a whole key (not the default key).
+    pub fn set_key_state(&mut self, id: &str, state: VersionState) -> Result<(), KeyringError> {
+        if state == VersionState::Disabled && id == self.default_key {
+            return Err(KeyringError::DisableDefault(id.to_owned()));
+        }
+        self.key_mut(id)?.state = state;
         Ok(())
     }
 
@@ -447,10 +463,14 @@ impl Keyring {
             if keys.contains_key(&key.id) {
                 return Err(KeyringError::DuplicateKey(key.id));
             }
+            if key.state == VersionState::Disabled && key.id == file.default_key {
+                return Err(KeyringError::DisableDefault(key.id));
+            }
             keys.insert(
                 key.id.clone(),
                 MasterKey {
                     id: key.id,
+                    state: key.state,
                     primary: key.primary_version,
                     versions,
                 },
@@ -475,6 +495,7 @@ impl Keyring {
                 .values()
                 .map(|k| KeyFile {
                     id: k.id.clone(),
+                    state: k.state,
                     primary_version: k.primary,
                     versions: k
                         .versions
@@ -588,6 +609,14 @@ fn redact_quoted(message: &str) -> String {
     out
 }
 
+fn enabled() -> VersionState {
+    VersionState::Enabled
+}
+
+fn is_enabled(state: &VersionState) -> bool {
+    *state == VersionState::Enabled
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct KeyringFile {
@@ -600,6 +629,9 @@ struct KeyringFile {
 #[serde(deny_unknown_fields)]
 struct KeyFile {
     id: String,
+    // Optional in the file: keys written before key-level states existed are enabled.
+    #[serde(default = "enabled", skip_serializing_if = "is_enabled")]
+    state: VersionState,
     primary_version: u32,
     versions: Vec<VersionFile>,
 }
@@ -807,6 +839,34 @@ mod tests {
             keyring.add_key("default", &rng),
             Err(KeyringError::KeyExists(_))
         ));
+    }
+
+    #[test]
+    fn whole_keys_can_be_disabled_but_not_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyring.json");
+        let rng = SystemRandom::new();
+        let mut keyring = Keyring::generate("default", &rng).unwrap();
+        keyring.add_key("ws-acme", &rng).unwrap();
+        assert!(matches!(
+            keyring.set_key_state("default", VersionState::Disabled),
+            Err(KeyringError::DisableDefault(_))
+        ));
+        keyring
+            .set_key_state("ws-acme", VersionState::Disabled)
+            .unwrap();
+        keyring.create_file(&path).unwrap();
+        let loaded = Keyring::load(&path, false).unwrap();
+        assert_eq!(loaded.key("ws-acme").unwrap().state, VersionState::Disabled);
+        assert_eq!(loaded.key("default").unwrap().state, VersionState::Enabled);
+        // Files without key states (format 1 as first written) still load.
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text.matches("\"state\": \"disabled\"").count(),
+            1,
+            "{}",
+            text.len()
+        );
     }
 
     #[test]

@@ -75,6 +75,9 @@ impl From<ServiceError> for Status {
                     EnvelopeError::DisabledVersion { .. } => {
                         Status::failed_precondition("the master-key version is disabled")
                     }
+                    EnvelopeError::DisabledKey(_) => {
+                        Status::failed_precondition("the master key is disabled")
+                    }
                     EnvelopeError::Rng => Status::internal("key generation failed"),
                 }
             }
@@ -222,6 +225,13 @@ impl pb::key_management_service_server::KeyManagementService for KmsService {
     }
 }
 
+fn state(state: VersionState) -> pb::KeyVersionState {
+    match state {
+        VersionState::Enabled => pb::KeyVersionState::Enabled,
+        VersionState::Disabled => pb::KeyVersionState::Disabled,
+    }
+}
+
 /// The keyring's public description (also printed by `kms keyring show`).
 pub fn describe(keyring: &Keyring) -> pb::DescribeKeysResponse {
     pb::DescribeKeysResponse {
@@ -230,16 +240,14 @@ pub fn describe(keyring: &Keyring) -> pb::DescribeKeysResponse {
             .keys()
             .map(|key| pb::MasterKey {
                 key_id: key.id.clone(),
+                state: state(key.state) as i32,
                 primary_version: key.primary,
                 versions: key
                     .versions
                     .values()
                     .map(|v| pb::MasterKeyVersion {
                         version: v.version,
-                        state: match v.state {
-                            VersionState::Enabled => pb::KeyVersionState::Enabled,
-                            VersionState::Disabled => pb::KeyVersionState::Disabled,
-                        } as i32,
+                        state: state(v.state) as i32,
                         create_time: Some(prost_types::Timestamp::from(v.created_at)),
                     })
                     .collect(),

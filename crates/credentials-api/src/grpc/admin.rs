@@ -1,0 +1,125 @@
+//! `credentials.v1.AdminService`: the key lifecycle over gRPC.
+
+use super::caller;
+use crate::lifecycle::{FAILED, KeyLifecycle, RUNNING, SUCCEEDED};
+use credentials_store::{KeyVersionCount, RewrapRun};
+use tonic::{Request, Response, Status};
+use vault_proto::credentials::v1 as pb;
+
+/// The admin service.
+#[derive(Debug, Clone)]
+pub struct AdminService {
+    lifecycle: KeyLifecycle,
+}
+
+impl AdminService {
+    /// A service over the key lifecycle.
+    pub fn new(lifecycle: KeyLifecycle) -> Self {
+        Self { lifecycle }
+    }
+}
+
+fn run(run: RewrapRun) -> pb::RewrapRun {
+    let state = match run.state {
+        RUNNING => pb::RewrapState::Running,
+        SUCCEEDED => pb::RewrapState::Succeeded,
+        FAILED => pb::RewrapState::Failed,
+        _ => pb::RewrapState::Unspecified,
+    };
+    pb::RewrapRun {
+        id: if run.dry_run {
+            String::new()
+        } else {
+            run.id.to_string()
+        },
+        state: state as i32,
+        dry_run: run.dry_run,
+        requested_by: run.requested_by,
+        started_at: Some(run.started_at.into()),
+        finished_at: run.finished_at.map(Into::into),
+        examined: run.examined,
+        rewrapped: run.rewrapped,
+        skipped: run.skipped,
+        failed: run.failed,
+        message: run.message,
+    }
+}
+
+fn count(c: KeyVersionCount, is_target: bool) -> pb::KeyVersionCount {
+    pb::KeyVersionCount {
+        key_id: c.key_id,
+        key_version: c.key_version,
+        credentials: c.credentials,
+        is_target,
+    }
+}
+
+#[tonic::async_trait]
+impl pb::admin_service_server::AdminService for AdminService {
+    async fn start_rewrap(
+        &self,
+        request: Request<pb::StartRewrapRequest>,
+    ) -> Result<Response<pb::StartRewrapResponse>, Status> {
+        let caller = caller(&request)?;
+        let (started, would_move) = self
+            .lifecycle
+            .start(&caller, request.get_ref().dry_run)
+            .await?;
+        Ok(Response::new(pb::StartRewrapResponse {
+            run: Some(run(started)),
+            would_move: would_move.into_iter().map(|c| count(c, false)).collect(),
+        }))
+    }
+
+    async fn get_rewrap_status(
+        &self,
+        request: Request<pb::GetRewrapStatusRequest>,
+    ) -> Result<Response<pb::GetRewrapStatusResponse>, Status> {
+        let caller = caller(&request)?;
+        let status = self.lifecycle.status(&caller).await?;
+        Ok(Response::new(pb::GetRewrapStatusResponse {
+            last_run: status.last_run.map(run),
+            key_versions: status
+                .versions
+                .into_iter()
+                .map(|v| count(v.count, v.is_target))
+                .collect(),
+            remaining: status.remaining,
+        }))
+    }
+
+    async fn set_workspace_key(
+        &self,
+        request: Request<pb::SetWorkspaceKeyRequest>,
+    ) -> Result<Response<pb::SetWorkspaceKeyResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let key_id = (!r.key_id.is_empty()).then_some(r.key_id.as_str());
+        let (key, to_move) = self
+            .lifecycle
+            .set_workspace_key(&caller, &r.workspace_id, key_id)
+            .await?;
+        Ok(Response::new(pb::SetWorkspaceKeyResponse {
+            workspace_id: r.workspace_id,
+            key_id: key.key_id,
+            credentials_to_move: to_move,
+        }))
+    }
+
+    async fn get_workspace_key(
+        &self,
+        request: Request<pb::GetWorkspaceKeyRequest>,
+    ) -> Result<Response<pb::GetWorkspaceKeyResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let key = self
+            .lifecycle
+            .workspace_key(&caller, &r.workspace_id)
+            .await?;
+        Ok(Response::new(pb::GetWorkspaceKeyResponse {
+            workspace_id: r.workspace_id,
+            key_id: key.key_id,
+            dedicated: key.dedicated,
+        }))
+    }
+}

@@ -1,0 +1,423 @@
+//! Key lifecycle: the re-wrap sweep that moves data keys onto the primary version of their
+//! target master key (through the kms's rewrap, so no plaintext data key leaves the kms), and
+//! per-workspace master keys.
+//!
+//! Why the sweep is safe alongside clients: it swaps a row's wrapped key only if the row still
+//! holds the wrapped key it read (compare-and-swap). A client's update writes a new ciphertext
+//! with a new data key wrapped under the current primary, so the swap then misses and the row
+//! is counted as skipped: stale key material can never land next to a new value. Why it is
+//! resumable: the rows themselves record their key and version, so after a crash the sweep asks
+//! again what is left. Why it is bounded: batches of a configured size, one kms call at a time,
+//! a pause between batches, and one sweeper across replicas (an advisory lock).
+
+use crate::caller::{Caller, check_workspace_id};
+use crate::error::{Result, VaultError};
+use auth::Permission;
+use credentials_core::{
+    model::{AuditAction, AuditOutcome, NewAuditEvent},
+    payload,
+};
+use credentials_store::{
+    KeyTargets, KeyVersionCount, RewrapProgress, RewrapRun, Store, StoreError,
+};
+use kms::{EncryptionContext, KmsClient, pb::KeyVersionState};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+use uuid::Uuid;
+
+/// Run states as stored.
+pub const RUNNING: i16 = 1;
+/// Finished with nothing left behind.
+pub const SUCCEEDED: i16 = 2;
+/// Stopped early or left credentials behind.
+pub const FAILED: i16 = 3;
+
+/// How hard the sweep may push Postgres and the kms, and how often it runs by itself.
+#[derive(Debug, Clone)]
+pub struct SweepConfig {
+    /// Credentials per batch.
+    pub batch_size: i64,
+    /// Pause between batches.
+    pub pause: Duration,
+    /// How often to sweep by itself; `None` for on demand only.
+    pub interval: Option<Duration>,
+}
+
+/// A key version with its live credentials and whether it is a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionStatus {
+    /// The counts.
+    pub count: KeyVersionCount,
+    /// Whether it is the primary version of a key some workspace targets.
+    pub is_target: bool,
+}
+
+/// The sweep status.
+#[derive(Debug, Clone)]
+pub struct SweepStatus {
+    /// The latest run.
+    pub last_run: Option<RewrapRun>,
+    /// Live credentials per key version.
+    pub versions: Vec<VersionStatus>,
+    /// Live credentials not on their target.
+    pub remaining: i64,
+}
+
+/// A workspace's master key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceKey {
+    /// The key id.
+    pub key_id: String,
+    /// Whether it is the workspace's own (not the default).
+    pub dedicated: bool,
+}
+
+/// Runs sweeps and answers the admin API.
+#[derive(Clone)]
+pub struct KeyLifecycle {
+    store: Store,
+    kms: KmsClient,
+    config: SweepConfig,
+    /// Whether this process is sweeping now (the advisory lock covers other replicas).
+    active: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for KeyLifecycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyLifecycle")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn sum(counts: &[KeyVersionCount]) -> i64 {
+    counts.iter().map(|c| c.credentials).sum()
+}
+
+impl KeyLifecycle {
+    /// The key lifecycle over a store and the kms.
+    pub fn new(store: Store, kms: KmsClient, config: SweepConfig) -> Self {
+        Self {
+            store,
+            kms,
+            config,
+            active: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Where every enabled key's primary version is, as the kms says now.
+    async fn targets(&self) -> Result<KeyTargets> {
+        let keys = self.kms.describe_keys().await?;
+        Ok(KeyTargets {
+            default_key: keys.default_key_id,
+            primaries: keys
+                .keys
+                .into_iter()
+                .filter(|k| k.state() != KeyVersionState::Disabled)
+                .map(|k| (k.key_id, k.primary_version))
+                .collect(),
+        })
+    }
+
+    /// Starts a sweep (or returns the unfinished one); a dry run only counts.
+    pub async fn start(
+        &self,
+        caller: &Caller,
+        dry_run: bool,
+    ) -> Result<(RewrapRun, Vec<KeyVersionCount>)> {
+        caller.require(Permission::Admin)?;
+        if dry_run {
+            let targets = self.targets().await?;
+            let would_move = self.store.count_rewrap_candidates(&targets, None).await?;
+            let now = std::time::SystemTime::now();
+            let run = RewrapRun {
+                id: 0,
+                state: SUCCEEDED,
+                dry_run: true,
+                requested_by: caller.principal.subject.clone(),
+                started_at: now,
+                finished_at: Some(now),
+                examined: sum(&would_move),
+                rewrapped: 0,
+                skipped: 0,
+                failed: 0,
+                message: format!("{} credentials would move", sum(&would_move)),
+            };
+            return Ok((run, would_move));
+        }
+        let run = self.begin(&caller.principal.subject).await?;
+        Ok((run, Vec::new()))
+    }
+
+    /// Records a run (or finds the unfinished one) and makes sure someone is executing it.
+    async fn begin(&self, requested_by: &str) -> Result<RewrapRun> {
+        let run = match self.store.start_run(requested_by, false).await {
+            Ok(run) => {
+                tracing::info!(run_id = run.id, requested_by, "re-wrap sweep started");
+                run
+            }
+            Err(StoreError::SweepRunning) => self
+                .store
+                .unfinished_run()
+                .await?
+                .ok_or_else(|| VaultError::Internal("sweep both running and absent".into()))?,
+            Err(e) => return Err(e.into()),
+        };
+        self.spawn_execute(run.id);
+        Ok(run)
+    }
+
+    fn spawn_execute(&self, run_id: i64) {
+        if self.active.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.execute(run_id).await {
+                tracing::warn!(run_id, error = %e, "re-wrap sweep interrupted; it resumes later");
+            }
+            this.active.store(false, Ordering::SeqCst);
+        });
+    }
+
+    /// Resumes an unfinished sweep (after a crash or on another replica's behalf), or, with a
+    /// schedule, starts one when credentials are left behind.
+    pub async fn tick(&self, scheduled: bool) -> Result<()> {
+        if let Some(run) = self.store.unfinished_run().await? {
+            self.spawn_execute(run.id);
+            return Ok(());
+        }
+        if scheduled {
+            let targets = self.targets().await?;
+            if sum(&self.store.count_rewrap_candidates(&targets, None).await?) > 0 {
+                self.begin("scheduler").await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs forever: resumes unfinished sweeps at once, then sweeps on the schedule.
+    pub fn spawn_scheduler(&self) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut first = true;
+            loop {
+                let scheduled = !first && this.config.interval.is_some();
+                if let Err(e) = this.tick(scheduled).await {
+                    tracing::warn!(error = %e, "re-wrap scheduler could not check for work");
+                }
+                first = false;
+                let wait = this.config.interval.unwrap_or(Duration::from_secs(60));
+                tokio::time::sleep(wait).await;
+            }
+        })
+    }
+
+    async fn execute(&self, run_id: i64) -> Result<()> {
+        let Some(lock) = self.store.try_sweep_lock().await? else {
+            tracing::info!(run_id, "another replica is sweeping");
+            return Ok(());
+        };
+        // Re-read under the lock: the run may have been finished meanwhile.
+        let still_open = self
+            .store
+            .unfinished_run()
+            .await?
+            .is_some_and(|r| r.id == run_id);
+        let result = if still_open {
+            self.sweep(run_id).await
+        } else {
+            Ok(())
+        };
+        lock.release().await?;
+        result
+    }
+
+    async fn sweep(&self, run_id: i64) -> Result<()> {
+        let targets = match self.targets().await {
+            Ok(t) => t,
+            Err(e) => {
+                // Leave it unfinished: the scheduler resumes once the kms answers.
+                return Err(e);
+            }
+        };
+        let mut after: Option<Uuid> = None;
+        let mut total = RewrapProgress::default();
+        loop {
+            let batch = self
+                .store
+                .rewrap_candidates(&targets, None, after, self.config.batch_size)
+                .await?;
+            let Some(last) = batch.last() else { break };
+            after = Some(last.id);
+            let mut progress = RewrapProgress::default();
+            for candidate in &batch {
+                progress.examined += 1;
+                let context = EncryptionContext::from(payload::encryption_context(
+                    &candidate.workspace_id,
+                    candidate.id,
+                ));
+                let moved = match self
+                    .kms
+                    .rewrap_data_key(
+                        &candidate.wrapped_key,
+                        &context,
+                        Some(&candidate.target_key),
+                    )
+                    .await
+                {
+                    Ok(moved) => moved,
+                    Err(e) if e.is_retryable() => {
+                        self.store.add_run_progress(run_id, progress).await?;
+                        return Err(e.into());
+                    }
+                    Err(e) => {
+                        tracing::warn!(credential_id = %candidate.id, key_id = candidate.key_id, key_version = candidate.key_version, error = %e, "cannot re-wrap");
+                        progress.failed += 1;
+                        continue;
+                    }
+                };
+                let event = NewAuditEvent {
+                    workspace_id: candidate.workspace_id.clone(),
+                    credential_id: Some(candidate.id),
+                    actor: "rewrap-sweep".into(),
+                    action: AuditAction::Rewrap,
+                    outcome: AuditOutcome::Succeeded,
+                    status_code: "OK".into(),
+                    request_id: format!("rewrap-{run_id}"),
+                };
+                let swapped = self
+                    .store
+                    .swap_wrapped_key(
+                        candidate.id,
+                        &candidate.wrapped_key,
+                        &moved.wrapped,
+                        &moved.key_id,
+                        moved.key_version,
+                        &event,
+                    )
+                    .await?;
+                if swapped {
+                    progress.rewrapped += 1;
+                } else {
+                    progress.skipped += 1;
+                }
+            }
+            self.store.add_run_progress(run_id, progress).await?;
+            total.examined += progress.examined;
+            total.rewrapped += progress.rewrapped;
+            total.skipped += progress.skipped;
+            total.failed += progress.failed;
+            tokio::time::sleep(self.config.pause).await;
+        }
+        let state = if total.failed == 0 { SUCCEEDED } else { FAILED };
+        let message = format!(
+            "moved {} (this pass), skipped {} changed by clients, failed {}",
+            total.rewrapped, total.skipped, total.failed
+        );
+        let run = self.store.finish_run(run_id, state, &message).await?;
+        tracing::info!(
+            run_id,
+            examined = run.examined,
+            rewrapped = run.rewrapped,
+            skipped = run.skipped,
+            failed = run.failed,
+            "re-wrap sweep finished"
+        );
+        Ok(())
+    }
+
+    /// The latest run, the counts per key version, and what is left.
+    pub async fn status(&self, caller: &Caller) -> Result<SweepStatus> {
+        caller.require(Permission::Admin)?;
+        let targets = self.targets().await?;
+        let counts = self.store.key_version_counts().await?;
+        let remaining = sum(&self.store.count_rewrap_candidates(&targets, None).await?);
+        let versions = counts
+            .into_iter()
+            .map(|count| {
+                let is_target = targets
+                    .primaries
+                    .iter()
+                    .any(|(k, v)| *k == count.key_id && *v == count.key_version);
+                VersionStatus { count, is_target }
+            })
+            .collect();
+        Ok(SweepStatus {
+            last_run: self.store.latest_run().await?,
+            versions,
+            remaining,
+        })
+    }
+
+    /// Assigns a workspace its own key (or, with `None`, the default back). Returns the key and
+    /// how many of the workspace's credentials the next sweep will move.
+    pub async fn set_workspace_key(
+        &self,
+        caller: &Caller,
+        workspace_id: &str,
+        key_id: Option<&str>,
+    ) -> Result<(WorkspaceKey, i64)> {
+        caller.require(Permission::Admin)?;
+        check_workspace_id(workspace_id)?;
+        if let Some(key_id) = key_id {
+            kms::validate_key_id("key_id", key_id)
+                .map_err(|e| VaultError::invalid(e.field, e.reason))?;
+        }
+        let keys = self.kms.describe_keys().await?;
+        if let Some(key_id) = key_id {
+            match keys.keys.iter().find(|k| k.key_id == key_id) {
+                None => {
+                    return Err(VaultError::FailedPrecondition(format!(
+                        "key '{key_id}' is not in the kms keyring: add it with `kms keyring add-key` and reload the kms"
+                    )));
+                }
+                Some(k) if k.state() == KeyVersionState::Disabled => {
+                    return Err(VaultError::FailedPrecondition(format!(
+                        "key '{key_id}' is disabled in the kms keyring"
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        self.store
+            .set_workspace_key(workspace_id, key_id, &caller.principal.subject)
+            .await?;
+        tracing::info!(
+            workspace_id,
+            key_id = key_id.unwrap_or(&keys.default_key_id),
+            "workspace master key set"
+        );
+        let targets = self.targets().await?;
+        let to_move = sum(&self
+            .store
+            .count_rewrap_candidates(&targets, Some(workspace_id))
+            .await?);
+        let key = WorkspaceKey {
+            key_id: key_id.map_or(keys.default_key_id, str::to_owned),
+            dedicated: key_id.is_some(),
+        };
+        Ok((key, to_move))
+    }
+
+    /// A workspace's master key.
+    pub async fn workspace_key(&self, caller: &Caller, workspace_id: &str) -> Result<WorkspaceKey> {
+        caller.require(Permission::Admin)?;
+        check_workspace_id(workspace_id)?;
+        Ok(match self.store.workspace_key(workspace_id).await? {
+            Some(key_id) => WorkspaceKey {
+                key_id,
+                dedicated: true,
+            },
+            None => WorkspaceKey {
+                key_id: self.kms.describe_keys().await?.default_key_id,
+                dedicated: false,
+            },
+        })
+    }
+}

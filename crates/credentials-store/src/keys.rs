@@ -1,0 +1,395 @@
+//! Key lifecycle: which master key each workspace uses, which credentials are not yet on their
+//! target master-key version, and the compare-and-swap that moves one.
+
+use crate::{Result, Store, StoreError, audit};
+use credentials_core::model::NewAuditEvent;
+use deadpool_postgres::GenericClient;
+use std::time::SystemTime;
+use uuid::Uuid;
+
+/// Lock key shared by every replica: whoever holds it sweeps.
+const SWEEP_LOCK: i64 = 0x7661_756c_745f_7277;
+
+/// Where each master key's primary version is, and which key is the default: what the kms
+/// reports, passed to the candidate query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyTargets {
+    /// The kms's default key (for workspaces without a key of their own).
+    pub default_key: String,
+    /// (key id, primary version) of every enabled key.
+    pub primaries: Vec<(String, u32)>,
+}
+
+/// A live credential whose data key is not on its target version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewrapCandidate {
+    /// The credential.
+    pub id: Uuid,
+    /// Its workspace (part of the encryption context).
+    pub workspace_id: String,
+    /// The wrapped data key now.
+    pub wrapped_key: Vec<u8>,
+    /// The master key it is wrapped under now.
+    pub key_id: String,
+    /// The version it is wrapped under now.
+    pub key_version: u32,
+    /// The master key it should be under.
+    pub target_key: String,
+}
+
+/// Live credentials per master key and version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyVersionCount {
+    /// The master key.
+    pub key_id: String,
+    /// The version.
+    pub key_version: u32,
+    /// Live credentials it wraps.
+    pub credentials: i64,
+}
+
+/// A sweep's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewrapRun {
+    /// Run id.
+    pub id: i64,
+    /// `RUNNING`, `SUCCEEDED` or `FAILED` codes (1, 2, 3).
+    pub state: i16,
+    /// Whether it only counted.
+    pub dry_run: bool,
+    /// Who started it.
+    pub requested_by: String,
+    /// When it started.
+    pub started_at: SystemTime,
+    /// When it finished.
+    pub finished_at: Option<SystemTime>,
+    /// Credentials looked at.
+    pub examined: i64,
+    /// Credentials moved.
+    pub rewrapped: i64,
+    /// Credentials changed by clients meanwhile.
+    pub skipped: i64,
+    /// Credentials that could not be moved.
+    pub failed: i64,
+    /// Summary or failure reason.
+    pub message: String,
+}
+
+/// Progress counters of a sweep.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RewrapProgress {
+    /// Looked at.
+    pub examined: i64,
+    /// Moved.
+    pub rewrapped: i64,
+    /// Changed by clients meanwhile.
+    pub skipped: i64,
+    /// Could not be moved.
+    pub failed: i64,
+}
+
+/// A pooled connection holding the sweep lock; dropping it returns the connection, and the
+/// lock is released with [`SweepLock::release`] (or by Postgres when the session ends).
+pub struct SweepLock {
+    conn: deadpool_postgres::Object,
+}
+
+impl SweepLock {
+    /// Releases the lock.
+    pub async fn release(self) -> Result<()> {
+        self.conn
+            .execute("SELECT pg_advisory_unlock($1)", &[&SWEEP_LOCK])
+            .await?;
+        Ok(())
+    }
+}
+
+const RUN_COLUMNS: &str = "id, state, dry_run, requested_by, started_at, finished_at, examined, \
+    rewrapped, skipped, failed, message";
+
+fn run(row: &tokio_postgres::Row) -> Result<RewrapRun> {
+    Ok(RewrapRun {
+        id: row.try_get(0)?,
+        state: row.try_get(1)?,
+        dry_run: row.try_get(2)?,
+        requested_by: row.try_get(3)?,
+        started_at: row.try_get(4)?,
+        finished_at: row.try_get(5)?,
+        examined: row.try_get(6)?,
+        rewrapped: row.try_get(7)?,
+        skipped: row.try_get(8)?,
+        failed: row.try_get(9)?,
+        message: row.try_get(10)?,
+    })
+}
+
+fn targets_params(targets: &KeyTargets) -> (Vec<String>, Vec<i32>) {
+    targets
+        .primaries
+        .iter()
+        .map(|(k, v)| (k.clone(), i32::try_from(*v).unwrap_or(i32::MAX)))
+        .unzip()
+}
+
+impl Store {
+    /// The workspace's own master key, if it has one.
+    pub async fn workspace_key(&self, workspace_id: &str) -> Result<Option<String>> {
+        let conn = self.pool.get().await?;
+        let statement = conn
+            .prepare_cached("SELECT key_id FROM workspace_keys WHERE workspace_id = $1")
+            .await?;
+        let row = conn.query_opt(&statement, &[&workspace_id]).await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Sets (or with `None` removes) a workspace's own master key.
+    pub async fn set_workspace_key(
+        &self,
+        workspace_id: &str,
+        key_id: Option<&str>,
+        actor: &str,
+    ) -> Result<()> {
+        let conn = self.pool.get().await?;
+        match key_id {
+            Some(key_id) => {
+                conn.execute(
+                    "INSERT INTO workspace_keys (workspace_id, key_id, updated_by) VALUES ($1, $2, $3) \
+                     ON CONFLICT (workspace_id) DO UPDATE SET key_id = $2, updated_by = $3, updated_at = now()",
+                    &[&workspace_id, &key_id, &actor],
+                )
+                .await?;
+            }
+            None => {
+                conn.execute(
+                    "DELETE FROM workspace_keys WHERE workspace_id = $1",
+                    &[&workspace_id],
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Live credentials per master key and version.
+    pub async fn key_version_counts(&self) -> Result<Vec<KeyVersionCount>> {
+        let conn = self.pool.get().await?;
+        let rows = conn
+            .query(
+                "SELECT master_key_id, master_key_version, count(*) FROM credentials \
+                 WHERE deleted_at IS NULL GROUP BY 1, 2 ORDER BY 1, 2",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeyVersionCount {
+                    key_id: r.try_get(0)?,
+                    key_version: u32::try_from(r.try_get::<_, i32>(1)?)
+                        .map_err(|_| StoreError::Corrupt("master_key_version"))?,
+                    credentials: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Live credentials not on the primary version of their target key, in id order after
+    /// `after`. A workspace whose own key is not among `targets` is left alone (the kms does
+    /// not know it, so there is nowhere to move to).
+    pub async fn rewrap_candidates(
+        &self,
+        targets: &KeyTargets,
+        workspace_id: Option<&str>,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<RewrapCandidate>> {
+        let conn = self.pool.get().await?;
+        let (keys, versions) = targets_params(targets);
+        let statement = conn
+            .prepare_cached(
+                "SELECT c.id, c.workspace_id, c.wrapped_key, c.master_key_id, c.master_key_version, t.key_id \
+                 FROM credentials c \
+                 LEFT JOIN workspace_keys w ON w.workspace_id = c.workspace_id \
+                 JOIN unnest($1::text[], $2::int[]) AS t(key_id, primary_version) \
+                   ON t.key_id = COALESCE(w.key_id, $3) \
+                 WHERE c.deleted_at IS NULL AND ($4::text IS NULL OR c.workspace_id = $4) \
+                   AND ($5::uuid IS NULL OR c.id > $5) \
+                   AND (c.master_key_id <> t.key_id OR c.master_key_version <> t.primary_version) \
+                 ORDER BY c.id LIMIT $6",
+            )
+            .await?;
+        let rows = conn
+            .query(
+                &statement,
+                &[
+                    &keys,
+                    &versions,
+                    &targets.default_key,
+                    &workspace_id,
+                    &after,
+                    &limit,
+                ],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RewrapCandidate {
+                    id: r.try_get(0)?,
+                    workspace_id: r.try_get(1)?,
+                    wrapped_key: r.try_get(2)?,
+                    key_id: r.try_get(3)?,
+                    key_version: u32::try_from(r.try_get::<_, i32>(4)?)
+                        .map_err(|_| StoreError::Corrupt("master_key_version"))?,
+                    target_key: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// How many live credentials are not on their target, per current key and version.
+    pub async fn count_rewrap_candidates(
+        &self,
+        targets: &KeyTargets,
+        workspace_id: Option<&str>,
+    ) -> Result<Vec<KeyVersionCount>> {
+        let conn = self.pool.get().await?;
+        let (keys, versions) = targets_params(targets);
+        let rows = conn
+            .query(
+                "SELECT c.master_key_id, c.master_key_version, count(*) FROM credentials c \
+                 LEFT JOIN workspace_keys w ON w.workspace_id = c.workspace_id \
+                 JOIN unnest($1::text[], $2::int[]) AS t(key_id, primary_version) \
+                   ON t.key_id = COALESCE(w.key_id, $3) \
+                 WHERE c.deleted_at IS NULL AND ($4::text IS NULL OR c.workspace_id = $4) \
+                   AND (c.master_key_id <> t.key_id OR c.master_key_version <> t.primary_version) \
+                 GROUP BY 1, 2 ORDER BY 1, 2",
+                &[&keys, &versions, &targets.default_key, &workspace_id],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeyVersionCount {
+                    key_id: r.try_get(0)?,
+                    key_version: u32::try_from(r.try_get::<_, i32>(1)?)
+                        .map_err(|_| StoreError::Corrupt("master_key_version"))?,
+                    credentials: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces a credential's wrapped data key if it is still `old` (compare-and-swap): a
+    /// client's update or delete in the meantime wins, and the sweep skips the row. The
+    /// revision and etag do not change: the value is the same. Returns whether it swapped.
+    pub async fn swap_wrapped_key(
+        &self,
+        id: Uuid,
+        old: &[u8],
+        new: &[u8],
+        key_id: &str,
+        key_version: u32,
+        audit_event: &NewAuditEvent,
+    ) -> Result<bool> {
+        let mut conn = self.pool.get().await?;
+        let tx = conn.transaction().await?;
+        let version =
+            i32::try_from(key_version).map_err(|_| StoreError::Corrupt("master_key_version"))?;
+        let statement = tx
+            .prepare_cached(
+                "UPDATE credentials SET wrapped_key = $3, master_key_id = $4, master_key_version = $5 \
+                 WHERE id = $1 AND wrapped_key = $2 AND deleted_at IS NULL",
+            )
+            .await?;
+        let swapped = tx
+            .execute(&statement, &[&id, &old, &new, &key_id, &version])
+            .await?
+            == 1;
+        if swapped {
+            audit::insert(&tx, audit_event).await?;
+        }
+        tx.commit().await?;
+        Ok(swapped)
+    }
+
+    /// Takes the sweep lock if no other replica holds it.
+    pub async fn try_sweep_lock(&self) -> Result<Option<SweepLock>> {
+        let conn = self.pool.get().await?;
+        let locked: bool = conn
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&SWEEP_LOCK])
+            .await?
+            .try_get(0)?;
+        Ok(locked.then_some(SweepLock { conn }))
+    }
+
+    /// Records a new sweep as running; [`StoreError::SweepRunning`] when one is unfinished
+    /// already (a unique index allows one).
+    pub async fn start_run(&self, requested_by: &str, dry_run: bool) -> Result<RewrapRun> {
+        let conn = self.pool.get().await?;
+        let row = conn
+            .query_one(
+                &format!(
+                    "INSERT INTO rewrap_runs (state, dry_run, requested_by) VALUES (1, $1, $2) \
+                     RETURNING {RUN_COLUMNS}"
+                ),
+                &[&dry_run, &requested_by],
+            )
+            .await?;
+        run(&row)
+    }
+
+    /// The unfinished sweep, if any.
+    pub async fn unfinished_run(&self) -> Result<Option<RewrapRun>> {
+        let conn = self.pool.get().await?;
+        let row = conn
+            .query_opt(
+                &format!("SELECT {RUN_COLUMNS} FROM rewrap_runs WHERE finished_at IS NULL"),
+                &[],
+            )
+            .await?;
+        row.as_ref().map(run).transpose()
+    }
+
+    /// The latest sweep, if any.
+    pub async fn latest_run(&self) -> Result<Option<RewrapRun>> {
+        let conn = self.pool.get().await?;
+        let row = conn
+            .query_opt(
+                &format!("SELECT {RUN_COLUMNS} FROM rewrap_runs ORDER BY id DESC LIMIT 1"),
+                &[],
+            )
+            .await?;
+        row.as_ref().map(run).transpose()
+    }
+
+    /// Adds progress to a running sweep.
+    pub async fn add_run_progress(&self, id: i64, progress: RewrapProgress) -> Result<()> {
+        let conn = self.pool.get().await?;
+        conn.execute(
+            "UPDATE rewrap_runs SET examined = examined + $2, rewrapped = rewrapped + $3, \
+             skipped = skipped + $4, failed = failed + $5 WHERE id = $1",
+            &[
+                &id,
+                &progress.examined,
+                &progress.rewrapped,
+                &progress.skipped,
+                &progress.failed,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a sweep finished with its final state (2 succeeded, 3 failed) and message.
+    pub async fn finish_run(&self, id: i64, state: i16, message: &str) -> Result<RewrapRun> {
+        let conn = self.pool.get().await?;
+        let row = conn
+            .query_one(
+                &format!(
+                    "UPDATE rewrap_runs SET state = $2, message = $3, finished_at = now() \
+                     WHERE id = $1 RETURNING {RUN_COLUMNS}"
+                ),
+                &[&id, &state, &message],
+            )
+            .await?;
+        run(&row)
+    }
+}
