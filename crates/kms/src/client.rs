@@ -1,9 +1,15 @@
 use crate::{EncryptionContext, Error, Result, pb};
 use hyper_util::rt::TokioIo;
 use pb::key_management_service_client::KeyManagementServiceClient;
-use std::{fmt, path::PathBuf, time::Duration};
+use service_kit::metrics::{Counter, Histogram, Registry};
+use std::{
+    fmt,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Uri};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+use tracing::Instrument;
 use zeroize::Zeroizing;
 
 /// Where the kms listens.
@@ -136,6 +142,56 @@ impl fmt::Debug for UnwrappedKey {
     }
 }
 
+/// Buckets of kms call latencies in seconds: a local socket answers in well under a
+/// millisecond, so the low end is finer than for client-facing RPCs.
+const KMS_LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// The client's metric families, labelled by operation (e.g. `generate_data_key`) and error
+/// kind; never by a context value.
+#[derive(Debug, Clone)]
+pub struct ClientMetrics {
+    duration: Histogram<1>,
+    errors: Counter<2>,
+}
+
+impl ClientMetrics {
+    /// Registers `kms_client_request_duration_seconds` and `kms_client_errors_total`.
+    pub fn register(registry: &Registry) -> Self {
+        Self {
+            duration: registry.histogram(
+                "kms_client_request_duration_seconds",
+                "Duration of calls to the kms, successful or not, by operation.",
+                ["operation"],
+                KMS_LATENCY_BUCKETS,
+            ),
+            errors: registry.counter(
+                "kms_client_errors_total",
+                "Failed calls to the kms, by operation and kind of failure.",
+                ["operation", "kind"],
+            ),
+        }
+    }
+}
+
+/// A span for one call to the kms: a child of the current span, and the parent of the kms's
+/// own span through the `traceparent` the call carries.
+macro_rules! call_span {
+    ($method:literal) => {
+        tracing::info_span!(
+            "kms_call",
+            otel.name = concat!("kms.v1.KeyManagementService/", $method),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            rpc.system = "grpc",
+            rpc.service = "kms.v1.KeyManagementService",
+            rpc.method = $method,
+            rpc.grpc.status_code = tracing::field::Empty,
+        )
+    };
+}
+
 /// A typed client of the kms. Cheap to clone: clones share one HTTP/2 connection.
 ///
 /// The connection is made lazily and re-made after a failure, so a client can be built while
@@ -145,6 +201,7 @@ pub struct KmsClient {
     inner: KeyManagementServiceClient<Channel>,
     health: tonic_health::pb::health_client::HealthClient<Channel>,
     timeout: Duration,
+    metrics: Option<ClientMetrics>,
 }
 
 impl fmt::Debug for KmsClient {
@@ -196,13 +253,49 @@ impl KmsClient {
             inner: KeyManagementServiceClient::new(channel.clone()),
             health: tonic_health::pb::health_client::HealthClient::new(channel),
             timeout: config.timeout,
+            metrics: None,
         })
     }
 
-    fn request<T>(&self, message: T) -> tonic::Request<T> {
+    /// Records every later call's duration and failures in `metrics`.
+    pub fn with_metrics(mut self, metrics: ClientMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn request<T>(&self, message: T, span: &tracing::Span) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         request.set_timeout(self.timeout);
+        service_kit::inject_trace_context(span, request.metadata_mut());
         request
+    }
+
+    /// Runs one call inside `span`, and records its status on the span and in the metrics.
+    async fn observe<T>(
+        &self,
+        operation: &'static str,
+        span: tracing::Span,
+        call: impl Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T> {
+        let start = Instant::now();
+        let result = call.instrument(span.clone()).await;
+        let elapsed = start.elapsed().as_secs_f64();
+        let code = result
+            .as_ref()
+            .err()
+            .map_or(tonic::Code::Ok, tonic::Status::code);
+        span.record("rpc.grpc.status_code", code as i64);
+        if code != tonic::Code::Ok {
+            span.record("otel.status_code", "ERROR");
+        }
+        let result = result.map(tonic::Response::into_inner).map_err(Error::from);
+        if let Some(metrics) = &self.metrics {
+            metrics.duration.observe([operation], elapsed);
+            if let Err(e) = &result {
+                metrics.errors.inc([operation, e.kind()]);
+            }
+        }
+        result
     }
 
     /// Asks for a fresh data key wrapped under `key_id` (the keyring's default key when `None`).
@@ -216,12 +309,11 @@ impl KmsClient {
             encryption_context: context_map(context),
             key_length_bytes: 0,
         };
-        let mut response = self
-            .inner
-            .clone()
-            .generate_data_key(self.request(message))
-            .await?
-            .into_inner();
+        let span = call_span!("GenerateDataKey");
+        let request = self.request(message, &span);
+        let mut client = self.inner.clone();
+        let call = client.generate_data_key(request);
+        let mut response = self.observe("generate_data_key", span, call).await?;
         Ok(DataKey {
             plaintext: Zeroizing::new(std::mem::take(&mut response.plaintext_key)),
             wrapped: response.wrapped_key,
@@ -240,12 +332,11 @@ impl KmsClient {
             wrapped_key: wrapped.to_vec(),
             encryption_context: context_map(context),
         };
-        let mut response = self
-            .inner
-            .clone()
-            .unwrap_data_key(self.request(message))
-            .await?
-            .into_inner();
+        let span = call_span!("UnwrapDataKey");
+        let request = self.request(message, &span);
+        let mut client = self.inner.clone();
+        let call = client.unwrap_data_key(request);
+        let mut response = self.observe("unwrap_data_key", span, call).await?;
         Ok(UnwrappedKey {
             plaintext: Zeroizing::new(std::mem::take(&mut response.plaintext_key)),
             key_id: response.key_id,
@@ -266,12 +357,11 @@ impl KmsClient {
             encryption_context: context_map(context),
             destination_key_id: destination_key_id.unwrap_or_default().to_owned(),
         };
-        let response = self
-            .inner
-            .clone()
-            .rewrap_data_key(self.request(message))
-            .await?
-            .into_inner();
+        let span = call_span!("RewrapDataKey");
+        let request = self.request(message, &span);
+        let mut client = self.inner.clone();
+        let call = client.rewrap_data_key(request);
+        let response = self.observe("rewrap_data_key", span, call).await?;
         Ok(RewrappedKey {
             wrapped: response.wrapped_key,
             key_id: response.key_id,
@@ -281,20 +371,26 @@ impl KmsClient {
 
     /// Describes the keyring (ids, versions, states; never material).
     pub async fn describe_keys(&self) -> Result<pb::DescribeKeysResponse> {
-        Ok(self
-            .inner
-            .clone()
-            .describe_keys(self.request(pb::DescribeKeysRequest {}))
-            .await?
-            .into_inner())
+        let span = call_span!("DescribeKeys");
+        let request = self.request(pb::DescribeKeysRequest {}, &span);
+        let mut client = self.inner.clone();
+        let call = client.describe_keys(request);
+        self.observe("describe_keys", span, call).await
     }
 
     /// Whether the kms reports SERVING on `grpc.health.v1` for its key service.
     pub async fn is_serving(&self) -> Result<bool> {
-        let request = self.request(HealthCheckRequest {
-            service: "kms.v1.KeyManagementService".into(),
-        });
-        let response = self.health.clone().check(request).await?.into_inner();
+        // Readiness polls this every few seconds: measured, but no span, so no trace per poll.
+        let span = tracing::Span::none();
+        let request = self.request(
+            HealthCheckRequest {
+                service: "kms.v1.KeyManagementService".into(),
+            },
+            &span,
+        );
+        let mut health = self.health.clone();
+        let call = health.check(request);
+        let response = self.observe("health_check", span, call).await?;
         Ok(response.status() == ServingStatus::Serving)
     }
 }

@@ -40,6 +40,19 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Unavailable(_) | Self::DeadlineExceeded)
     }
+
+    /// A short, bounded name of the variant, for metric labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Config(_) => "config",
+            Self::Unavailable(_) => "unavailable",
+            Self::DeadlineExceeded => "deadline_exceeded",
+            Self::InvalidArgument(_) => "invalid_argument",
+            Self::CannotUnwrap => "cannot_unwrap",
+            Self::KeyUnavailable(_) => "key_unavailable",
+            Self::Unexpected { .. } => "unexpected",
+        }
+    }
 }
 
 impl From<tonic::Status> for Error {

@@ -10,7 +10,9 @@ mod client;
 mod context;
 mod error;
 
-pub use client::{ClientConfig, DataKey, KmsClient, KmsEndpoint, RewrappedKey, UnwrappedKey};
+pub use client::{
+    ClientConfig, ClientMetrics, DataKey, KmsClient, KmsEndpoint, RewrappedKey, UnwrappedKey,
+};
 pub use context::{
     ContextError, DEFAULT_DATA_KEY_LEN, EncryptionContext, MAX_CONTEXT_ENTRIES,
     MAX_CONTEXT_KEY_LEN, MAX_CONTEXT_VALUE_LEN, MAX_DATA_KEY_LEN, MAX_KEY_ID_LEN,

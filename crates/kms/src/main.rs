@@ -12,16 +12,21 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Keyring(command) => server::cli::keyring(command),
-        Command::Serve(config) => {
-            service_kit::init_logging(cli.log_format, "info");
-            match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime.block_on(server::run(config)),
-                Err(e) => Err(format!("cannot start the async runtime: {e}")),
+        Command::Serve(config) => match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => {
+                // Inside the runtime: the trace exporter's connection is spawned on it.
+                let telemetry = runtime
+                    .block_on(async { service_kit::init_telemetry(cli.log_format, "info", "kms") });
+                let result = runtime.block_on(server::run(config));
+                // The runtime is still alive here, so the last spans can be flushed.
+                telemetry.shutdown();
+                result
             }
-        }
+            Err(e) => Err(format!("cannot start the async runtime: {e}")),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

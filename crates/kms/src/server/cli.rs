@@ -50,13 +50,29 @@ pub enum KeyringCommand {
         key_id: String,
     },
     /// Add a fresh version to a key and make it the primary (new data keys are wrapped under it;
-    /// older versions still unwrap).
+    /// older versions still unwrap). With several kms replicas, use --stage, reload them all,
+    /// then `promote`.
     Rotate {
         #[command(flatten)]
         file: KeyringFileArg,
         /// The key to rotate.
         #[arg(long, default_value = "default")]
         key_id: String,
+        /// Add the version without making it primary: it unwraps at once, wraps only after
+        /// `promote`.
+        #[arg(long)]
+        stage: bool,
+    },
+    /// Make a staged version the primary.
+    Promote {
+        #[command(flatten)]
+        file: KeyringFileArg,
+        /// The key.
+        #[arg(long, default_value = "default")]
+        key_id: String,
+        /// The version to make primary.
+        #[arg(long)]
+        version: u32,
     },
     /// Add a new named key (for example a workspace's own key) with one fresh version.
     AddKey {
@@ -145,9 +161,29 @@ pub fn keyring(command: KeyringCommand) -> Result<(), String> {
                     file.path.display()
                 );
             }
-            KeyringCommand::Rotate { file, key_id } => {
+            KeyringCommand::Rotate {
+                file,
+                key_id,
+                stage,
+            } => {
                 let mut keyring = file.load()?;
-                let version = keyring.rotate(&key_id, &rng)?;
+                let version = keyring.add_version(&key_id, &rng, !stage)?;
+                keyring.write_atomically(&file.path)?;
+                if stage {
+                    println!(
+                        "key {key_id:?}: version {version} staged (unwraps, not yet primary); {reload_hint} on every replica, then `kms keyring promote --version {version}`"
+                    );
+                } else {
+                    println!("key {key_id:?}: version {version} is now primary; {reload_hint}");
+                }
+            }
+            KeyringCommand::Promote {
+                file,
+                key_id,
+                version,
+            } => {
+                let mut keyring = file.load()?;
+                keyring.promote(&key_id, version)?;
                 keyring.write_atomically(&file.path)?;
                 println!("key {key_id:?}: version {version} is now primary; {reload_hint}");
             }

@@ -308,6 +308,18 @@ impl Keyring {
 
     /// Adds a fresh version to a key and makes it the primary. Returns the new version number.
     pub fn rotate(&mut self, id: &str, rng: &SystemRandom) -> Result<u32, KeyringError> {
+        self.add_version(id, rng, true)
+    }
+
+    /// Adds a fresh version; with `make_primary` it also becomes the primary. A staged version
+    /// (not primary) already unwraps, so every kms replica can load it before any of them wraps
+    /// under it. Returns the new version number.
+    pub fn add_version(
+        &mut self,
+        id: &str,
+        rng: &SystemRandom,
+        make_primary: bool,
+    ) -> Result<u32, KeyringError> {
         let key = self.key_mut(id)?;
         let next = key.versions.keys().next_back().copied().unwrap_or(0) + 1;
         let version = KeyVersion::new(
@@ -317,8 +329,30 @@ impl Keyring {
             fresh_material(rng)?,
         );
         key.versions.insert(next, version);
-        key.primary = next;
+        if make_primary {
+            key.primary = next;
+        }
         Ok(next)
+    }
+
+    /// Makes an enabled version the primary.
+    pub fn promote(&mut self, id: &str, version: u32) -> Result<(), KeyringError> {
+        let key = self.key_mut(id)?;
+        match key.versions.get(&version) {
+            None => Err(KeyringError::UnknownVersion {
+                key: id.to_owned(),
+                version,
+            }),
+            Some(v) if v.state == VersionState::Disabled => Err(KeyringError::BadPrimary {
+                key: id.to_owned(),
+                version,
+                problem: "is disabled",
+            }),
+            Some(_) => {
+                key.primary = version;
+                Ok(())
+            }
+        }
     }
 
     /// Disables or enables a non-primary version.
@@ -817,6 +851,30 @@ mod tests {
                 .as_slice()
         );
         assert!(loaded.key("ws-acme").is_some());
+    }
+
+    #[test]
+    fn staged_versions_unwrap_before_they_are_promoted() {
+        let rng = SystemRandom::new();
+        let mut keyring = Keyring::generate("default", &rng).unwrap();
+        assert_eq!(keyring.add_version("default", &rng, false).unwrap(), 2);
+        assert_eq!(keyring.key("default").unwrap().primary, 1);
+        keyring.promote("default", 2).unwrap();
+        assert_eq!(keyring.key("default").unwrap().primary, 2);
+        assert!(matches!(
+            keyring.promote("default", 7),
+            Err(KeyringError::UnknownVersion { version: 7, .. })
+        ));
+        keyring
+            .set_state("default", 1, VersionState::Disabled)
+            .unwrap();
+        assert!(matches!(
+            keyring.promote("default", 1),
+            Err(KeyringError::BadPrimary {
+                problem: "is disabled",
+                ..
+            })
+        ));
     }
 
     #[test]

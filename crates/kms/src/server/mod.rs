@@ -4,13 +4,16 @@
 pub mod cli;
 mod envelope;
 mod keyring;
+mod metrics;
 mod service;
 mod transport;
 
 use crate::server::keyring::Keyring;
 use clap::Args;
 use kms::pb::key_management_service_server::KeyManagementServiceServer;
+use metrics::KmsMetrics;
 use service::{KeyringHandle, KmsService};
+use service_kit::rpc::RpcLayer;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use tokio::signal::unix::{SignalKind, signal};
 use tonic::transport::Server;
@@ -58,6 +61,10 @@ pub struct ServeConfig {
     #[arg(long, env = "KMS_HEALTH_ADDR")]
     pub health_addr: Option<SocketAddr>,
 
+    /// Serve Prometheus metrics on GET /metrics on this plaintext TCP address (off when unset).
+    #[arg(long, env = "KMS_ADMIN_ADDR")]
+    pub admin_addr: Option<SocketAddr>,
+
     /// DEVELOPMENT ONLY: accept a keyring file that group or others can read (logs a warning).
     #[arg(long, env = "KMS_ALLOW_INSECURE_KEYRING_PERMISSIONS")]
     pub allow_insecure_keyring_permissions: bool,
@@ -87,8 +94,10 @@ pub async fn run(config: ServeConfig) -> Result<(), String> {
         default_key = keyring.default_key(),
         "keyring loaded"
     );
+    let metrics = KmsMetrics::new();
+    metrics.keyring_loaded(&keyring);
     let handle = Arc::new(KeyringHandle::new(keyring));
-    spawn_reload_on_sighup(config.clone(), handle.clone())?;
+    spawn_reload_on_sighup(config.clone(), handle.clone(), metrics.clone())?;
 
     // 3. The optional plaintext health port, for probes.
     if let Some(addr) = config.health_addr {
@@ -106,12 +115,21 @@ pub async fn run(config: ServeConfig) -> Result<(), String> {
         });
     }
 
-    // 4. The service stack: request size limit, then health, reflection and the key service.
+    // 3b. The optional admin port (metrics).
+    if let Some(addr) = config.admin_addr {
+        service_kit::serve_admin(addr, metrics.registry.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+
+    // 4. The service stack: a span and metrics per RPC, then health, reflection and the key
+    //    service (with its request size limit).
     let kms = KeyManagementServiceServer::new(KmsService::new(handle))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let mut builder = Server::builder();
     let listener = transport::bind(&config, &mut builder).await?;
     let router = builder
+        .layer(RpcLayer::new(metrics.rpc.clone()))
         .add_service(health_service)
         .add_service(service_kit::reflection_v1(&[SERVICE_NAME]))
         .add_service(service_kit::reflection_v1alpha(&[SERVICE_NAME]))
@@ -150,7 +168,11 @@ pub async fn run(config: ServeConfig) -> Result<(), String> {
 }
 
 /// On SIGHUP, loads the keyring file again; a bad file keeps the old keyring and says why.
-fn spawn_reload_on_sighup(config: ServeConfig, handle: Arc<KeyringHandle>) -> Result<(), String> {
+fn spawn_reload_on_sighup(
+    config: ServeConfig,
+    handle: Arc<KeyringHandle>,
+    metrics: KmsMetrics,
+) -> Result<(), String> {
     let mut hup =
         signal(SignalKind::hangup()).map_err(|e| format!("cannot watch for SIGHUP: {e}"))?;
     tokio::spawn(async move {
@@ -161,13 +183,18 @@ fn spawn_reload_on_sighup(config: ServeConfig, handle: Arc<KeyringHandle>) -> Re
                         .keys()
                         .map(|k| format!("{}@v{}", k.id, k.primary))
                         .collect();
+                    metrics.keyring_loaded(&keyring);
+                    metrics.reloaded(true);
                     handle.replace(keyring);
                     tracing::info!(primaries = ?summary, "keyring reloaded");
                 }
-                Err(e) => tracing::error!(
-                    error = %e,
-                    "keyring reload failed; still serving the previous keyring"
-                ),
+                Err(e) => {
+                    metrics.reloaded(false);
+                    tracing::error!(
+                        error = %e,
+                        "keyring reload failed; still serving the previous keyring"
+                    )
+                }
             }
         }
     });

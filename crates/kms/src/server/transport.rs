@@ -2,13 +2,14 @@
 //! or, for development only, plaintext TCP.
 
 use super::ServeConfig;
+use service_kit::rpc::ObservedRouter;
 use std::{
     fs,
     os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt},
     path::Path,
 };
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig, server::Router};
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 /// A bound listener, ready to serve.
 pub enum Listener {
@@ -22,7 +23,7 @@ impl Listener {
     /// Serves `router` until `signal` resolves and in-flight requests finish.
     pub async fn serve(
         self,
-        router: Router,
+        router: ObservedRouter,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), tonic::transport::Error> {
         match self {
