@@ -6,7 +6,7 @@
 
 mod stack;
 
-pub use stack::{ApiProcess, Stack, authed};
+pub use stack::{ApiProcess, Stack, StackOptions, authed};
 
 use kms::{ClientConfig, KmsClient, KmsEndpoint};
 use std::{
@@ -96,6 +96,11 @@ impl KmsProcess {
 
     /// Spawns `kms serve` with `args` (after `--keyring`) without waiting for readiness.
     pub fn spawn(dir: &Path, keyring: &Path, args: &[&str]) -> Self {
+        Self::spawn_with_env(dir, keyring, args, &[])
+    }
+
+    /// [`KmsProcess::spawn`] with extra environment variables (e.g. `OTEL_*`).
+    pub fn spawn_with_env(dir: &Path, keyring: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let socket = dir.join("kms.sock");
         // A restarted kms in the same directory gets a log file of its own.
         let log = (1..)
@@ -110,6 +115,7 @@ impl KmsProcess {
             .arg(&socket)
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(&log).expect("log file"))
@@ -126,7 +132,17 @@ impl KmsProcess {
 
     /// Spawns `kms serve` on a Unix socket in `dir` and waits until it reports SERVING.
     pub async fn start(dir: &Path, keyring: &Path, args: &[&str]) -> Self {
-        let kms = Self::spawn(dir, keyring, args);
+        Self::start_with_env(dir, keyring, args, &[]).await
+    }
+
+    /// [`KmsProcess::start`] with extra environment variables.
+    pub async fn start_with_env(
+        dir: &Path,
+        keyring: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let kms = Self::spawn_with_env(dir, keyring, args, env);
         let client = kms.client();
         let ready = wait_until(Duration::from_secs(10), || {
             let client = client.clone();
@@ -200,6 +216,43 @@ impl KmsProcess {
             .await
             .expect("kms exits after SIGTERM")
     }
+
+    /// The admin (metrics) address, from the "admin listening" log line (`--admin-addr`).
+    pub async fn admin_addr(&self) -> String {
+        let line = self.wait_for_log("\"message\":\"admin listening\"").await;
+        logged_address(&line).expect("address in the admin log line")
+    }
+}
+
+/// The `address` field of a JSON log line.
+pub fn logged_address(line: &str) -> Option<String> {
+    let entry: serde_json::Value = serde_json::from_str(line).ok()?;
+    entry["address"].as_str().map(str::to_owned)
+}
+
+/// `GET path` over plain HTTP/1.1: the status code and the body.
+pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the admin port");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("read response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
+    (status, body.to_owned())
 }
 
 impl Drop for KmsProcess {

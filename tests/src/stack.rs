@@ -37,6 +37,18 @@ impl ApiProcess {
         secret: &Path,
         extra_args: &[&str],
     ) -> Self {
+        Self::start_with_env(dir, database_url, kms_socket, secret, extra_args, &[]).await
+    }
+
+    /// [`ApiProcess::start`] with extra environment variables (e.g. `OTEL_*`).
+    pub async fn start_with_env(
+        dir: &Path,
+        database_url: &str,
+        kms_socket: &Path,
+        secret: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let log = (1..)
             .map(|n| dir.join(format!("api-{n}.log")))
             .find(|p| !p.exists())
@@ -51,6 +63,7 @@ impl ApiProcess {
             .args(extra_args)
             .env("DATABASE_URL", database_url)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(&log).expect("log file"))
@@ -110,6 +123,36 @@ impl ApiProcess {
         }
     }
 
+    /// Waits up to `timeout` for the process to exit by itself (e.g. after a signal), polling
+    /// asynchronously so the test's clients keep running meanwhile.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut()?;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
+    /// The admin (metrics) address, from the "admin listening" log line (`--admin-addr`).
+    pub async fn admin_addr(&self) -> String {
+        let mut found = None;
+        wait_until(Duration::from_secs(10), || {
+            found = self
+                .logs()
+                .lines()
+                .find(|l| l.contains("\"message\":\"admin listening\""))
+                .and_then(crate::logged_address);
+            std::future::ready(found.is_some())
+        })
+        .await;
+        found.unwrap_or_else(|| panic!("no admin address logged; log:\n{}", self.logs()))
+    }
+
     /// Sends SIGTERM and waits for the exit.
     pub async fn stop(&mut self) -> ExitStatus {
         send_signal(self.pid(), "TERM");
@@ -135,6 +178,34 @@ impl Drop for ApiProcess {
     }
 }
 
+/// How [`Stack::start_with_options`] starts the processes.
+#[derive(Debug, Clone, Default)]
+pub struct StackOptions {
+    /// Extra arguments of `credentials-api serve`.
+    pub api_args: Vec<String>,
+    /// Extra arguments of `kms serve`.
+    pub kms_args: Vec<String>,
+    /// Extra environment variables of both processes.
+    pub env: Vec<(String, String)>,
+}
+
+impl StackOptions {
+    fn api_args(&self) -> Vec<&str> {
+        self.api_args.iter().map(String::as_str).collect()
+    }
+
+    fn kms_args(&self) -> Vec<&str> {
+        self.kms_args.iter().map(String::as_str).collect()
+    }
+
+    fn env(&self) -> Vec<(&str, &str)> {
+        self.env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+}
+
 /// Postgres + kms + credentials-api for one test.
 pub struct Stack {
     /// The test's directory (keyring, socket, logs, token secret).
@@ -147,7 +218,7 @@ pub struct Stack {
     pub api: ApiProcess,
     /// The token secret file.
     pub secret: PathBuf,
-    api_args: Vec<String>,
+    options: StackOptions,
 }
 
 impl Stack {
@@ -158,33 +229,52 @@ impl Stack {
 
     /// Starts everything, passing `api_args` to `credentials-api serve`.
     pub async fn start_with(api_args: &[&str]) -> Self {
+        Self::start_with_options(StackOptions {
+            api_args: api_args.iter().map(|a| (*a).to_owned()).collect(),
+            ..StackOptions::default()
+        })
+        .await
+    }
+
+    /// Starts everything with extra arguments and environment for the processes.
+    pub async fn start_with_options(options: StackOptions) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = TestDb::empty().await;
         let keyring = KmsProcess::create_keyring(dir.path());
-        let kms = KmsProcess::start(dir.path(), &keyring, &[]).await;
+        let kms =
+            KmsProcess::start_with_env(dir.path(), &keyring, &options.kms_args(), &options.env())
+                .await;
         let secret = dir.path().join("jwt-secret");
         fs::write(&secret, JWT_SECRET).expect("write secret");
-        let api = ApiProcess::start(dir.path(), &db.url(), &kms.socket, &secret, api_args).await;
+        let api = ApiProcess::start_with_env(
+            dir.path(),
+            &db.url(),
+            &kms.socket,
+            &secret,
+            &options.api_args(),
+            &options.env(),
+        )
+        .await;
         Self {
             dir,
             db,
             kms,
             api,
             secret,
-            api_args: api_args.iter().map(|a| (*a).to_owned()).collect(),
+            options,
         }
     }
 
     /// Starts the API again with the same database, kms and arguments (after a stop or a kill).
     pub async fn restart_api(&mut self) {
         self.api.kill();
-        let args: Vec<&str> = self.api_args.iter().map(String::as_str).collect();
-        self.api = ApiProcess::start(
+        self.api = ApiProcess::start_with_env(
             self.dir.path(),
             &self.db.url(),
             &self.kms.socket,
             &self.secret,
-            &args,
+            &self.options.api_args(),
+            &self.options.env(),
         )
         .await;
     }
@@ -261,7 +351,13 @@ impl Stack {
     /// Restarts the kms on the same keyring and socket.
     pub async fn restart_kms(&mut self) {
         let keyring = self.kms.keyring.clone();
-        self.kms = KmsProcess::start(self.dir.path(), &keyring, &[]).await;
+        self.kms = KmsProcess::start_with_env(
+            self.dir.path(),
+            &keyring,
+            &self.options.kms_args(),
+            &self.options.env(),
+        )
+        .await;
     }
 
     /// Waits until a log line of the API contains `needle`.

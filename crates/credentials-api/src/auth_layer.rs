@@ -1,6 +1,7 @@
 //! One tower layer in front of every service: gives each request an id, authenticates its
 //! bearer token (health and reflection excepted) and hands the handlers a [`Caller`]. Handlers
-//! never see a token.
+//! never see a token. It runs inside service-kit's RPC layer and records the request id and
+//! the token's subject on that layer's per-RPC span.
 
 use crate::caller::Caller;
 use auth::Verifier;
@@ -11,7 +12,6 @@ use std::{
 };
 use tonic::{Status, codegen::http};
 use tower::{Layer, Service};
-use tracing::Instrument;
 
 /// Paths that answer without a token: probes and operators' discovery.
 fn is_public(path: &str) -> bool {
@@ -92,12 +92,9 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let path = request.uri().path().to_owned();
         let request_id = request_id(request.headers());
-        let span = tracing::info_span!(
-            "rpc",
-            method = %path,
-            request_id = %request_id,
-            subject = tracing::field::Empty
-        );
+        // The RPC layer outside entered its span around this call.
+        let span = tracing::Span::current();
+        span.record("request_id", request_id.as_str());
         let header_value = http::HeaderValue::from_str(&request_id).ok();
 
         if !is_public(&path) {
@@ -117,7 +114,6 @@ where
                     .verifier
                     .verify(token.trim(), SystemTime::now())
                     .map_err(|e| {
-                        let _entered = span.enter();
                         tracing::info!(reason = %e, "token refused");
                         e.client_message()
                     }),
@@ -140,15 +136,13 @@ where
             }
         }
 
-        Box::pin(
-            async move {
-                let mut response = inner.call(request).await?;
-                if let Some(v) = header_value {
-                    response.headers_mut().insert("x-request-id", v);
-                }
-                Ok(response)
+        let future = inner.call(request);
+        Box::pin(async move {
+            let mut response = future.await?;
+            if let Some(v) = header_value {
+                response.headers_mut().insert("x-request-id", v);
             }
-            .instrument(span),
-        )
+            Ok(response)
+        })
     }
 }

@@ -43,6 +43,11 @@ pub struct DatabaseArgs {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
 
+    /// PEM CA certificates trusted (besides the public roots) when the connection string has
+    /// sslmode=require, e.g. your managed Postgres's CA.
+    #[arg(long, env = "DATABASE_CA_FILE")]
+    pub database_ca_file: Option<PathBuf>,
+
     /// Most connections in the pool.
     #[arg(long, env = "CREDENTIALS_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: usize,
@@ -102,6 +107,25 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub jwt: JwtArgs,
 
+    /// Address ranges validation and discovery may reach although the egress guard refuses
+    /// them by default (loopback, private, link-local, unique-local, metadata), e.g.
+    /// 10.20.0.0/16 for an internal database. Comma-separated or repeated.
+    #[arg(long, env = "CREDENTIALS_EGRESS_ALLOW", value_delimiter = ',')]
+    pub egress_allow: Vec<credentials_probe::IpRange>,
+
+    /// Deadline of one validation probe.
+    #[arg(long, env = "CREDENTIALS_PROBE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub probe_timeout: Duration,
+
+    /// Most validation probes and discoveries running at once.
+    #[arg(long, env = "CREDENTIALS_PROBE_CONCURRENCY", default_value_t = 16)]
+    pub probe_concurrency: usize,
+
+    /// Base URL of a provider's API, replacing the real one (e.g. for a proxy, a regional
+    /// endpoint, or tests): TYPE=URL, comma-separated or repeated.
+    #[arg(long, env = "CREDENTIALS_PROVIDER_URLS", value_delimiter = ',', value_parser = parse_provider_url)]
+    pub provider_url: Vec<(String, String)>,
+
     /// Credentials per batch of the re-wrap sweep.
     #[arg(long, env = "CREDENTIALS_REWRAP_BATCH_SIZE", default_value_t = 100)]
     pub rewrap_batch_size: i64,
@@ -122,6 +146,10 @@ pub struct ServeConfig {
     /// How long in-flight requests may take to finish after SIGTERM.
     #[arg(long, env = "CREDENTIALS_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+
+    /// Serve Prometheus metrics on GET /metrics on this plaintext TCP address (off when unset).
+    #[arg(long, env = "CREDENTIALS_ADMIN_ADDR")]
+    pub admin_addr: Option<SocketAddr>,
 }
 
 /// How bearer tokens are verified. At least one key source is required.
@@ -198,6 +226,19 @@ pub struct DevTokenArgs {
     /// How long the token is valid.
     #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
     pub ttl: Duration,
+}
+
+fn parse_provider_url(s: &str) -> Result<(String, String), String> {
+    let (type_id, url) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not TYPE=URL"))?;
+    if credentials_core::catalogue::lookup(type_id).is_none() {
+        return Err(format!("{type_id:?} is not a credential type"));
+    }
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(format!("{url:?} is not an http(s) URL"));
+    }
+    Ok((type_id.to_owned(), url.trim_end_matches('/').to_owned()))
 }
 
 #[cfg(test)]

@@ -4,10 +4,12 @@
 
 mod auth_layer;
 mod caller;
+mod checks;
 mod config;
 mod error;
 mod grpc;
 mod lifecycle;
+mod metrics;
 mod paging;
 mod server;
 mod vault;
@@ -59,13 +61,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::DevToken(args) => dev_token(args),
-        command => {
-            service_kit::init_logging(cli.log_format, "info");
-            match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime.block_on(async {
+        command => match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => {
+                // Inside the runtime: the trace exporter's connection is spawned on it.
+                let telemetry = runtime.block_on(async {
+                    service_kit::init_telemetry(cli.log_format, "info", "credentials-api")
+                });
+                let result = runtime.block_on(async {
                     match command {
                         Command::Serve(config) => server::run(*config).await,
                         Command::Migrate(args) => server::store(&args, true).await.map(|store| {
@@ -74,10 +79,13 @@ fn main() -> ExitCode {
                         }),
                         Command::DevToken(_) => unreachable!("handled above"),
                     }
-                }),
-                Err(e) => Err(format!("cannot start the async runtime: {e}")),
+                });
+                // The runtime is still alive here, so the last spans can be flushed.
+                telemetry.shutdown();
+                result
             }
-        }
+            Err(e) => Err(format!("cannot start the async runtime: {e}")),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,11 +4,13 @@ use crate::auth_layer::AuthLayer;
 use crate::config::{DatabaseArgs, JwtArgs, ServeConfig};
 use crate::grpc::{AccessService, AdminService, CredentialsService};
 use crate::lifecycle::{KeyLifecycle, SweepConfig};
+use crate::metrics::ApiMetrics;
 use crate::vault::Vault;
 use auth::{Verifier, VerifierConfig};
 use credentials_core::limits::MAX_REQUEST_BYTES;
 use credentials_store::{Store, StoreConfig};
 use kms::{ClientConfig, KmsClient, KmsEndpoint};
+use service_kit::rpc::{Drain, RpcLayer};
 use std::{fs, sync::Arc, time::Duration};
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
@@ -21,6 +23,10 @@ use vault_proto::credentials::v1::{
 const MANAGEMENT: &str = "credentials.v1.CredentialsService";
 const ACCESS: &str = "credentials.v1.AccessService";
 const ADMIN: &str = "credentials.v1.AdminService";
+/// After the last accepted call ends, how long new calls still get UNAVAILABLE before the
+/// connections close: clients that just got an answer then see a retryable refusal instead of
+/// a request dropped with the closing connection (tonic reports that as CANCELLED).
+const DRAIN_SETTLE: Duration = Duration::from_millis(100);
 
 /// Builds the token verifier from the configured key sources; fails on none or a bad file.
 pub fn verifier(args: &JwtArgs) -> Result<Verifier, String> {
@@ -68,6 +74,12 @@ pub async fn store(args: &DatabaseArgs, migrate: bool) -> Result<Store, String> 
         max_connections: args.db_max_connections,
         wait_timeout: args.db_wait_timeout,
         connect_timeout: Duration::from_secs(3),
+        ca_pem: match &args.database_ca_file {
+            Some(path) => {
+                Some(fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?)
+            }
+            None => None,
+        },
     })
     .map_err(|e| format!("database configuration: {e}"))?;
     let deadline = tokio::time::Instant::now() + args.startup_timeout;
@@ -122,9 +134,43 @@ fn kms_client(config: &ServeConfig) -> Result<KmsClient, String> {
     KmsClient::new(client_config).map_err(|e| e.to_string())
 }
 
+/// The validation prober: egress guard with the operator's exceptions, provider URLs.
+fn prober(config: &ServeConfig) -> credentials_probe::Prober {
+    let endpoints = config.provider_url.iter().fold(
+        credentials_probe::ProviderEndpoints::default(),
+        |e, (t, u)| e.with_override(t, u),
+    );
+    if !config.egress_allow.is_empty() {
+        let ranges: Vec<String> = config
+            .egress_allow
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        tracing::warn!(
+            ?ranges,
+            "the egress guard allows these otherwise refused ranges"
+        );
+    }
+    credentials_probe::Prober::new(credentials_probe::ProbeConfig {
+        timeout: config.probe_timeout,
+        egress: credentials_probe::EgressPolicy::new().allow(config.egress_allow.iter().copied()),
+        endpoints,
+        max_concurrent: config.probe_concurrency.max(1),
+    })
+}
+
 async fn set_all(health: &HealthReporter, status: ServingStatus) {
     for name in ["", MANAGEMENT, ACCESS, ADMIN] {
         health.set_service_status(name, status).await;
+    }
+}
+
+/// Ends every `Health/Watch` stream (each has seen NOT_SERVING first). Watchers, such as
+/// client-side load balancers, otherwise hold a stream open for ever and the drain would
+/// always wait out the whole grace period.
+async fn end_health_watches(health: &mut HealthReporter) {
+    for name in ["", MANAGEMENT, ACCESS, ADMIN] {
+        health.clear_service_status(name).await;
     }
 }
 
@@ -158,18 +204,20 @@ fn spawn_readiness(vault: Vault, health: HealthReporter) -> tokio::task::JoinHan
 /// Runs the server until SIGTERM or SIGINT. Errors are startup failures.
 pub async fn run(config: ServeConfig) -> Result<(), String> {
     // 1. Health first, NOT_SERVING, so nothing reports ready before Postgres and the kms answer.
-    let (health, health_service) = tonic_health::server::health_reporter();
+    let (mut health, health_service) = tonic_health::server::health_reporter();
     set_all(&health, ServingStatus::NotServing).await;
 
     // 2. Configuration that can be wrong: fail before touching anything else.
     let verifier = Arc::new(verifier(&config.jwt)?);
-    let kms = kms_client(&config)?;
+    let metrics = ApiMetrics::new();
+    let kms = kms_client(&config)?.with_metrics(metrics.kms.clone());
     if let Some(key) = &config.master_key_id {
         kms::validate_key_id("--master-key-id", key).map_err(|e| e.to_string())?;
     }
 
     // 3. The database: wait for it and migrate (advisory-locked, safe with many replicas).
     let store = store(&config.database, !config.no_migrate).await?;
+    metrics.watch_pool(&store);
     let vault = Vault::new(store.clone(), kms.clone(), config.master_key_id.clone());
     let lifecycle = KeyLifecycle::new(
         store.clone(),
@@ -181,21 +229,34 @@ pub async fn run(config: ServeConfig) -> Result<(), String> {
         },
     );
 
+    let prober = prober(&config);
+
     // 4. Bind, and say where.
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot bind {}: {e}", config.listen))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%address, "listening");
+    let key_versions = match config.admin_addr {
+        Some(addr) => {
+            service_kit::serve_admin(addr, metrics.registry.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            Some(metrics.spawn_key_version_refresh(store.clone()))
+        }
+        None => None,
+    };
 
     // 5. SERVING once the database and the kms answer (and NOT_SERVING whenever they stop).
     let readiness = spawn_readiness(vault.clone(), health.clone());
     // Resumes a sweep a crash interrupted, then sweeps on the schedule.
     let scheduler = lifecycle.spawn_scheduler();
 
-    // 6. The stack, outermost first: authentication and request ids for every call, then the
-    //    services (health and reflection need no token).
+    // 6. The stack, outermost first: a span and metrics per RPC, authentication and request
+    //    ids for every call, then the services (health and reflection need no token).
+    let drain = Drain::new();
     let router = Server::builder()
+        .layer(RpcLayer::new(metrics.rpc.clone()).with_drain(drain.clone()))
         .layer(AuthLayer::new(verifier))
         .add_service(health_service)
         .add_service(service_kit::reflection_v1(&[MANAGEMENT, ACCESS, ADMIN]))
@@ -203,7 +264,7 @@ pub async fn run(config: ServeConfig) -> Result<(), String> {
             MANAGEMENT, ACCESS, ADMIN,
         ]))
         .add_service(
-            CredentialsServiceServer::new(CredentialsService::new(vault.clone()))
+            CredentialsServiceServer::new(CredentialsService::new(vault.clone(), prober))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
         )
         .add_service(
@@ -217,13 +278,30 @@ pub async fn run(config: ServeConfig) -> Result<(), String> {
         let _ = stop_rx.await;
     }));
 
-    // 7. Shutdown: NOT_SERVING first (load balancers stop sending), then drain, then close.
+    // 7. Shutdown: NOT_SERVING first (load balancers stop sending), then refuse new calls with
+    //    UNAVAILABLE while the accepted ones finish, then close the connections.
     service_kit::shutdown_signal().await;
+    let deadline = tokio::time::Instant::now() + config.shutdown_grace;
     readiness.abort();
     scheduler.abort();
+    if let Some(task) = key_versions {
+        task.abort();
+    }
     set_all(&health, ServingStatus::NotServing).await;
+    drain.start();
+    tracing::info!(
+        in_flight = drain.in_flight(),
+        "draining: new calls are refused"
+    );
+    if tokio::time::timeout_at(deadline, drain.idle())
+        .await
+        .is_ok()
+    {
+        tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + DRAIN_SETTLE)).await;
+    }
     let _ = stop_tx.send(());
-    match tokio::time::timeout(config.shutdown_grace, server).await {
+    end_health_watches(&mut health).await;
+    match tokio::time::timeout_at(deadline, server).await {
         Ok(Ok(Ok(()))) => tracing::info!("drained; exiting"),
         Ok(Ok(Err(e))) => tracing::error!(error = %e, "server failed while draining"),
         Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),

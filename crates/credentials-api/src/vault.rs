@@ -134,7 +134,8 @@ fn check_description(description: &str) -> Result<()> {
     Ok(())
 }
 
-fn lookup_type(field: &str, type_id: &str) -> Result<&'static TypeSpec> {
+/// The catalogue entry of a type named in request field `field`.
+pub fn lookup_type(field: &str, type_id: &str) -> Result<&'static TypeSpec> {
     if type_id.is_empty() {
         return Err(VaultError::invalid(field, "required"));
     }
@@ -147,6 +148,16 @@ fn lookup_type(field: &str, type_id: &str) -> Result<&'static TypeSpec> {
             ),
         )
     })
+}
+
+/// Names the workspace and credential on the RPC's span: ids, not secrets, and what lets a
+/// trace be found from a credential. Never used as metric labels (unbounded).
+fn annotate(workspace_id: &str, id: Option<Uuid>) {
+    let span = tracing::Span::current();
+    span.record("workspace_id", workspace_id);
+    if let Some(id) = id {
+        span.record("credential_id", tracing::field::display(id));
+    }
 }
 
 /// Parses a category filter or field; empty means none.
@@ -193,7 +204,7 @@ impl Vault {
         &self.kms
     }
 
-    fn audit(
+    pub(crate) fn audit(
         caller: &Caller,
         workspace_id: &str,
         credential_id: Option<Uuid>,
@@ -249,6 +260,17 @@ impl Vault {
         })
     }
 
+    /// A live credential and its opened value.
+    pub(crate) async fn open_stored(
+        &self,
+        workspace_id: &str,
+        id: Uuid,
+    ) -> Result<(Credential, SecretValue)> {
+        let (credential, envelope) = self.store.get_sealed(workspace_id, id).await?;
+        let value = self.open(&credential, &envelope).await?;
+        Ok((credential, value))
+    }
+
     /// Opens a stored value: the kms unwraps the data key for this row's context.
     async fn open(&self, credential: &Credential, envelope: &Envelope) -> Result<SecretValue> {
         let (map, ctx) = Self::context(&credential.workspace_id, credential.id);
@@ -286,6 +308,7 @@ impl Vault {
         let workspace_id = caller.workspace_for_collection(&input.workspace_id)?;
 
         let id = new_credential_id();
+        annotate(&workspace_id, Some(id));
         let masked_content = mask::preview(spec, &value);
         let envelope = self.seal(&workspace_id, id, &value).await?;
         drop(value);
@@ -317,6 +340,7 @@ impl Vault {
     pub async fn get(&self, caller: &Caller, workspace_id: &str, id: Uuid) -> Result<Credential> {
         caller.require(Permission::Read)?;
         let workspace_id = caller.workspace_for_item(workspace_id)?;
+        annotate(&workspace_id, Some(id));
         Ok(self.store.get_credential(&workspace_id, id).await?)
     }
 
@@ -334,6 +358,7 @@ impl Vault {
             lookup_type("type", type_id)?;
         }
         let workspace_id = caller.workspace_for_collection(workspace_id)?;
+        annotate(&workspace_id, None);
         let cursor = paging::credentials_cursor(&workspace_id, &filter, page_token)?;
         let (credentials, next) = self
             .store
@@ -363,6 +388,7 @@ impl Vault {
             check_description(description)?;
         }
         let workspace_id = caller.workspace_for_item(&input.workspace_id)?;
+        annotate(&workspace_id, Some(input.id));
         let mut changes = CredentialChanges {
             name: input.name,
             description: input.description,
@@ -414,6 +440,7 @@ impl Vault {
     ) -> Result<Credential> {
         caller.require(Permission::Write)?;
         let workspace_id = caller.workspace_for_item(workspace_id)?;
+        annotate(&workspace_id, Some(id));
         let event = Self::audit(
             caller,
             &workspace_id,
@@ -439,6 +466,7 @@ impl Vault {
     ) -> Result<(Credential, Option<Uuid>)> {
         caller.require(Permission::Write)?;
         let workspace_id = caller.workspace_for_item(workspace_id)?;
+        annotate(&workspace_id, Some(id));
         let event = Self::audit(
             caller,
             &workspace_id,
@@ -525,6 +553,7 @@ impl Vault {
                     .await?
             }
         };
+        annotate(&credential.workspace_id, Some(credential.id));
         let value = self.open(&credential, &envelope).await?;
         Ok((credential, value))
     }
@@ -549,6 +578,7 @@ impl Vault {
     ) -> Result<AuditPage> {
         caller.require(Permission::Read)?;
         let workspace_id = caller.workspace_for_collection(workspace_id)?;
+        annotate(&workspace_id, credential_id);
         let before = paging::audit_before(&workspace_id, credential_id, page_token)?;
         let limit = i64::try_from(page_size + 1).unwrap_or(i64::MAX);
         let mut events = self

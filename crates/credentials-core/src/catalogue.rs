@@ -139,6 +139,38 @@ const fn choice(
     }
 }
 
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Types that cannot be probed: Pika has no public API to check a key against, and SQL Server
+/// needs a TDS client this build does not include. Validating them answers UNSUPPORTED_TYPE.
+const UNPROBED: &[&str] = &["pika", "mssql"];
+/// Types whose database schema can be discovered (tools `database` too, by its schema_type).
+const DISCOVERABLE: &[&str] = &["postgresql", "redshift", "mysql", "clickhouse", "database"];
+
+const fn listed(id: &str, list: &[&str]) -> bool {
+    let mut i = 0;
+    while i < list.len() {
+        if same(id, list[i]) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
 const fn ty(
     id: &'static str,
     category: Category,
@@ -156,8 +188,8 @@ const fn ty(
         fields,
         primary_field,
         requires_one_of,
-        supports_validation: false,
-        supports_schema_discovery: false,
+        supports_validation: !listed(id, UNPROBED),
+        supports_schema_discovery: listed(id, DISCOVERABLE),
     }
 }
 
@@ -646,8 +678,29 @@ mod tests {
             assert_eq!(names.len(), t.fields.len(), "{}", t.id);
             assert!(!t.description.is_empty() && !t.display_name.is_empty());
             assert!(t.fields.iter().all(|f| !f.description.is_empty()));
-            assert!(!t.supports_validation && !t.supports_schema_discovery);
         }
+    }
+
+    #[test]
+    fn capabilities_are_what_the_probes_do() {
+        let flags = |id| {
+            let t = lookup(id).unwrap();
+            (t.supports_validation, t.supports_schema_discovery)
+        };
+        assert_eq!(flags("openai"), (true, false));
+        assert_eq!(flags("bedrock"), (true, false));
+        assert_eq!(flags("smtp"), (true, false));
+        assert_eq!(flags("postgresql"), (true, true));
+        assert_eq!(flags("clickhouse"), (true, true));
+        assert_eq!(flags("database"), (true, true));
+        assert_eq!(flags("bigquery"), (true, false));
+        assert_eq!(flags("pika"), (false, false));
+        assert_eq!(flags("mssql"), (false, false));
+        assert_eq!(
+            all().iter().filter(|t| t.supports_schema_discovery).count(),
+            5
+        );
+        assert_eq!(all().iter().filter(|t| !t.supports_validation).count(), 2);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod mask;
 pub mod model;
 pub mod payload;
+pub mod schema;
 mod secret;
 pub mod value;
 

@@ -10,6 +10,7 @@ mod error;
 mod keys;
 mod pool;
 mod rows;
+mod validation;
 
 pub use credentials::{CredentialChanges, NewCredential};
 pub use error::{Result, StoreError};

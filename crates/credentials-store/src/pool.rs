@@ -1,7 +1,35 @@
 use crate::{Result, StoreError};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::time::Duration;
-use tokio_postgres::NoTls;
+use tokio_postgres::{NoTls, config::SslMode};
+
+/// Public web roots plus the operator's CA certificates.
+fn tls_config(ca_pem: Option<&[u8]>) -> Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(pem) = ca_pem {
+        let mut added = 0;
+        for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(pem) {
+            let cert: rustls::pki_types::CertificateDer<'static> =
+                cert.map_err(|e| StoreError::Config(format!("database CA file: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| StoreError::Config(format!("database CA file: {e}")))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(StoreError::Config(
+                "database CA file holds no certificate".into(),
+            ));
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Config(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -22,6 +50,8 @@ pub struct StoreConfig {
     pub wait_timeout: Duration,
     /// How long opening a connection may take.
     pub connect_timeout: Duration,
+    /// Extra CA certificates (PEM) trusted for `sslmode=require`, e.g. a managed Postgres's CA.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// Connection-pool figures, for health and metrics.
@@ -65,13 +95,22 @@ impl Store {
         if pg.get_application_name().is_none() {
             pg.application_name("credentials-api");
         }
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        // TLS only when the string demands it: `prefer` (libpq's and tokio-postgres's default)
+        // would otherwise fail outright against servers with self-signed certificates, where
+        // libpq would encrypt without verifying. With `require` the certificate IS verified.
+        let manager = match pg.get_ssl_mode() {
+            SslMode::Require => Manager::from_config(
+                pg,
+                tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(
+                    config.ca_pem.as_deref(),
+                )?),
+                manager_config,
+            ),
+            _ => Manager::from_config(pg, NoTls, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(config.max_connections)
             .runtime(Runtime::Tokio1)

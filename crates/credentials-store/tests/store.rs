@@ -898,6 +898,7 @@ async fn an_unreachable_database_is_unavailable_and_retryable() {
         max_connections: 2,
         wait_timeout: Duration::from_secs(2),
         connect_timeout: Duration::from_secs(2),
+        ca_pem: None,
     })
     .unwrap();
     let err = store.ping().await.unwrap_err();

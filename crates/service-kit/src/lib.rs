@@ -1,14 +1,21 @@
 //! Plumbing shared by the vault's gRPC servers, so that both behave the same at the edges:
-//! log format, shutdown signals, reflection and the shape of `INVALID_ARGUMENT` errors.
+//! logs and traces, metrics and the admin port, the per-RPC layer, shutdown signals,
+//! reflection and the shape of `INVALID_ARGUMENT` errors.
 
 #![forbid(unsafe_code)]
 
+mod admin;
 mod logging;
+pub mod metrics;
+mod propagation;
 mod reflection;
+pub mod rpc;
 mod shutdown;
 mod status;
 
-pub use logging::{LogFormat, init_logging};
+pub use admin::{AdminError, serve_admin};
+pub use logging::{LogFormat, TelemetryError, TelemetryGuard, init_telemetry};
+pub use propagation::{adopt_trace_context, inject_trace_context};
 pub use reflection::{reflection_v1, reflection_v1alpha};
 pub use shutdown::shutdown_signal;
 pub use status::invalid_argument;

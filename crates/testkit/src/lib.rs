@@ -39,6 +39,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
+mod password;
+pub use password::{PasswordPg, password_pg};
+
 use tokio::sync::{Mutex, OnceCell};
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{Client, Config, NoTls};
@@ -54,7 +57,8 @@ const DROP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Runs postgres and stops it when the test process exits.
 ///
 /// Positional parameters: `$1` postgres binary, `$2` data directory, `$3` socket directory,
-/// `$4` log file, `$5` directory to delete after postgres stopped, `$6` port.
+/// `$4` log file, `$5` directory to delete after postgres stopped, `$6` port, `$7` TCP listen
+/// addresses (none when absent).
 ///
 /// Our stdin is a pipe whose only write end is held by the test process (Rust opens pipes
 /// close-on-exec, so no other child inherits it). The background subshell blocks reading it;
@@ -64,7 +68,7 @@ const DROP_TIMEOUT: Duration = Duration::from_secs(30);
 /// so the test process sees this process exit if postgres dies on its own.
 const WATCHDOG_SCRIPT: &str = r#"
 exec 3<&0 </dev/null >>"$4" 2>&1
-"$1" -D "$2" -k "$3" -p "$6" -c listen_addresses= -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 3<&- &
+"$1" -D "$2" -k "$3" -p "$6" -c "listen_addresses=${7:-}" -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 3<&- &
 pg=$!
 (
   cat <&3 >/dev/null

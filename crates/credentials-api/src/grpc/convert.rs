@@ -56,6 +56,56 @@ pub fn value(value: Option<pb::CredentialValue>) -> Option<ValueInput> {
     }
 }
 
+/// A probe's result.
+pub fn validation_result(r: &credentials_probe::ProbeResult) -> pb::ValidationResult {
+    pb::ValidationResult {
+        outcome: validation_outcome(r.outcome) as i32,
+        message: r.message.clone(),
+        latency: prost_types::Duration::try_from(r.latency).ok(),
+        checked_at: Some(timestamp(r.checked_at)),
+    }
+}
+
+/// A discovered schema.
+pub fn schema(s: credentials_core::schema::DatabaseSchema) -> pb::DatabaseSchema {
+    use credentials_core::schema::TableKind;
+    pb::DatabaseSchema {
+        truncated: s.truncated,
+        namespaces: s
+            .namespaces
+            .into_iter()
+            .map(|n| pb::SchemaNamespace {
+                name: n.name,
+                tables: n
+                    .tables
+                    .into_iter()
+                    .map(|t| pb::Table {
+                        name: t.name,
+                        kind: match t.kind {
+                            TableKind::Table => pb::TableKind::Table,
+                            TableKind::View => pb::TableKind::View,
+                        } as i32,
+                        description: t.description,
+                        primary_key: t.primary_key,
+                        columns: t
+                            .columns
+                            .into_iter()
+                            .map(|c| pb::Column {
+                                name: c.name,
+                                data_type: c.data_type,
+                                nullable: c.nullable,
+                                default_value: c.default_value,
+                                description: c.description,
+                                position: c.position,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
 fn timestamp(t: SystemTime) -> prost_types::Timestamp {
     prost_types::Timestamp::from(t)
 }

@@ -8,6 +8,7 @@ mod status;
 pub use admin::AdminService;
 
 use crate::caller::Caller;
+use crate::checks;
 use crate::error::VaultError;
 use crate::vault::{self, AccessSelector, CreateInput, UpdateInput, Vault};
 use credentials_core::model::ListFilter;
@@ -27,12 +28,13 @@ fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
 #[derive(Debug, Clone)]
 pub struct CredentialsService {
     vault: Vault,
+    prober: credentials_probe::Prober,
 }
 
 impl CredentialsService {
-    /// A service over `vault`.
-    pub fn new(vault: Vault) -> Self {
-        Self { vault }
+    /// A service over `vault`, validating with `prober`.
+    pub fn new(vault: Vault, prober: credentials_probe::Prober) -> Self {
+        Self { vault, prober }
     }
 }
 
@@ -160,38 +162,84 @@ impl pb::credentials_service_server::CredentialsService for CredentialsService {
 
     async fn validate_credential(
         &self,
-        _request: Request<pb::ValidateCredentialRequest>,
+        request: Request<pb::ValidateCredentialRequest>,
     ) -> Result<Response<pb::ValidateCredentialResponse>, Status> {
-        Err(Status::unimplemented(
-            "validation against the real target is not available in this release",
-        ))
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let id = convert::id("id", &r.id)?;
+        let (result, updated) = self
+            .vault
+            .validate(&caller, &self.prober, &r.workspace_id, id)
+            .await?;
+        Ok(Response::new(pb::ValidateCredentialResponse {
+            result: Some(convert::validation_result(&result)),
+            credential: credential(updated),
+        }))
     }
 
     async fn test_credential(
         &self,
-        _request: Request<pb::TestCredentialRequest>,
+        request: Request<pb::TestCredentialRequest>,
     ) -> Result<Response<pb::TestCredentialResponse>, Status> {
-        Err(Status::unimplemented(
-            "validation against the real target is not available in this release",
-        ))
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let credential_id = convert::optional_id("credential_id", &r.credential_id)?;
+        let result = self
+            .vault
+            .test(
+                &caller,
+                &self.prober,
+                &r.workspace_id,
+                &r.r#type,
+                convert::value(r.value),
+                credential_id,
+            )
+            .await?;
+        Ok(Response::new(pb::TestCredentialResponse {
+            result: Some(convert::validation_result(&result)),
+        }))
     }
 
     async fn discover_schema(
         &self,
-        _request: Request<pb::DiscoverSchemaRequest>,
+        request: Request<pb::DiscoverSchemaRequest>,
     ) -> Result<Response<pb::DiscoverSchemaResponse>, Status> {
-        Err(Status::unimplemented(
-            "schema discovery is not available in this release",
-        ))
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let id = convert::id("id", &r.id)?;
+        let timeout = match r.timeout {
+            None => None,
+            Some(d) => Some(
+                std::time::Duration::try_from(d)
+                    .map_err(|_| VaultError::invalid("timeout", "must not be negative"))?,
+            ),
+        };
+        let options =
+            checks::discovery_options(r.include_schemas, r.exclude_schemas, r.max_tables, timeout)?;
+        let (updated, schema) = self
+            .vault
+            .discover_schema(&caller, &self.prober, &r.workspace_id, id, options)
+            .await?;
+        Ok(Response::new(pb::DiscoverSchemaResponse {
+            credential: credential(updated),
+            table_count: i32::try_from(schema.table_count()).unwrap_or(i32::MAX),
+            truncated: schema.truncated,
+        }))
     }
 
     async fn get_schema(
         &self,
-        _request: Request<pb::GetSchemaRequest>,
+        request: Request<pb::GetSchemaRequest>,
     ) -> Result<Response<pb::GetSchemaResponse>, Status> {
-        Err(Status::unimplemented(
-            "schema discovery is not available in this release",
-        ))
+        let caller = caller(&request)?;
+        let r = request.into_inner();
+        let id = convert::id("id", &r.id)?;
+        let (schema, discovered_at) = self.vault.get_schema(&caller, &r.workspace_id, id).await?;
+        Ok(Response::new(pb::GetSchemaResponse {
+            ddl: schema.to_ddl(),
+            schema: Some(convert::schema(schema)),
+            discovered_at: Some(discovered_at.into()),
+        }))
     }
 
     async fn list_credential_types(

@@ -28,6 +28,7 @@ pub fn config(url: String, max_connections: usize) -> StoreConfig {
         max_connections,
         wait_timeout: Duration::from_secs(10),
         connect_timeout: Duration::from_secs(5),
+        ca_pem: None,
     }
 }
 

@@ -349,7 +349,7 @@ mod tests {
         let (mut keyring, rng, ctx) = setup();
         let (v1_blob, v) = wrap(&keyring, "default", &ctx, &[3u8; 32], &rng).unwrap();
         assert_eq!(v, 1);
-        keyring.rotate("default", &rng).unwrap();
+        keyring.add_version("default", &rng, true).unwrap();
         // Old blobs still open; new wraps use v2.
         assert_eq!(unwrap(&keyring, &v1_blob, &ctx).unwrap().2, 1);
         let (v2_blob, v) = wrap(&keyring, "default", &ctx, &[3u8; 32], &rng).unwrap();

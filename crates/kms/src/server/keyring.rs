@@ -306,11 +306,6 @@ impl Keyring {
         Ok(())
     }
 
-    /// Adds a fresh version to a key and makes it the primary. Returns the new version number.
-    pub fn rotate(&mut self, id: &str, rng: &SystemRandom) -> Result<u32, KeyringError> {
-        self.add_version(id, rng, true)
-    }
-
     /// Adds a fresh version; with `make_primary` it also becomes the primary. A staged version
     /// (not primary) already unwraps, so every kms replica can load it before any of them wraps
     /// under it. Returns the new version number.
@@ -833,7 +828,7 @@ mod tests {
             Err(KeyringError::AlreadyExists(_))
         ));
 
-        assert_eq!(keyring.rotate("default", &rng).unwrap(), 2);
+        assert_eq!(keyring.add_version("default", &rng, true).unwrap(), 2);
         keyring.add_key("ws-acme", &rng).unwrap();
         keyring
             .set_state("default", 1, VersionState::Disabled)
@@ -890,7 +885,7 @@ mod tests {
             Err(KeyringError::UnknownVersion { version: 9, .. })
         ));
         assert!(matches!(
-            keyring.rotate("nope", &rng),
+            keyring.add_version("nope", &rng, true),
             Err(KeyringError::UnknownKey(_))
         ));
         assert!(matches!(

@@ -77,7 +77,7 @@ pub struct ServeConfig {
 /// Runs the server until SIGTERM or SIGINT. Errors are startup failures, reported by `main`.
 pub async fn run(config: ServeConfig) -> Result<(), String> {
     // 1. Health first, NOT_SERVING, so nothing reports ready before the keyring is in.
-    let (health, health_service) = tonic_health::server::health_reporter();
+    let (mut health, health_service) = tonic_health::server::health_reporter();
     health
         .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
         .await;
@@ -154,6 +154,11 @@ pub async fn run(config: ServeConfig) -> Result<(), String> {
         .set_service_status("", ServingStatus::NotServing)
         .await;
     let _ = stop_tx.send(());
+    // A Health/Watch stream never ends by itself and would hold the drain for the whole grace
+    // period; clearing the statuses ends each one (after it has seen NOT_SERVING).
+    for name in [SERVICE_NAME, ""] {
+        health.clear_service_status(name).await;
+    }
     match tokio::time::timeout(config.shutdown_grace, server).await {
         Ok(Ok(Ok(()))) => tracing::info!("drained; exiting"),
         Ok(Ok(Err(e))) => tracing::error!(error = %e, "server failed while draining"),

@@ -1,0 +1,140 @@
+//! The API's metric families, served on the admin port (`--admin-addr`). Every label value
+//! comes from a closed set (method names, status codes, key ids of the keyring, catalogue type
+//! ids, fixed words): never a credential id, a workspace id, a name or anything secret.
+
+use credentials_core::{catalogue, model::ValidationOutcome};
+use credentials_store::Store;
+use service_kit::metrics::{Counter, Gauge, Registry};
+use service_kit::rpc::RpcMetrics;
+use std::{sync::OnceLock, time::Duration};
+
+/// How often `credentials_by_master_key_version` is recounted (one grouped query).
+const KEY_VERSION_REFRESH: Duration = Duration::from_secs(30);
+
+/// The process's validation counter, for [`record_validation`] wherever validation runs.
+static VALIDATION_OUTCOMES: OnceLock<Counter<2>> = OnceLock::new();
+
+/// Everything the API measures.
+#[derive(Debug, Clone)]
+pub struct ApiMetrics {
+    /// The registry the admin port renders.
+    pub registry: Registry,
+    /// `grpc_server_*`, recorded by the RPC layer.
+    pub rpc: RpcMetrics,
+    /// `kms_client_*`, recorded by the kms client.
+    pub kms: kms::ClientMetrics,
+    pool: Gauge<1>,
+    key_versions: Gauge<2>,
+}
+
+impl ApiMetrics {
+    /// Registers the API's families.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let validation = registry.counter(
+            "validation_outcomes_total",
+            "Credential validations, by credential type and outcome.",
+            ["type", "outcome"],
+        );
+        // One registry per process; should a second ever be made, the first keeps counting.
+        let _ = VALIDATION_OUTCOMES.set(validation);
+        Self {
+            rpc: RpcMetrics::register(&registry),
+            kms: kms::ClientMetrics::register(&registry),
+            pool: registry.gauge(
+                "db_pool_connections",
+                "Postgres pool connections: size (open), available (idle), waiting (requests queued for one), max.",
+                ["state"],
+            ),
+            key_versions: registry.gauge(
+                "credentials_by_master_key_version",
+                "Live credentials per master key and version (what a re-wrap sweep still has to move).",
+                ["key_id", "key_version"],
+            ),
+            registry,
+        }
+    }
+
+    /// Reads the pool's figures at every scrape.
+    pub fn watch_pool(&self, store: &Store) {
+        let (store, pool) = (store.clone(), self.pool.clone());
+        self.registry.on_scrape(move || {
+            let s = store.status();
+            for (state, n) in [
+                ("size", s.size),
+                ("available", s.available),
+                ("waiting", s.waiting),
+                ("max", s.max_size),
+            ] {
+                pool.set([state], n as f64);
+            }
+        });
+    }
+
+    /// Counts credentials per key version now and every 30 s (a query per scrape would let
+    /// scrapers load Postgres).
+    pub fn spawn_key_version_refresh(&self, store: Store) -> tokio::task::JoinHandle<()> {
+        let gauge = self.key_versions.clone();
+        tokio::spawn(async move {
+            loop {
+                match store.key_version_counts().await {
+                    Ok(counts) => {
+                        let versions: Vec<String> =
+                            counts.iter().map(|c| c.key_version.to_string()).collect();
+                        gauge.replace_all(
+                            counts.iter().zip(&versions).map(|(c, v)| {
+                                ([c.key_id.as_str(), v.as_str()], c.credentials as f64)
+                            }),
+                        );
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot count credentials per key version")
+                    }
+                }
+                tokio::time::sleep(KEY_VERSION_REFRESH).await;
+            }
+        })
+    }
+}
+
+fn outcome_label(outcome: ValidationOutcome) -> &'static str {
+    match outcome {
+        ValidationOutcome::Unspecified => "unspecified",
+        ValidationOutcome::Valid => "valid",
+        ValidationOutcome::InvalidCredentials => "invalid_credentials",
+        ValidationOutcome::InsufficientPermissions => "insufficient_permissions",
+        ValidationOutcome::Unreachable => "unreachable",
+        ValidationOutcome::TimedOut => "timed_out",
+        ValidationOutcome::UnsupportedType => "unsupported_type",
+        ValidationOutcome::ProviderError => "provider_error",
+        ValidationOutcome::EgressDenied => "egress_denied",
+    }
+}
+
+/// Counts one validation result in `validation_outcomes_total`. A type id outside the
+/// catalogue is counted as `other`, so the label stays bounded whatever a caller passes.
+pub fn record_validation(type_id: &str, outcome: ValidationOutcome) {
+    let type_label = catalogue::lookup(type_id).map_or("other", |t| t.id);
+    if let Some(counter) = VALIDATION_OUTCOMES.get() {
+        counter.inc([type_label, outcome_label(outcome)]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_labels_are_bounded() {
+        let metrics = ApiMetrics::new();
+        record_validation("openai", ValidationOutcome::Valid);
+        record_validation("3f6d7c0e-not-a-type", ValidationOutcome::InvalidCredentials);
+        let text = metrics.registry.render();
+        assert!(text.contains("# TYPE validation_outcomes_total counter\n"));
+        assert!(text.contains("validation_outcomes_total{type=\"openai\",outcome=\"valid\"} 1\n"));
+        assert!(text.contains(
+            "validation_outcomes_total{type=\"other\",outcome=\"invalid_credentials\"} 1\n"
+        ));
+        assert!(!text.contains("3f6d7c0e"));
+    }
+}

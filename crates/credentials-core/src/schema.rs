@@ -1,0 +1,305 @@
+//! The schema of a database as discovered from a data-warehouse credential: namespaces, tables
+//! and views, columns with their types as the database spells them, and descriptions. Stored as
+//! JSON, and rendered as compact DDL-like text an agent can put in a prompt.
+
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Everything discovered in one database.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseSchema {
+    /// Namespaces (schemas, or databases for MySQL and ClickHouse), sorted by name.
+    pub namespaces: Vec<SchemaNamespace>,
+    /// Whether discovery stopped at the table limit, leaving tables out.
+    pub truncated: bool,
+}
+
+/// One namespace and its tables.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaNamespace {
+    /// Its name.
+    pub name: String,
+    /// Its tables and views, sorted by name.
+    pub tables: Vec<Table>,
+}
+
+/// Whether a relation stores rows or is computed from a query.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableKind {
+    /// A table (including partitioned and foreign tables).
+    #[default]
+    Table,
+    /// A view (including materialized views).
+    View,
+}
+
+/// One table or view.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Table {
+    /// Its name.
+    pub name: String,
+    /// Table or view.
+    pub kind: TableKind,
+    /// Its comment; empty if none.
+    pub description: String,
+    /// Its columns, by position.
+    pub columns: Vec<Column>,
+    /// The primary key's columns in key order (ClickHouse keys may hold expressions such as
+    /// `toDate(ts)`); empty if none.
+    pub primary_key: Vec<String>,
+}
+
+/// One column.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    /// Its name.
+    pub name: String,
+    /// Its type as the database spells it, e.g. `character varying(64)`.
+    pub data_type: String,
+    /// Whether it accepts NULL.
+    pub nullable: bool,
+    /// Its default expression as the database spells it; `None` if none.
+    pub default_value: Option<String>,
+    /// Its comment; empty if none.
+    pub description: String,
+    /// Its 1-based position in the table.
+    pub position: u32,
+}
+
+/// What to discover and how long to try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveryOptions {
+    /// Only these namespaces (exact names); empty means all but the system ones.
+    pub include_schemas: Vec<String>,
+    /// Never these namespaces (exact names), on top of the system ones.
+    pub exclude_schemas: Vec<String>,
+    /// At most this many tables and views; more sets [`DatabaseSchema::truncated`].
+    pub max_tables: usize,
+    /// Deadline of the whole discovery, connection included.
+    pub timeout: Duration,
+}
+
+impl Default for DiscoveryOptions {
+    fn default() -> Self {
+        Self {
+            include_schemas: Vec::new(),
+            exclude_schemas: Vec::new(),
+            max_tables: 1000,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl DiscoveryOptions {
+    /// Whether a (non-system) namespace passes the include and exclude filters.
+    pub fn wants(&self, namespace: &str) -> bool {
+        (self.include_schemas.is_empty() || self.include_schemas.iter().any(|s| s == namespace))
+            && !self.exclude_schemas.iter().any(|s| s == namespace)
+    }
+}
+
+impl DatabaseSchema {
+    /// How many tables and views it holds.
+    pub fn table_count(&self) -> usize {
+        self.namespaces.iter().map(|n| n.tables.len()).sum()
+    }
+
+    /// Compact DDL-like text, one `CREATE TABLE` or `CREATE VIEW` per relation, sorted by
+    /// namespace, then name, columns by position; comments as `--` lines.
+    pub fn to_ddl(&self) -> String {
+        let mut out = String::new();
+        let mut namespaces: Vec<&SchemaNamespace> = self.namespaces.iter().collect();
+        namespaces.sort_by(|a, b| a.name.cmp(&b.name));
+        for ns in namespaces {
+            let mut tables: Vec<&Table> = ns.tables.iter().collect();
+            tables.sort_by(|a, b| a.name.cmp(&b.name));
+            for table in tables {
+                render_table(&mut out, &ns.name, table);
+            }
+        }
+        if self.truncated {
+            out.push_str("-- (truncated: more tables exist than were discovered)\n");
+        }
+        out
+    }
+}
+
+fn render_table(out: &mut String, namespace: &str, table: &Table) {
+    if !table.description.is_empty() {
+        let _ = writeln!(out, "-- {}", one_line(&table.description));
+    }
+    let keyword = match table.kind {
+        TableKind::Table => "TABLE",
+        TableKind::View => "VIEW",
+    };
+    let mut columns: Vec<&Column> = table.columns.iter().collect();
+    columns.sort_by_key(|c| c.position);
+    let mut lines: Vec<(String, &str)> = columns
+        .iter()
+        .map(|c| {
+            let mut line = format!("{} {}", ident(&c.name), c.data_type);
+            if !c.nullable {
+                line.push_str(" NOT NULL");
+            }
+            if let Some(default) = &c.default_value {
+                let _ = write!(line, " DEFAULT {}", one_line(default));
+            }
+            (line, c.description.as_str())
+        })
+        .collect();
+    if !table.primary_key.is_empty() {
+        // An entry naming a column is quoted like it; anything else is a key expression,
+        // shown as the database spelled it.
+        let key: Vec<String> = table
+            .primary_key
+            .iter()
+            .map(|k| match table.columns.iter().any(|c| &c.name == k) {
+                true => ident(k),
+                false => k.clone(),
+            })
+            .collect();
+        lines.push((format!("PRIMARY KEY ({})", key.join(", ")), ""));
+    }
+    let _ = write!(
+        out,
+        "CREATE {keyword} {}.{} (",
+        ident(namespace),
+        ident(&table.name)
+    );
+    if lines.is_empty() {
+        out.push_str(");\n");
+        return;
+    }
+    out.push('\n');
+    let last = lines.len() - 1;
+    for (i, (line, comment)) in lines.iter().enumerate() {
+        let comma = if i == last { "" } else { "," };
+        let _ = write!(out, "  {line}{comma}");
+        if !comment.is_empty() {
+            let _ = write!(out, " -- {}", one_line(comment));
+        }
+        out.push('\n');
+    }
+    out.push_str(");\n");
+}
+
+/// A name as is when it is a plain lower-case identifier, else double-quoted, so the text stays
+/// unambiguous.
+fn ident(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if plain {
+        name.to_owned()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// Comments and defaults on a single line, so a `--` comment cannot swallow the next line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(name: &str, ty: &str, nullable: bool, position: u32) -> Column {
+        Column {
+            name: name.into(),
+            data_type: ty.into(),
+            nullable,
+            default_value: None,
+            description: String::new(),
+            position,
+        }
+    }
+
+    fn sample() -> DatabaseSchema {
+        DatabaseSchema {
+            namespaces: vec![
+                SchemaNamespace {
+                    name: "shop".into(),
+                    tables: vec![
+                        Table {
+                            name: "order_lines".into(),
+                            kind: TableKind::Table,
+                            description: "One line\nper product".into(),
+                            columns: vec![
+                                Column {
+                                    default_value: Some("1".into()),
+                                    description: "How many".into(),
+                                    ..col("qty", "integer", false, 3)
+                                },
+                                col("order_id", "bigint", false, 1),
+                                col("Line No", "integer", false, 2),
+                            ],
+                            primary_key: vec!["order_id".into(), "Line No".into()],
+                        },
+                        Table {
+                            name: "empty".into(),
+                            ..Table::default()
+                        },
+                    ],
+                },
+                SchemaNamespace {
+                    name: "analytics".into(),
+                    tables: vec![Table {
+                        name: "daily".into(),
+                        kind: TableKind::View,
+                        description: String::new(),
+                        columns: vec![col("day", "date", true, 1)],
+                        primary_key: vec![],
+                    }],
+                },
+            ],
+            truncated: true,
+        }
+    }
+
+    #[test]
+    fn ddl_is_sorted_and_complete() {
+        let expected = "\
+CREATE VIEW analytics.daily (
+  day date
+);
+CREATE TABLE shop.empty ();
+-- One line per product
+CREATE TABLE shop.order_lines (
+  order_id bigint NOT NULL,
+  \"Line No\" integer NOT NULL,
+  qty integer NOT NULL DEFAULT 1, -- How many
+  PRIMARY KEY (order_id, \"Line No\")
+);
+-- (truncated: more tables exist than were discovered)
+";
+        assert_eq!(sample().to_ddl(), expected);
+        assert_eq!(sample().table_count(), 3);
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let schema = sample();
+        let json = serde_json::to_string(&schema).unwrap();
+        assert!(json.contains(r#""kind":"view""#), "{json}");
+        let back: DatabaseSchema = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, schema);
+    }
+
+    #[test]
+    fn filters() {
+        let mut options = DiscoveryOptions::default();
+        assert!(options.wants("public"));
+        options.exclude_schemas = vec!["audit".into()];
+        assert!(!options.wants("audit") && options.wants("public"));
+        options.include_schemas = vec!["audit".into(), "sales".into()];
+        assert!(!options.wants("audit") && options.wants("sales") && !options.wants("public"));
+    }
+}

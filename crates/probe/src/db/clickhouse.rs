@@ -1,0 +1,526 @@
+//! ClickHouse over its HTTP interface: `SELECT 1` to validate, `system.tables` and
+//! `system.columns` (as `JSONEachRow`) to discover.
+//!
+//! Queries go as GET requests, which ClickHouse runs read-only whatever the user may do. The
+//! credential travels in the `X-ClickHouse-User` / `X-ClickHouse-Key` headers; over plain http
+//! only to a non-public address an operator allowed, never across the internet in clear.
+//! One request per connection (`Connection: close`), dialled through the egress guard.
+
+use super::net::{self, Failure, Verify, excerpt};
+use crate::egress::{EgressPolicy, special_class};
+use credentials_core::schema::{
+    Column, DatabaseSchema, DiscoveryOptions, SchemaNamespace, Table, TableKind,
+};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The most response bytes read (discovery of a large database returns megabytes).
+const MAX_RESPONSE: usize = 32 * 1024 * 1024;
+
+/// Where and how to reach the server.
+struct Target {
+    host: String,
+    port: u16,
+    tls: bool,
+    user: String,
+    password: String,
+    database: Option<String>,
+}
+
+const PARSE_HELP: &str = "the connection string is not a valid ClickHouse URL \
+     (clickhouse://user:password@host:8123/db, or https://user:password@host:8443/db)";
+
+fn parse(connection_string: &str) -> Result<Target, Failure> {
+    let s = connection_string.trim();
+    let s = s.strip_prefix("jdbc:").unwrap_or(s);
+    let url = url::Url::parse(s).map_err(|_| Failure::invalid(PARSE_HELP))?;
+    let mut secure = match url.scheme() {
+        "https" | "clickhouses" => true,
+        "http" | "clickhouse" => false,
+        _ => {
+            return Err(Failure::invalid(format!(
+                "{PARSE_HELP}: the scheme must be clickhouse://, http:// or https://"
+            )));
+        }
+    };
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| Failure::invalid(format!("{PARSE_HELP}: it names no host")))?
+        .to_owned();
+    let mut user = decode(url.username())?;
+    let mut password = url.password().map(decode).transpose()?.unwrap_or_default();
+    let mut database = url
+        .path_segments()
+        .and_then(|mut s| s.next().map(decode))
+        .transpose()?
+        .filter(|d| !d.is_empty());
+    for (key, value) in url.query_pairs() {
+        match &*key {
+            "user" | "username" => user = value.into_owned(),
+            "password" => password = value.into_owned(),
+            "database" => database = Some(value.into_owned()).filter(|d| !d.is_empty()),
+            "secure" => secure = matches!(&*value, "true" | "1"),
+            _ => {}
+        }
+    }
+    if user.is_empty() {
+        user = "default".to_owned();
+    }
+    let port = url.port().unwrap_or(if secure { 8443 } else { 8123 });
+    Ok(Target {
+        host,
+        port,
+        tls: secure,
+        user,
+        password,
+        database,
+    })
+}
+
+/// Percent-decodes a URL component (`+` stays a plus, as in user info and paths).
+fn decode(component: &str) -> Result<String, Failure> {
+    let bytes = component.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| Failure::invalid(format!("{PARSE_HELP}: bad percent-encoding")))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out)
+        .map_err(|_| Failure::invalid(format!("{PARSE_HELP}: percent-encoding is not UTF-8")))
+}
+
+/// An HTTP answer.
+struct Answer {
+    status: u16,
+    exception_code: Option<u32>,
+    body: Vec<u8>,
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Runs one query; `Ok` only for HTTP 200.
+async fn query(target: &Target, policy: &EgressPolicy, sql: &str) -> Result<Vec<u8>, Failure> {
+    let (tcp, addr) = net::dial(policy, &target.host, target.port).await?;
+    if !target.tls && special_class(addr.ip()).is_none() {
+        return Err(Failure::egress(format!(
+            "refusing to send the password over plain http to {}, a public address; use https \
+             (https://...:8443 or ?secure=true)",
+            target.host
+        )));
+    }
+    let mut stream: Box<dyn Io> = if target.tls {
+        Box::new(net::tls_connect(tcp, &target.host, Verify::Full).await?)
+    } else {
+        Box::new(tcp)
+    };
+    let mut path = format!("/?query={}", encode(sql));
+    if let Some(db) = &target.database {
+        path.push_str(&format!("&database={}", encode(db)));
+    }
+    let host_header = if target.host.contains(':') {
+        format!("[{}]:{}", target.host, target.port)
+    } else {
+        format!("{}:{}", target.host, target.port)
+    };
+    for (name, value) in [("user", &target.user), ("password", &target.password)] {
+        if value.contains(['\r', '\n']) {
+            return Err(Failure::invalid(format!(
+                "the {name} contains a line break, which HTTP headers cannot carry"
+            )));
+        }
+    }
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: credentials-vault-probe\r\n\
+         X-ClickHouse-User: {}\r\nX-ClickHouse-Key: {}\r\nAccept-Encoding: identity\r\n\
+         Connection: close\r\n\r\n",
+        target.user, target.password
+    );
+    let io_error = |e: std::io::Error| {
+        Failure::unreachable(format!(
+            "the exchange with {}:{} failed: {e}",
+            target.host, target.port
+        ))
+    };
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(io_error)?;
+    stream.flush().await.map_err(io_error)?;
+    let mut raw = Vec::new();
+    (&mut stream)
+        .take(MAX_RESPONSE as u64 + 1)
+        .read_to_end(&mut raw)
+        .await
+        .map_err(io_error)?;
+    if raw.len() > MAX_RESPONSE {
+        return Err(Failure::provider(format!(
+            "the answer is larger than {} MiB; narrow the discovery with include_schemas or max_tables",
+            MAX_RESPONSE / 1024 / 1024
+        )));
+    }
+    let answer = parse_response(&raw).ok_or_else(|| {
+        Failure::provider(format!(
+            "{}:{} did not answer HTTP; the probe uses ClickHouse's HTTP interface (port 8123, \
+             or 8443 with TLS), not the native protocol (9000/9440)",
+            target.host, target.port
+        ))
+    })?;
+    if answer.status == 200 {
+        return Ok(answer.body);
+    }
+    Err(map_failure(&answer))
+}
+
+fn map_failure(answer: &Answer) -> Failure {
+    let body = String::from_utf8_lossy(&answer.body);
+    let code = answer.exception_code.or_else(|| {
+        // The body reads `Code: 516. DB::Exception: ...`.
+        let rest = body.split_once("Code: ")?.1;
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    });
+    let text = excerpt(&body, 300);
+    match code {
+        // AUTHENTICATION_FAILED, UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD.
+        Some(516 | 192 | 193 | 194) => Failure::invalid(format!("login refused: {text}")),
+        // UNKNOWN_DATABASE: the credential names a database that does not exist.
+        Some(81) => Failure::invalid(format!("login refused: {text}")),
+        // ACCESS_DENIED, READONLY, NOT_ENOUGH_PRIVILEGES... (497 is ClickHouse's ACCESS_DENIED).
+        Some(497 | 164) => Failure::forbidden(format!("permission denied: {text}")),
+        None if matches!(answer.status, 401 | 403) => {
+            Failure::invalid(format!("login refused (HTTP {}): {text}", answer.status))
+        }
+        _ => Failure::provider(format!(
+            "ClickHouse answered HTTP {}: {text}",
+            answer.status
+        )),
+    }
+}
+
+/// Splits a complete HTTP/1.1 response into status, ClickHouse's exception code and body
+/// (de-chunked). `None` if it is not HTTP.
+fn parse_response(raw: &[u8]) -> Option<Answer> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..split]).ok()?;
+    let body = &raw[split + 4..];
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next()?;
+    let mut parts = status_line.splitn(3, ' ');
+    if !parts.next()?.starts_with("HTTP/1.") {
+        return None;
+    }
+    let status: u16 = parts.next()?.parse().ok()?;
+    let mut chunked = false;
+    let mut length = None;
+    let mut exception_code = None;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        match name.trim().to_ascii_lowercase().as_str() {
+            "transfer-encoding" => chunked = value.to_ascii_lowercase().contains("chunked"),
+            "content-length" => length = value.parse::<usize>().ok(),
+            "x-clickhouse-exception-code" => exception_code = value.parse().ok(),
+            _ => {}
+        }
+    }
+    let body = if chunked {
+        dechunk(body)?
+    } else {
+        match length {
+            Some(n) => body.get(..n)?.to_vec(),
+            None => body.to_vec(),
+        }
+    };
+    Some(Answer {
+        status,
+        exception_code,
+        body,
+    })
+}
+
+fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = body.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&body[..line_end]).ok()?;
+        let size_text = size_text.split(';').next()?.trim();
+        let size = usize::from_str_radix(size_text, 16).ok()?;
+        body = &body[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(body.get(..size)?);
+        body = body.get(size + 2..)?;
+    }
+}
+
+/// Percent-encodes a query-string value (everything but RFC 3986's unreserved characters).
+fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 3);
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A ClickHouse string literal.
+fn literal(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+fn secrets<'a>(target: &'a Target, connection_string: &'a str) -> [&'a str; 2] {
+    [connection_string, target.password.as_str()]
+}
+
+/// Runs `SELECT 1`; `Ok` carries the success message.
+pub(crate) async fn validate(
+    connection_string: &str,
+    policy: &EgressPolicy,
+) -> Result<String, Failure> {
+    let target = parse(connection_string)?;
+    let result = async {
+        let body = query(&target, policy, "SELECT 1").await?;
+        if body.trim_ascii() != b"1" {
+            return Err(Failure::provider(format!(
+                "SELECT 1 answered {:?}, not 1: is this ClickHouse's HTTP interface?",
+                excerpt(&String::from_utf8_lossy(&body), 80)
+            )));
+        }
+        Ok(format!("logged in as {} and ran SELECT 1", target.user))
+    }
+    .await;
+    result.map_err(|f: Failure| f.redacted(&secrets(&target, connection_string)))
+}
+
+#[derive(Deserialize)]
+struct TableRow {
+    database: String,
+    name: String,
+    engine: String,
+    #[serde(default)]
+    comment: String,
+    #[serde(default)]
+    primary_key: String,
+}
+
+#[derive(Deserialize)]
+struct ColumnRow {
+    database: String,
+    table: String,
+    name: String,
+    #[serde(rename = "type")]
+    data_type: String,
+    #[serde(default)]
+    default_expression: String,
+    #[serde(default)]
+    comment: String,
+    position: Number,
+}
+
+/// A UInt64, which JSON output quotes by default.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Number {
+    Plain(u64),
+    Quoted(String),
+}
+
+impl Number {
+    fn get(&self) -> u32 {
+        match self {
+            Number::Plain(n) => u32::try_from(*n).unwrap_or(0),
+            Number::Quoted(s) => s.parse().unwrap_or(0),
+        }
+    }
+}
+
+const TABLES_SQL: &str = "SELECT database, name, engine, comment, primary_key FROM system.tables \
+     WHERE database NOT IN ('system', 'INFORMATION_SCHEMA', 'information_schema') \
+     AND NOT is_temporary FORMAT JSONEachRow";
+
+const COLUMNS_SQL: &str = "SELECT database, table, name, type, default_expression, comment, position \
+     FROM system.columns WHERE database IN ";
+
+fn rows<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<Vec<T>, Failure> {
+    body.split(|b| *b == b'\n')
+        .filter(|line| !line.trim_ascii().is_empty())
+        .map(|line| {
+            serde_json::from_slice(line).map_err(|e| {
+                Failure::provider(format!(
+                    "ClickHouse's JSONEachRow answer is not as expected: {e}"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Splits `a, toDate(ts), b` at top-level commas.
+fn key_columns(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, c) in expr.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(expr[start..i].trim().to_owned());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(expr[start..].trim().to_owned());
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+/// Discovers tables, views and columns outside the system databases.
+pub(crate) async fn discover(
+    connection_string: &str,
+    policy: &EgressPolicy,
+    options: &DiscoveryOptions,
+) -> Result<DatabaseSchema, Failure> {
+    let target = parse(connection_string)?;
+    let result = async {
+        let tables: Vec<TableRow> = rows(&query(&target, policy, TABLES_SQL).await?)?;
+        let mut found: Vec<(String, Table)> = tables
+            .into_iter()
+            .filter(|t| options.wants(&t.database))
+            .map(|t| {
+                let kind = match t.engine.as_str() {
+                    "View" | "MaterializedView" | "LiveView" | "WindowView" => TableKind::View,
+                    _ => TableKind::Table,
+                };
+                (
+                    t.database,
+                    Table {
+                        name: t.name,
+                        kind,
+                        description: t.comment,
+                        columns: Vec::new(),
+                        primary_key: key_columns(&t.primary_key),
+                    },
+                )
+            })
+            .collect();
+        found.sort_by(|a, b| (&a.0, &a.1.name).cmp(&(&b.0, &b.1.name)));
+        let truncated = found.len() > options.max_tables;
+        found.truncate(options.max_tables);
+        if !found.is_empty() {
+            let index: HashMap<(String, String), usize> = found
+                .iter()
+                .enumerate()
+                .map(|(i, (db, t))| ((db.clone(), t.name.clone()), i))
+                .collect();
+            let mut databases: Vec<String> = found.iter().map(|(db, _)| literal(db)).collect();
+            databases.dedup();
+            let sql = format!(
+                "{COLUMNS_SQL}({}) ORDER BY database, table, position FORMAT JSONEachRow",
+                databases.join(", ")
+            );
+            let columns: Vec<ColumnRow> = rows(&query(&target, policy, &sql).await?)?;
+            for c in columns {
+                let Some(&i) = index.get(&(c.database, c.table)) else {
+                    continue;
+                };
+                found[i].1.columns.push(Column {
+                    nullable: c.data_type.starts_with("Nullable("),
+                    name: c.name,
+                    data_type: c.data_type,
+                    default_value: Some(c.default_expression).filter(|d| !d.is_empty()),
+                    description: c.comment,
+                    position: c.position.get(),
+                });
+            }
+        }
+        let mut namespaces: BTreeMap<String, Vec<Table>> = BTreeMap::new();
+        for (db, table) in found {
+            namespaces.entry(db).or_default().push(table);
+        }
+        Ok(DatabaseSchema {
+            namespaces: namespaces
+                .into_iter()
+                .map(|(name, tables)| SchemaNamespace { name, tables })
+                .collect(),
+            truncated,
+        })
+    }
+    .await;
+    result.map_err(|f: Failure| f.redacted(&secrets(&target, connection_string)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let t = parse("clickhouse://bob:p%40s+s@ch.example.com/analytics").unwrap();
+        assert_eq!(
+            (
+                t.host.as_str(),
+                t.port,
+                t.tls,
+                t.user.as_str(),
+                t.password.as_str()
+            ),
+            ("ch.example.com", 8123, false, "bob", "p@s+s")
+        );
+        assert_eq!(t.database.as_deref(), Some("analytics"));
+        let t = parse("https://ch.example.com?user=u&password=x&database=d").unwrap();
+        assert_eq!((t.port, t.tls, t.user.as_str()), (8443, true, "u"));
+        let t = parse("clickhouse://ch.example.com:9443?secure=true").unwrap();
+        assert_eq!((t.port, t.tls, t.user.as_str()), (9443, true, "default"));
+        for bad in [
+            "mysql://u:Sekr3t@h/db",
+            "Sekr3t",
+            "clickhouse://u:Sekr3t@/x",
+        ] {
+            let f = parse(bad).err().unwrap();
+            assert!(!f.message.contains("Sekr3t"), "{}", f.message);
+        }
+    }
+
+    #[test]
+    fn responses() {
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n1\n\r\n0\r\n\r\n";
+        let a = parse_response(raw).unwrap();
+        assert_eq!((a.status, a.body.as_slice()), (200, &b"1\n"[..]));
+        let raw = b"HTTP/1.1 403 Forbidden\r\nX-ClickHouse-Exception-Code: 516\r\nContent-Length: 5\r\n\r\nCode:";
+        let a = parse_response(raw).unwrap();
+        assert_eq!(
+            map_failure(&a).outcome,
+            crate::ValidationOutcome::InvalidCredentials
+        );
+        assert!(parse_response(b"\x00\x01binary").is_none());
+        assert_eq!(
+            key_columns("a, toDate(ts, 'UTC'), b"),
+            ["a", "toDate(ts, 'UTC')", "b"]
+        );
+        assert!(key_columns("").is_empty());
+        assert_eq!(encode("SELECT 1"), "SELECT%201");
+        assert_eq!(literal("it's\\"), "'it\\'s\\\\'");
+    }
+}
