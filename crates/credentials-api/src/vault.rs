@@ -529,7 +529,9 @@ impl Vault {
             return Err(err.into());
         }
         if let Ok((credential, _)) = &outcome {
-            tracing::info!(credential_id = %credential.id, workspace_id = credential.workspace_id, "credential accessed");
+            // DEBUG, not INFO: the audit table is the record of every access, and a log line per
+            // read of the hottest path costs more than it tells.
+            tracing::debug!(credential_id = %credential.id, workspace_id = credential.workspace_id, "credential accessed");
         }
         outcome
     }

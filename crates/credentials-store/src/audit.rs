@@ -29,10 +29,9 @@ pub(crate) async fn insert(client: &impl GenericClient, event: &NewAuditEvent) -
 
 impl Store {
     /// Appends an audit event on its own (for actions that change no row, e.g. an access).
-    /// Returns once the event is committed.
+    /// Returns once the event is committed; concurrent events share one commit.
     pub async fn record_audit(&self, event: &NewAuditEvent) -> Result<()> {
-        let conn = self.pool.get().await?;
-        insert(&conn, event).await
+        self.audit.write(event.clone()).await
     }
 
     /// A workspace's audit events, newest first, optionally of one credential, older than

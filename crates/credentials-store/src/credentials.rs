@@ -82,28 +82,57 @@ async fn clear_default(
     Ok(row.map(|r| r.try_get(0)).transpose()?)
 }
 
-/// Locks a credential's row for the rest of the transaction and checks the etag.
-async fn lock_live(
+const INSERT_CREDENTIAL: &str = "INSERT INTO credentials (id, workspace_id, name, category, \
+    type_id, description, masked_content, is_default, ciphertext, nonce, wrapped_key, \
+    master_key_id, master_key_version, payload_format) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+
+/// The audit insert of a single-statement change, fed by the changed row `c`; its parameters
+/// follow the change's (see [`audit_params`]).
+const INSERT_AUDIT_FROM_C: &str = "INSERT INTO audit_events (workspace_id, credential_id, actor, \
+    action, outcome, status_code, request_id) SELECT workspace_id, id, $15, $16, $17, $18, $19 FROM c";
+const INSERT_AUDIT_FROM_C_13: &str = "INSERT INTO audit_events (workspace_id, credential_id, \
+    actor, action, outcome, status_code, request_id) SELECT workspace_id, id, $13, $14, $15, $16, $17 FROM c";
+const INSERT_AUDIT_FROM_C_4: &str = "INSERT INTO audit_events (workspace_id, credential_id, \
+    actor, action, outcome, status_code, request_id) SELECT workspace_id, id, $4, $5, $6, $7, $8 FROM c";
+
+/// The stored codes of an audit event's action and outcome.
+fn audit_codes(event: &NewAuditEvent) -> (i16, i16) {
+    (event.action.code(), event.outcome.code())
+}
+
+/// The audit event's parameters: actor, action, outcome, status code, request id.
+fn audit_params<'a>(
+    event: &'a NewAuditEvent,
+    codes: &'a (i16, i16),
+) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 5] {
+    [
+        &event.actor,
+        &codes.0,
+        &codes.1,
+        &event.status_code,
+        &event.request_id,
+    ]
+}
+
+/// Why a conditional change touched no row: the credential is missing (or deleted, or in
+/// another workspace), or its revision moved on.
+async fn why_not_changed(
     client: &impl GenericClient,
     workspace_id: &str,
     id: Uuid,
-    expected_revision: Option<i64>,
-) -> Result<()> {
+) -> Result<StoreError> {
     let statement = client
         .prepare_cached(
-            "SELECT revision FROM credentials \
-             WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL FOR UPDATE",
+            "SELECT 1 FROM credentials WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL",
         )
         .await?;
-    let row = client
-        .query_opt(&statement, &[&workspace_id, &id])
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    let revision: i64 = row.try_get(0)?;
-    match expected_revision {
-        Some(expected) if expected != revision => Err(StoreError::EtagMismatch),
-        _ => Ok(()),
-    }
+    Ok(
+        match client.query_opt(&statement, &[&workspace_id, &id]).await? {
+            Some(_) => StoreError::EtagMismatch,
+            None => StoreError::NotFound,
+        },
+    )
 }
 
 fn micros(t: SystemTime) -> i64 {
@@ -127,45 +156,49 @@ impl Store {
         new: &NewCredential,
         audit_event: &NewAuditEvent,
     ) -> Result<Credential> {
-        let mut conn = self.pool.get().await?;
-        let tx = conn.transaction().await?;
-        if new.make_default {
-            lock_defaults(&tx, &new.workspace_id, &new.type_id).await?;
-            clear_default(&tx, &new.workspace_id, &new.type_id, new.id).await?;
-        }
-        let statement = tx
-            .prepare_cached(&format!(
-                "INSERT INTO credentials (id, workspace_id, name, category, type_id, description, \
-                 masked_content, is_default, ciphertext, nonce, wrapped_key, master_key_id, \
-                 master_key_version, payload_format) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-                 RETURNING {CREDENTIAL_COLUMNS}"
-            ))
-            .await?;
         let e = &new.envelope;
         let version = i32::try_from(e.master_key_version)
             .map_err(|_| StoreError::Corrupt("master_key_version"))?;
-        let row = tx
-            .query_one(
-                &statement,
-                &[
-                    &new.id,
-                    &new.workspace_id,
-                    &new.name,
-                    &new.category.as_str(),
-                    &new.type_id,
-                    &new.description,
-                    &new.masked_content,
-                    &new.make_default,
-                    &e.ciphertext,
-                    &e.nonce,
-                    &e.wrapped_key,
-                    &e.master_key_id,
-                    &version,
-                    &e.payload_format,
-                ],
-            )
+        let category = new.category.as_str();
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 14] = [
+            &new.id,
+            &new.workspace_id,
+            &new.name,
+            &category,
+            &new.type_id,
+            &new.description,
+            &new.masked_content,
+            &new.make_default,
+            &e.ciphertext,
+            &e.nonce,
+            &e.wrapped_key,
+            &e.master_key_id,
+            &version,
+            &e.payload_format,
+        ];
+        let mut conn = self.pool.get().await?;
+        if !new.make_default {
+            // The common case is one statement, atomic by itself: no BEGIN/COMMIT round trips.
+            let statement = conn
+                .prepare_cached(&format!(
+                    "WITH c AS ({INSERT_CREDENTIAL} RETURNING {CREDENTIAL_COLUMNS}),                      a AS ({INSERT_AUDIT_FROM_C}) SELECT * FROM c"
+                ))
+                .await?;
+            let codes = audit_codes(audit_event);
+            let mut all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.to_vec();
+            all.extend(audit_params(audit_event, &codes));
+            let row = conn.query_one(&statement, &all).await?;
+            return rows::credential(&row);
+        }
+        let tx = conn.transaction().await?;
+        lock_defaults(&tx, &new.workspace_id, &new.type_id).await?;
+        clear_default(&tx, &new.workspace_id, &new.type_id, new.id).await?;
+        let statement = tx
+            .prepare_cached(&format!(
+                "{INSERT_CREDENTIAL} RETURNING {CREDENTIAL_COLUMNS}"
+            ))
             .await?;
+        let row = tx.query_one(&statement, &params).await?;
         let credential = rows::credential(&row)?;
         audit::insert(&tx, audit_event).await?;
         tx.commit().await?;
@@ -312,9 +345,6 @@ impl Store {
         changes: &CredentialChanges,
         audit_event: &NewAuditEvent,
     ) -> Result<Credential> {
-        let mut conn = self.pool.get().await?;
-        let tx = conn.transaction().await?;
-        lock_live(&tx, workspace_id, id, expected_revision).await?;
         let (envelope, masked) = match &changes.value {
             Some((e, masked)) => (Some(e), Some(masked)),
             None => (None, None),
@@ -323,9 +353,13 @@ impl Store {
             .map(|e| i32::try_from(e.master_key_version))
             .transpose()
             .map_err(|_| StoreError::Corrupt("master_key_version"))?;
-        let statement = tx
+        let conn = self.pool.get().await?;
+        // One statement: the row lock, the etag check (a concurrent update with the same etag
+        // re-checks the WHERE after the first commits, and misses), the change and the audit
+        // event commit together.
+        let statement = conn
             .prepare_cached(&format!(
-                "UPDATE credentials SET \
+                "WITH c AS (UPDATE credentials SET \
                  name = COALESCE($3, name), description = COALESCE($4, description), \
                  masked_content = COALESCE($5, masked_content), \
                  ciphertext = COALESCE($6, ciphertext), nonce = COALESCE($7, nonce), \
@@ -337,31 +371,36 @@ impl Store {
                  validation_message = CASE WHEN $6::bytea IS NULL THEN validation_message ELSE '' END, \
                  validated_at = CASE WHEN $6::bytea IS NULL THEN validated_at ELSE NULL END, \
                  updated_at = now(), revision = revision + 1 \
-                 WHERE workspace_id = $1 AND id = $2 RETURNING {CREDENTIAL_COLUMNS}"
+                 WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL \
+                 AND ($12::bigint IS NULL OR revision = $12) RETURNING {CREDENTIAL_COLUMNS}), \
+                 a AS ({INSERT_AUDIT_FROM_C_13}) SELECT * FROM c"
             ))
             .await?;
-        let row = tx
-            .query_one(
-                &statement,
-                &[
-                    &workspace_id,
-                    &id,
-                    &changes.name,
-                    &changes.description,
-                    &masked,
-                    &envelope.map(|e| &e.ciphertext),
-                    &envelope.map(|e| &e.nonce),
-                    &envelope.map(|e| &e.wrapped_key),
-                    &envelope.map(|e| &e.master_key_id),
-                    &version,
-                    &envelope.map(|e| e.payload_format),
-                ],
-            )
-            .await?;
-        let credential = rows::credential(&row)?;
-        audit::insert(&tx, audit_event).await?;
-        tx.commit().await?;
-        Ok(credential)
+        let ciphertext = envelope.map(|e| &e.ciphertext);
+        let nonce = envelope.map(|e| &e.nonce);
+        let wrapped = envelope.map(|e| &e.wrapped_key);
+        let key_id = envelope.map(|e| &e.master_key_id);
+        let format = envelope.map(|e| e.payload_format);
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
+            &workspace_id,
+            &id,
+            &changes.name,
+            &changes.description,
+            &masked,
+            &ciphertext,
+            &nonce,
+            &wrapped,
+            &key_id,
+            &version,
+            &format,
+            &expected_revision,
+        ];
+        let codes = audit_codes(audit_event);
+        params.extend(audit_params(audit_event, &codes));
+        match conn.query_opt(&statement, &params).await? {
+            Some(row) => rows::credential(&row),
+            None => Err(why_not_changed(&conn, workspace_id, id).await?),
+        }
     }
 
     /// Soft-deletes a live credential and destroys its secret: the ciphertext, nonce and wrapped
@@ -373,24 +412,27 @@ impl Store {
         expected_revision: Option<i64>,
         audit_event: &NewAuditEvent,
     ) -> Result<Credential> {
-        let mut conn = self.pool.get().await?;
-        let tx = conn.transaction().await?;
-        lock_live(&tx, workspace_id, id, expected_revision).await?;
-        let statement = tx
+        let conn = self.pool.get().await?;
+        let statement = conn
             .prepare_cached(&format!(
-                "UPDATE credentials SET deleted_at = now(), updated_at = now(), \
+                "WITH c AS (UPDATE credentials SET deleted_at = now(), updated_at = now(), \
                  revision = revision + 1, is_default = false, \
                  ciphertext = NULL, nonce = NULL, wrapped_key = NULL, master_key_id = NULL, \
                  master_key_version = NULL, payload_format = NULL, \
                  schema_document = NULL, schema_discovered_at = NULL \
-                 WHERE workspace_id = $1 AND id = $2 RETURNING {CREDENTIAL_COLUMNS}"
+                 WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL \
+                 AND ($3::bigint IS NULL OR revision = $3) RETURNING {CREDENTIAL_COLUMNS}), \
+                 a AS ({INSERT_AUDIT_FROM_C_4}) SELECT * FROM c"
             ))
             .await?;
-        let row = tx.query_one(&statement, &[&workspace_id, &id]).await?;
-        let credential = rows::credential(&row)?;
-        audit::insert(&tx, audit_event).await?;
-        tx.commit().await?;
-        Ok(credential)
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+            vec![&workspace_id, &id, &expected_revision];
+        let codes = audit_codes(audit_event);
+        params.extend(audit_params(audit_event, &codes));
+        match conn.query_opt(&statement, &params).await? {
+            Some(row) => rows::credential(&row),
+            None => Err(why_not_changed(&conn, workspace_id, id).await?),
+        }
     }
 
     /// Makes a live credential the default for its type; the previous default stops being one

@@ -4,7 +4,11 @@
 use crate::{Result, Store, StoreError, audit};
 use credentials_core::model::NewAuditEvent;
 use deadpool_postgres::GenericClient;
-use std::time::SystemTime;
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant, SystemTime},
+};
 use uuid::Uuid;
 
 /// Lock key shared by every replica: whoever holds it sweeps.
@@ -131,15 +135,57 @@ fn targets_params(targets: &KeyTargets) -> (Vec<String>, Vec<i32>) {
         .unzip()
 }
 
+/// How long a workspace's key assignment is remembered. Every create and value update asks,
+/// so a cache saves a query on the write path; a change made on another replica is seen within
+/// this time, and data keys wrapped meanwhile under the previous key are moved by the next
+/// sweep.
+const WORKSPACE_KEY_TTL: Duration = Duration::from_secs(5);
+/// Entries kept before the cache is emptied (bounds memory with many workspaces).
+const WORKSPACE_KEY_CACHE_MAX: usize = 10_000;
+
+/// Recently read workspace key assignments.
+#[derive(Debug, Default)]
+pub(crate) struct WorkspaceKeyCache(Mutex<HashMap<String, (Option<String>, Instant)>>);
+
+impl WorkspaceKeyCache {
+    fn get(&self, workspace_id: &str) -> Option<Option<String>> {
+        let entries = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(workspace_id)
+            .filter(|(_, at)| at.elapsed() < WORKSPACE_KEY_TTL)
+            .map(|(key, _)| key.clone())
+    }
+
+    fn put(&self, workspace_id: &str, key: Option<String>) {
+        let mut entries = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= WORKSPACE_KEY_CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(workspace_id.to_owned(), (key, Instant::now()));
+    }
+
+    fn forget(&self, workspace_id: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(workspace_id);
+    }
+}
+
 impl Store {
-    /// The workspace's own master key, if it has one.
+    /// The workspace's own master key, if it has one (remembered for a few seconds).
     pub async fn workspace_key(&self, workspace_id: &str) -> Result<Option<String>> {
+        if let Some(key) = self.workspace_keys.get(workspace_id) {
+            return Ok(key);
+        }
         let conn = self.pool.get().await?;
         let statement = conn
             .prepare_cached("SELECT key_id FROM workspace_keys WHERE workspace_id = $1")
             .await?;
         let row = conn.query_opt(&statement, &[&workspace_id]).await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
+        let key: Option<String> = row.map(|r| r.try_get(0)).transpose()?;
+        self.workspace_keys.put(workspace_id, key.clone());
+        Ok(key)
     }
 
     /// Sets (or with `None` removes) a workspace's own master key.
@@ -149,6 +195,7 @@ impl Store {
         key_id: Option<&str>,
         actor: &str,
     ) -> Result<()> {
+        self.workspace_keys.forget(workspace_id);
         let conn = self.pool.get().await?;
         match key_id {
             Some(key_id) => {

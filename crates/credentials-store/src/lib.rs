@@ -7,6 +7,7 @@
 mod audit;
 mod credentials;
 mod error;
+mod group_commit;
 mod keys;
 mod pool;
 mod rows;

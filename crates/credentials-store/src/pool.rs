@@ -71,6 +71,8 @@ pub struct PoolStatus {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: Pool,
+    pub(crate) audit: crate::group_commit::AuditWriter,
+    pub(crate) workspace_keys: std::sync::Arc<crate::keys::WorkspaceKeyCache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -82,7 +84,8 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Builds the pool. Connects lazily: a Postgres that is down now makes calls fail with
+    /// Builds the pool and starts the audit group-commit writer (so call it inside a Tokio
+    /// runtime). Connects lazily: a Postgres that is down now makes calls fail with
     /// [`StoreError::Unavailable`] until it is up.
     pub fn new(config: &StoreConfig) -> Result<Self> {
         let mut pg: tokio_postgres::Config = config
@@ -119,7 +122,12 @@ impl Store {
             .recycle_timeout(Some(config.connect_timeout))
             .build()
             .map_err(|e| StoreError::Config(e.to_string()))?;
-        Ok(Self { pool })
+        let audit = crate::group_commit::AuditWriter::spawn(pool.clone());
+        Ok(Self {
+            pool,
+            audit,
+            workspace_keys: Default::default(),
+        })
     }
 
     /// Applies the embedded migrations. Safe when several replicas start at once: they

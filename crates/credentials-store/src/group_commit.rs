@@ -1,0 +1,101 @@
+//! Group commit of audit events that stand alone (accesses): concurrent callers' events are
+//! written by one multi-row INSERT in one transaction, and each caller is answered only once
+//! its event is durable. There is no waiting for company: while one batch commits, the next
+//! one forms from whatever arrived meanwhile, so a lone caller pays one ordinary commit and a
+//! busy service pays one commit per batch instead of one per request.
+
+use crate::{Result, StoreError};
+use credentials_core::model::NewAuditEvent;
+use deadpool_postgres::Pool;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most events written by one statement.
+const MAX_BATCH: usize = 256;
+
+type Reply = oneshot::Sender<Result<(), String>>;
+
+/// The handle callers use; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct AuditWriter {
+    queue: mpsc::Sender<(NewAuditEvent, Reply)>,
+}
+
+impl AuditWriter {
+    /// Starts the writer task on the current runtime.
+    pub(crate) fn spawn(pool: Pool) -> Self {
+        let (queue, rx) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(run(pool, rx));
+        Self { queue }
+    }
+
+    /// Writes `event`, returning once it is committed.
+    pub(crate) async fn write(&self, event: NewAuditEvent) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send((event, reply))
+            .await
+            .map_err(|_| StoreError::Unavailable("the audit writer has stopped".into()))?;
+        match answer.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(StoreError::Unavailable(reason.into())),
+            Err(_) => Err(StoreError::Unavailable(
+                "the audit writer has stopped".into(),
+            )),
+        }
+    }
+}
+
+async fn run(pool: Pool, mut rx: mpsc::Receiver<(NewAuditEvent, Reply)>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let events: Vec<&NewAuditEvent> = batch.iter().map(|(e, _)| e).collect();
+        let outcome = insert(&pool, &events).await.map_err(|e| {
+            tracing::warn!(error = %e, events = events.len(), "audit batch not written");
+            e.to_string()
+        });
+        for (_, reply) in batch.drain(..) {
+            let _ = reply.send(outcome.clone());
+        }
+    }
+}
+
+async fn insert(pool: &Pool, events: &[&NewAuditEvent]) -> Result<()> {
+    let conn = pool.get().await?;
+    let statement = conn
+        .prepare_cached(
+            "INSERT INTO audit_events \
+             (workspace_id, credential_id, actor, action, outcome, status_code, request_id) \
+             SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::int2[], $5::int2[], \
+             $6::text[], $7::text[])",
+        )
+        .await?;
+    let workspaces: Vec<&str> = events.iter().map(|e| e.workspace_id.as_str()).collect();
+    let credentials: Vec<Option<uuid::Uuid>> = events.iter().map(|e| e.credential_id).collect();
+    let actors: Vec<&str> = events.iter().map(|e| e.actor.as_str()).collect();
+    let actions: Vec<i16> = events.iter().map(|e| e.action.code()).collect();
+    let outcomes: Vec<i16> = events.iter().map(|e| e.outcome.code()).collect();
+    let codes: Vec<&str> = events.iter().map(|e| e.status_code.as_str()).collect();
+    let requests: Vec<&str> = events.iter().map(|e| e.request_id.as_str()).collect();
+    // One statement is one transaction: the whole batch commits, durably, or none of it.
+    conn.execute(
+        &statement,
+        &[
+            &workspaces,
+            &credentials,
+            &actors,
+            &actions,
+            &outcomes,
+            &codes,
+            &requests,
+        ],
+    )
+    .await?;
+    Ok(())
+}
