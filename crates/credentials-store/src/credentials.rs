@@ -222,20 +222,12 @@ impl Store {
 
     /// A live credential of the workspace with its sealed value.
     pub async fn get_sealed(&self, workspace_id: &str, id: Uuid) -> Result<(Credential, Envelope)> {
-        let conn = self.pool.get().await?;
-        let statement = conn
-            .prepare_cached(&format!(
-                "SELECT {CREDENTIAL_COLUMNS}, {ENVELOPE_COLUMNS} FROM credentials \
-                 WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL"
-            ))
-            .await?;
-        let row = conn
-            .query_opt(&statement, &[&workspace_id, &id])
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let credential = rows::credential(&row)?;
-        let envelope = rows::envelope(&row, &credential)?;
-        Ok((credential, envelope))
+        self.fetch_sealed(
+            "workspace_id = $1 AND id = $2",
+            &[&workspace_id, &id],
+            StoreError::NotFound,
+        )
+        .await
     }
 
     /// The workspace's live default for a type, with its sealed value.
@@ -244,17 +236,29 @@ impl Store {
         workspace_id: &str,
         type_id: &str,
     ) -> Result<(Credential, Envelope)> {
+        self.fetch_sealed(
+            "workspace_id = $1 AND type_id = $2 AND is_default",
+            &[&workspace_id, &type_id],
+            StoreError::NoDefault,
+        )
+        .await
+    }
+
+    /// The one live credential matching `condition`, with its sealed value; `missing` if none.
+    async fn fetch_sealed(
+        &self,
+        condition: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        missing: StoreError,
+    ) -> Result<(Credential, Envelope)> {
         let conn = self.pool.get().await?;
         let statement = conn
             .prepare_cached(&format!(
                 "SELECT {CREDENTIAL_COLUMNS}, {ENVELOPE_COLUMNS} FROM credentials \
-                 WHERE workspace_id = $1 AND type_id = $2 AND is_default AND deleted_at IS NULL"
+                 WHERE {condition} AND deleted_at IS NULL"
             ))
             .await?;
-        let row = conn
-            .query_opt(&statement, &[&workspace_id, &type_id])
-            .await?
-            .ok_or(StoreError::NoDefault)?;
+        let row = conn.query_opt(&statement, params).await?.ok_or(missing)?;
         let credential = rows::credential(&row)?;
         let envelope = rows::envelope(&row, &credential)?;
         Ok((credential, envelope))

@@ -127,6 +127,26 @@ fn run(row: &tokio_postgres::Row) -> Result<RewrapRun> {
     })
 }
 
+/// A (key id, key version, count) row.
+fn key_version_count(row: &tokio_postgres::Row) -> Result<KeyVersionCount> {
+    Ok(KeyVersionCount {
+        key_id: row.try_get(0)?,
+        key_version: u32::try_from(row.try_get::<_, i32>(1)?)
+            .map_err(|_| StoreError::Corrupt("master_key_version"))?,
+        credentials: row.try_get(2)?,
+    })
+}
+
+/// Live credentials (`c`) that are not on the primary version of their target key (`t`): the
+/// workspace's own key, else the default key `$3`; `$1`/`$2` are the keys' primary versions and
+/// `$4` optionally one workspace.
+const OFF_TARGET: &str = "FROM credentials c \
+    LEFT JOIN workspace_keys w ON w.workspace_id = c.workspace_id \
+    JOIN unnest($1::text[], $2::int[]) AS t(key_id, primary_version) \
+      ON t.key_id = COALESCE(w.key_id, $3) \
+    WHERE c.deleted_at IS NULL AND ($4::text IS NULL OR c.workspace_id = $4) \
+      AND (c.master_key_id <> t.key_id OR c.master_key_version <> t.primary_version)";
+
 fn targets_params(targets: &KeyTargets) -> (Vec<String>, Vec<i32>) {
     targets
         .primaries
@@ -227,16 +247,7 @@ impl Store {
                 &[],
             )
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(KeyVersionCount {
-                    key_id: r.try_get(0)?,
-                    key_version: u32::try_from(r.try_get::<_, i32>(1)?)
-                        .map_err(|_| StoreError::Corrupt("master_key_version"))?,
-                    credentials: r.try_get(2)?,
-                })
-            })
-            .collect()
+        rows.iter().map(key_version_count).collect()
     }
 
     /// Live credentials not on the primary version of their target key, in id order after
@@ -252,17 +263,11 @@ impl Store {
         let conn = self.pool.get().await?;
         let (keys, versions) = targets_params(targets);
         let statement = conn
-            .prepare_cached(
-                "SELECT c.id, c.workspace_id, c.wrapped_key, c.master_key_id, c.master_key_version, t.key_id \
-                 FROM credentials c \
-                 LEFT JOIN workspace_keys w ON w.workspace_id = c.workspace_id \
-                 JOIN unnest($1::text[], $2::int[]) AS t(key_id, primary_version) \
-                   ON t.key_id = COALESCE(w.key_id, $3) \
-                 WHERE c.deleted_at IS NULL AND ($4::text IS NULL OR c.workspace_id = $4) \
-                   AND ($5::uuid IS NULL OR c.id > $5) \
-                   AND (c.master_key_id <> t.key_id OR c.master_key_version <> t.primary_version) \
-                 ORDER BY c.id LIMIT $6",
-            )
+            .prepare_cached(&format!(
+                "SELECT c.id, c.workspace_id, c.wrapped_key, c.master_key_id, \
+                 c.master_key_version, t.key_id {OFF_TARGET} \
+                 AND ($5::uuid IS NULL OR c.id > $5) ORDER BY c.id LIMIT $6"
+            ))
             .await?;
         let rows = conn
             .query(
@@ -302,26 +307,14 @@ impl Store {
         let (keys, versions) = targets_params(targets);
         let rows = conn
             .query(
-                "SELECT c.master_key_id, c.master_key_version, count(*) FROM credentials c \
-                 LEFT JOIN workspace_keys w ON w.workspace_id = c.workspace_id \
-                 JOIN unnest($1::text[], $2::int[]) AS t(key_id, primary_version) \
-                   ON t.key_id = COALESCE(w.key_id, $3) \
-                 WHERE c.deleted_at IS NULL AND ($4::text IS NULL OR c.workspace_id = $4) \
-                   AND (c.master_key_id <> t.key_id OR c.master_key_version <> t.primary_version) \
-                 GROUP BY 1, 2 ORDER BY 1, 2",
+                &format!(
+                    "SELECT c.master_key_id, c.master_key_version, count(*) {OFF_TARGET} \
+                     GROUP BY 1, 2 ORDER BY 1, 2"
+                ),
                 &[&keys, &versions, &targets.default_key, &workspace_id],
             )
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(KeyVersionCount {
-                    key_id: r.try_get(0)?,
-                    key_version: u32::try_from(r.try_get::<_, i32>(1)?)
-                        .map_err(|_| StoreError::Corrupt("master_key_version"))?,
-                    credentials: r.try_get(2)?,
-                })
-            })
-            .collect()
+        rows.iter().map(key_version_count).collect()
     }
 
     /// Replaces a credential's wrapped data key if it is still `old` (compare-and-swap): a
