@@ -42,3 +42,32 @@ async fn an_untrusted_server_certificate_is_refused() {
         "{text}"
     );
 }
+
+/// A server whose certificate chains to the configured CA is reached over TLS, and the
+/// connection really is encrypted (pg_stat_ssl says so); without the CA it is refused.
+#[tokio::test]
+async fn a_server_signed_by_the_configured_ca_is_reached_over_tls() {
+    let pg = testkit::password_pg().await;
+    let url = format!(
+        "{} sslmode=require",
+        pg.url("postgres", pg.superuser_password(), "postgres")
+    );
+    let trusted = Store::new(&config(&url, Some(pg.ca_pem().as_bytes().to_vec()))).unwrap();
+    trusted.ping().await.unwrap();
+    // The pool keeps the connection open: the server sees it, encrypted.
+    let admin = pg.admin("postgres").await;
+    let encrypted: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE s.ssl AND a.application_name = 'credentials-api'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(encrypted, 1, "the store's connection is not encrypted");
+
+    let untrusted = Store::new(&config(&url, None)).unwrap();
+    let err = untrusted.ping().await.unwrap_err();
+    assert!(format!("{err:?}").contains("UnknownIssuer"), "{err:?}");
+}

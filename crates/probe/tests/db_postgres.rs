@@ -213,8 +213,9 @@ async fn missing_database_and_missing_privilege() {
     );
 }
 
+/// The test cluster serves TLS with a certificate from a throwaway CA: verify-full refuses it.
 #[tokio::test]
-async fn tls_required_by_the_string_but_not_offered() {
+async fn verify_full_refuses_a_certificate_no_public_ca_signed() {
     let f = Fixture::new("").await;
     let url = format!("{}?sslmode=verify-full", f.url(MARKER));
     let result = prober(Duration::from_secs(10))

@@ -18,6 +18,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct PasswordPg {
     port: u16,
     password: String,
+    ca_pem: String,
     log: PathBuf,
     /// Write end of the watchdog's stdin; never dropped, so the pipe closes when the process
     /// exits.
@@ -37,6 +38,13 @@ impl PasswordPg {
     /// The TCP port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// PEM of the throwaway CA that signed the server's certificate (for `127.0.0.1` and
+    /// `localhost`): the cluster serves TLS too, so `sslmode=require` with this CA trusted
+    /// connects, and without it the certificate is refused.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
     }
 
     /// The password of the `postgres` superuser.
@@ -95,7 +103,7 @@ async fn start() -> Result<PasswordPg, String> {
         .unwrap_or(0);
     let password = format!("su-{}-{nanos}", std::process::id());
     let pw = password.clone();
-    let (dir, mut child, port) = tokio::task::spawn_blocking(move || spawn(&pw))
+    let (dir, mut child, port, ca_pem) = tokio::task::spawn_blocking(move || spawn(&pw))
         .await
         .map_err(|e| format!("the start-up task failed: {e}"))??;
     let log = dir.join("postgres.log");
@@ -141,6 +149,7 @@ async fn start() -> Result<PasswordPg, String> {
     Ok(PasswordPg {
         port,
         password,
+        ca_pem,
         log,
         _keepalive: keepalive,
     })
@@ -148,7 +157,7 @@ async fn start() -> Result<PasswordPg, String> {
 
 /// initdb with scram-sha-256 and the superuser password, then postgres on a free port of
 /// 127.0.0.1 under the watchdog. Blocking.
-fn spawn(password: &str) -> Result<(PathBuf, std::process::Child, u16), String> {
+fn spawn(password: &str) -> Result<(PathBuf, std::process::Child, u16, String), String> {
     let bin = find_pg_bin_dir()?;
     let as_postgres = running_as_root();
     let tmp = tempfile::Builder::new()
@@ -160,7 +169,7 @@ fn spawn(password: &str) -> Result<(PathBuf, std::process::Child, u16), String> 
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&dir);
     }
-    result.map(|(child, port)| (dir, child, port))
+    result.map(|(child, port, ca)| (dir, child, port, ca))
 }
 
 fn run(cmd: &mut Command) -> Result<(), String> {
@@ -181,7 +190,7 @@ fn spawn_in(
     dir: &Path,
     as_postgres: bool,
     password: &str,
-) -> Result<(std::process::Child, u16), String> {
+) -> Result<(std::process::Child, u16, String), String> {
     let data = dir.join("data");
     let log = dir.join("postgres.log");
     let pwfile = dir.join("pwfile");
@@ -199,6 +208,7 @@ fn spawn_in(
         .current_dir(dir)
         .stdin(Stdio::null()))?;
     let _ = std::fs::remove_file(&pwfile);
+    let ca_pem = enable_tls(&data, as_postgres)?;
     // A free port: bound then released; postgres takes it a moment later.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -221,5 +231,44 @@ fn spawn_in(
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("could not start postgres: {e}"))?;
-    Ok((child, port))
+    Ok((child, port, ca_pem))
+}
+
+/// Gives the cluster a server certificate for 127.0.0.1 and localhost, signed by a fresh CA,
+/// and turns TLS on (plaintext connections still work). Returns the CA's PEM.
+fn enable_tls(data: &Path, as_postgres: bool) -> Result<String, String> {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let fail = |e: rcgen::Error| format!("could not make test certificates: {e}");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().map_err(fail)?)
+        .map_err(fail)?;
+    let key = KeyPair::generate().map_err(fail)?;
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .map_err(fail)?
+        .signed_by(&key, &ca)
+        .map_err(fail)?;
+    let write = |name: &str, contents: &str| {
+        let path = data.join(name);
+        std::fs::write(&path, contents)
+            .and_then(|()| {
+                std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            })
+            .map_err(|e| format!("could not write {}: {e}", path.display()))
+    };
+    write("server.crt", &cert.pem())?;
+    write("server.key", &key.serialize_pem())?;
+    let conf = data.join("postgresql.auto.conf");
+    let mut settings = std::fs::read_to_string(&conf).unwrap_or_default();
+    settings.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+    std::fs::write(&conf, settings)
+        .map_err(|e| format!("could not write {}: {e}", conf.display()))?;
+    if as_postgres {
+        run(Command::new("chown")
+            .arg("postgres")
+            .arg(data.join("server.crt"))
+            .arg(data.join("server.key"))
+            .arg(&conf))?;
+    }
+    Ok(ca.pem())
 }
