@@ -255,12 +255,6 @@ mod tests {
     fn every_serve_flag_has_an_env_fallback_and_help() {
         let cli = Cli::command();
         let serve = cli.find_subcommand("serve").unwrap();
-        for arg in serve.get_arguments() {
-            if matches!(arg.get_id().as_str(), "help" | "version") {
-                continue;
-            }
-            assert!(arg.get_env().is_some(), "--{} has no env", arg.get_id());
-            assert!(arg.get_help().is_some(), "--{} has no help", arg.get_id());
-        }
+        assert_eq!(service_kit::undocumented_flags(serve), Vec::<String>::new());
     }
 }

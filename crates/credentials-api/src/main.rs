@@ -87,12 +87,5 @@ fn main() -> ExitCode {
             Err(e) => Err(format!("cannot start the async runtime: {e}")),
         },
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            tracing::error!(error = %message, "credentials-api failed");
-            eprintln!("credentials-api: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    service_kit::exit_code("credentials-api", result)
 }

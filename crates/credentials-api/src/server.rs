@@ -301,15 +301,7 @@ pub async fn run(config: ServeConfig) -> Result<(), String> {
     }
     let _ = stop_tx.send(());
     end_health_watches(&mut health).await;
-    match tokio::time::timeout_at(deadline, server).await {
-        Ok(Ok(Ok(()))) => tracing::info!("drained; exiting"),
-        Ok(Ok(Err(e))) => tracing::error!(error = %e, "server failed while draining"),
-        Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
-        Err(_) => tracing::warn!(
-            grace = ?config.shutdown_grace,
-            "requests still in flight after the grace period; exiting anyway"
-        ),
-    }
+    service_kit::await_drain(server, deadline, config.shutdown_grace).await;
     store.close();
     Ok(())
 }

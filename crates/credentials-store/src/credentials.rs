@@ -87,32 +87,46 @@ const INSERT_CREDENTIAL: &str = "INSERT INTO credentials (id, workspace_id, name
     master_key_id, master_key_version, payload_format) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 
-/// The audit insert of a single-statement change, fed by the changed row `c`; its parameters
-/// follow the change's (see [`audit_params`]).
-const INSERT_AUDIT_FROM_C: &str = "INSERT INTO audit_events (workspace_id, credential_id, actor, \
-    action, outcome, status_code, request_id) SELECT workspace_id, id, $15, $16, $17, $18, $19 FROM c";
-const INSERT_AUDIT_FROM_C_13: &str = "INSERT INTO audit_events (workspace_id, credential_id, \
-    actor, action, outcome, status_code, request_id) SELECT workspace_id, id, $13, $14, $15, $16, $17 FROM c";
-const INSERT_AUDIT_FROM_C_4: &str = "INSERT INTO audit_events (workspace_id, credential_id, \
-    actor, action, outcome, status_code, request_id) SELECT workspace_id, id, $4, $5, $6, $7, $8 FROM c";
+type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
 
-/// The stored codes of an audit event's action and outcome.
-fn audit_codes(event: &NewAuditEvent) -> (i16, i16) {
-    (event.action.code(), event.outcome.code())
-}
-
-/// The audit event's parameters: actor, action, outcome, status code, request id.
-fn audit_params<'a>(
-    event: &'a NewAuditEvent,
-    codes: &'a (i16, i16),
-) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 5] {
-    [
-        &event.actor,
-        &codes.0,
-        &codes.1,
-        &event.status_code,
-        &event.request_id,
-    ]
+/// Runs a single-statement change together with its audit event: `change` is an `INSERT` or
+/// `UPDATE` of `credentials` with `params`; the audit row is inserted from the changed row in
+/// the same statement, so both commit together without BEGIN/COMMIT round trips. Returns the
+/// changed credential, or `None` when the change matched no row.
+pub(crate) async fn change_with_audit(
+    client: &impl GenericClient,
+    change: &str,
+    params: &[Param<'_>],
+    audit_event: &NewAuditEvent,
+) -> Result<Option<Credential>> {
+    let n = params.len();
+    let statement = client
+        .prepare_cached(&format!(
+            "WITH c AS ({change} RETURNING {CREDENTIAL_COLUMNS}), \
+             a AS (INSERT INTO audit_events (workspace_id, credential_id, actor, action, outcome, \
+             status_code, request_id) SELECT workspace_id, id, ${}, ${}, ${}, ${}, ${} FROM c) \
+             SELECT * FROM c",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4,
+            n + 5
+        ))
+        .await?;
+    let (action, outcome) = (audit_event.action.code(), audit_event.outcome.code());
+    let mut all: Vec<Param<'_>> = params.to_vec();
+    all.extend([
+        &audit_event.actor as Param<'_>,
+        &action,
+        &outcome,
+        &audit_event.status_code,
+        &audit_event.request_id,
+    ]);
+    client
+        .query_opt(&statement, &all)
+        .await?
+        .map(|row| rows::credential(&row))
+        .transpose()
 }
 
 /// Why a conditional change touched no row: the credential is missing (or deleted, or in
@@ -179,16 +193,9 @@ impl Store {
         let mut conn = self.pool.get().await?;
         if !new.make_default {
             // The common case is one statement, atomic by itself: no BEGIN/COMMIT round trips.
-            let statement = conn
-                .prepare_cached(&format!(
-                    "WITH c AS ({INSERT_CREDENTIAL} RETURNING {CREDENTIAL_COLUMNS}),                      a AS ({INSERT_AUDIT_FROM_C}) SELECT * FROM c"
-                ))
-                .await?;
-            let codes = audit_codes(audit_event);
-            let mut all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params.to_vec();
-            all.extend(audit_params(audit_event, &codes));
-            let row = conn.query_one(&statement, &all).await?;
-            return rows::credential(&row);
+            return change_with_audit(&conn, INSERT_CREDENTIAL, &params, audit_event)
+                .await?
+                .ok_or(StoreError::Corrupt("an insert returned no row"));
         }
         let tx = conn.transaction().await?;
         lock_defaults(&tx, &new.workspace_id, &new.type_id).await?;
@@ -357,35 +364,12 @@ impl Store {
             .map(|e| i32::try_from(e.master_key_version))
             .transpose()
             .map_err(|_| StoreError::Corrupt("master_key_version"))?;
-        let conn = self.pool.get().await?;
-        // One statement: the row lock, the etag check (a concurrent update with the same etag
-        // re-checks the WHERE after the first commits, and misses), the change and the audit
-        // event commit together.
-        let statement = conn
-            .prepare_cached(&format!(
-                "WITH c AS (UPDATE credentials SET \
-                 name = COALESCE($3, name), description = COALESCE($4, description), \
-                 masked_content = COALESCE($5, masked_content), \
-                 ciphertext = COALESCE($6, ciphertext), nonce = COALESCE($7, nonce), \
-                 wrapped_key = COALESCE($8, wrapped_key), master_key_id = COALESCE($9, master_key_id), \
-                 master_key_version = COALESCE($10, master_key_version), \
-                 payload_format = COALESCE($11, payload_format), \
-                 validation_state = CASE WHEN $6::bytea IS NULL THEN validation_state ELSE 0 END, \
-                 validation_outcome = CASE WHEN $6::bytea IS NULL THEN validation_outcome ELSE 0 END, \
-                 validation_message = CASE WHEN $6::bytea IS NULL THEN validation_message ELSE '' END, \
-                 validated_at = CASE WHEN $6::bytea IS NULL THEN validated_at ELSE NULL END, \
-                 updated_at = now(), revision = revision + 1 \
-                 WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL \
-                 AND ($12::bigint IS NULL OR revision = $12) RETURNING {CREDENTIAL_COLUMNS}), \
-                 a AS ({INSERT_AUDIT_FROM_C_13}) SELECT * FROM c"
-            ))
-            .await?;
         let ciphertext = envelope.map(|e| &e.ciphertext);
         let nonce = envelope.map(|e| &e.nonce);
         let wrapped = envelope.map(|e| &e.wrapped_key);
         let key_id = envelope.map(|e| &e.master_key_id);
         let format = envelope.map(|e| e.payload_format);
-        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
+        let params: [Param<'_>; 12] = [
             &workspace_id,
             &id,
             &changes.name,
@@ -399,10 +383,32 @@ impl Store {
             &format,
             &expected_revision,
         ];
-        let codes = audit_codes(audit_event);
-        params.extend(audit_params(audit_event, &codes));
-        match conn.query_opt(&statement, &params).await? {
-            Some(row) => rows::credential(&row),
+        let conn = self.pool.get().await?;
+        // One statement: the row lock, the etag check (a concurrent update with the same etag
+        // re-checks the WHERE after the first commits, and misses), the change and the audit
+        // event commit together.
+        let changed = change_with_audit(
+            &conn,
+            "UPDATE credentials SET \
+             name = COALESCE($3, name), description = COALESCE($4, description), \
+             masked_content = COALESCE($5, masked_content), \
+             ciphertext = COALESCE($6, ciphertext), nonce = COALESCE($7, nonce), \
+             wrapped_key = COALESCE($8, wrapped_key), master_key_id = COALESCE($9, master_key_id), \
+             master_key_version = COALESCE($10, master_key_version), \
+             payload_format = COALESCE($11, payload_format), \
+             validation_state = CASE WHEN $6::bytea IS NULL THEN validation_state ELSE 0 END, \
+             validation_outcome = CASE WHEN $6::bytea IS NULL THEN validation_outcome ELSE 0 END, \
+             validation_message = CASE WHEN $6::bytea IS NULL THEN validation_message ELSE '' END, \
+             validated_at = CASE WHEN $6::bytea IS NULL THEN validated_at ELSE NULL END, \
+             updated_at = now(), revision = revision + 1 \
+             WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL \
+             AND ($12::bigint IS NULL OR revision = $12)",
+            &params,
+            audit_event,
+        )
+        .await?;
+        match changed {
+            Some(credential) => Ok(credential),
             None => Err(why_not_changed(&conn, workspace_id, id).await?),
         }
     }
@@ -417,24 +423,21 @@ impl Store {
         audit_event: &NewAuditEvent,
     ) -> Result<Credential> {
         let conn = self.pool.get().await?;
-        let statement = conn
-            .prepare_cached(&format!(
-                "WITH c AS (UPDATE credentials SET deleted_at = now(), updated_at = now(), \
-                 revision = revision + 1, is_default = false, \
-                 ciphertext = NULL, nonce = NULL, wrapped_key = NULL, master_key_id = NULL, \
-                 master_key_version = NULL, payload_format = NULL, \
-                 schema_document = NULL, schema_discovered_at = NULL \
-                 WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL \
-                 AND ($3::bigint IS NULL OR revision = $3) RETURNING {CREDENTIAL_COLUMNS}), \
-                 a AS ({INSERT_AUDIT_FROM_C_4}) SELECT * FROM c"
-            ))
-            .await?;
-        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-            vec![&workspace_id, &id, &expected_revision];
-        let codes = audit_codes(audit_event);
-        params.extend(audit_params(audit_event, &codes));
-        match conn.query_opt(&statement, &params).await? {
-            Some(row) => rows::credential(&row),
+        let changed = change_with_audit(
+            &conn,
+            "UPDATE credentials SET deleted_at = now(), updated_at = now(), \
+             revision = revision + 1, is_default = false, \
+             ciphertext = NULL, nonce = NULL, wrapped_key = NULL, master_key_id = NULL, \
+             master_key_version = NULL, payload_format = NULL, \
+             schema_document = NULL, schema_discovered_at = NULL \
+             WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL \
+             AND ($3::bigint IS NULL OR revision = $3)",
+            &[&workspace_id, &id, &expected_revision],
+            audit_event,
+        )
+        .await?;
+        match changed {
+            Some(credential) => Ok(credential),
             None => Err(why_not_changed(&conn, workspace_id, id).await?),
         }
     }

@@ -1,13 +1,14 @@
 //! What validation and schema discovery store on a credential.
 
-use crate::rows::CREDENTIAL_COLUMNS;
-use crate::{Result, Store, StoreError, audit, rows};
+use crate::credentials::change_with_audit;
+use crate::{Result, Store, StoreError};
 use credentials_core::model::{Credential, NewAuditEvent, Validation};
 use std::time::SystemTime;
 use uuid::Uuid;
 
 impl Store {
-    /// Stores the outcome of a validation on a live credential, with its audit event. The value
+    /// Stores the outcome of a validation on a live credential, with its audit event (one
+    /// statement). The value
     /// is not touched, so the revision (and etag) stays.
     pub async fn record_validation(
         &self,
@@ -16,34 +17,24 @@ impl Store {
         validation: &Validation,
         audit_event: &NewAuditEvent,
     ) -> Result<Credential> {
-        let mut conn = self.pool.get().await?;
-        let tx = conn.transaction().await?;
-        let statement = tx
-            .prepare_cached(&format!(
-                "UPDATE credentials SET validation_state = $3, validation_outcome = $4, \
-                 validation_message = $5, validated_at = $6 \
-                 WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL \
-                 RETURNING {CREDENTIAL_COLUMNS}"
-            ))
-            .await?;
-        let row = tx
-            .query_opt(
-                &statement,
-                &[
-                    &workspace_id,
-                    &id,
-                    &validation.state.code(),
-                    &validation.outcome.code(),
-                    &validation.message,
-                    &validation.checked_at,
-                ],
-            )
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let credential = rows::credential(&row)?;
-        audit::insert(&tx, audit_event).await?;
-        tx.commit().await?;
-        Ok(credential)
+        let conn = self.pool.get().await?;
+        change_with_audit(
+            &conn,
+            "UPDATE credentials SET validation_state = $3, validation_outcome = $4, \
+             validation_message = $5, validated_at = $6 \
+             WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL",
+            &[
+                &workspace_id,
+                &id,
+                &validation.state.code(),
+                &validation.outcome.code(),
+                &validation.message,
+                &validation.checked_at,
+            ],
+            audit_event,
+        )
+        .await?
+        .ok_or(StoreError::NotFound)
     }
 
     /// Stores a discovered schema (a JSON document) on a live credential, with its audit event.
@@ -55,23 +46,16 @@ impl Store {
         discovered_at: SystemTime,
         audit_event: &NewAuditEvent,
     ) -> Result<Credential> {
-        let mut conn = self.pool.get().await?;
-        let tx = conn.transaction().await?;
-        let statement = tx
-            .prepare_cached(&format!(
-                "UPDATE credentials SET schema_document = $3, schema_discovered_at = $4 \
-                 WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL \
-                 RETURNING {CREDENTIAL_COLUMNS}"
-            ))
-            .await?;
-        let row = tx
-            .query_opt(&statement, &[&workspace_id, &id, schema, &discovered_at])
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let credential = rows::credential(&row)?;
-        audit::insert(&tx, audit_event).await?;
-        tx.commit().await?;
-        Ok(credential)
+        let conn = self.pool.get().await?;
+        change_with_audit(
+            &conn,
+            "UPDATE credentials SET schema_document = $3, schema_discovered_at = $4 \
+             WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL",
+            &[&workspace_id, &id, schema, &discovered_at],
+            audit_event,
+        )
+        .await?
+        .ok_or(StoreError::NotFound)
     }
 
     /// A credential's stored schema and when it was discovered; `None` without one.

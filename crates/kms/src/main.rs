@@ -28,12 +28,5 @@ fn main() -> ExitCode {
             Err(e) => Err(format!("cannot start the async runtime: {e}")),
         },
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            tracing::error!(error = %message, "kms failed");
-            eprintln!("kms: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    service_kit::exit_code("kms", result)
 }

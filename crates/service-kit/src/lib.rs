@@ -7,6 +7,7 @@
 mod admin;
 mod logging;
 pub mod metrics;
+mod process;
 mod propagation;
 mod reflection;
 pub mod rpc;
@@ -15,6 +16,7 @@ mod status;
 
 pub use admin::{AdminError, serve_admin};
 pub use logging::{LogFormat, TelemetryError, TelemetryGuard, init_telemetry};
+pub use process::{await_drain, exit_code, undocumented_flags};
 pub use propagation::{adopt_trace_context, inject_trace_context};
 pub use reflection::{reflection_v1, reflection_v1alpha};
 pub use shutdown::shutdown_signal;

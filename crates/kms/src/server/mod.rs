@@ -159,15 +159,8 @@ pub async fn run(config: ServeConfig) -> Result<(), String> {
     for name in [SERVICE_NAME, ""] {
         health.clear_service_status(name).await;
     }
-    match tokio::time::timeout(config.shutdown_grace, server).await {
-        Ok(Ok(Ok(()))) => tracing::info!("drained; exiting"),
-        Ok(Ok(Err(e))) => tracing::error!(error = %e, "server failed while draining"),
-        Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
-        Err(_) => tracing::warn!(
-            grace = ?config.shutdown_grace,
-            "requests still in flight after the grace period; exiting anyway"
-        ),
-    }
+    let deadline = tokio::time::Instant::now() + config.shutdown_grace;
+    service_kit::await_drain(server, deadline, config.shutdown_grace).await;
     transport::cleanup(&config);
     Ok(())
 }
