@@ -11,7 +11,7 @@ use std::{
 };
 use testkit::TestDb;
 use tonic::{Request, transport::Channel};
-use vault_proto::credentials::v1::{
+use credentials_proto::credentials::v1::{
     access_service_client::AccessServiceClient, admin_service_client::AdminServiceClient,
     credentials_service_client::CredentialsServiceClient,
 };

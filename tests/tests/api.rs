@@ -3,10 +3,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use e2e::{Stack, authed};
+use tests::{Stack, authed};
 use std::collections::HashMap;
 use tonic::{Code, Status};
-use vault_proto::credentials::v1 as pb;
+use credentials_proto::credentials::v1 as pb;
 
 const ALL: &[&str] = &["read", "write", "access", "admin"];
 
@@ -1367,7 +1367,7 @@ async fn health_follows_the_kms() {
     );
 
     assert!(stack.kms.stop().await.success());
-    let down = e2e::wait_until(std::time::Duration::from_secs(10), || async {
+    let down = tests::wait_until(std::time::Duration::from_secs(10), || async {
         status("credentials.v1.AccessService").await == Some(ServingStatus::NotServing)
     })
     .await;
@@ -1375,7 +1375,7 @@ async fn health_follows_the_kms() {
     assert_eq!(status("").await, Some(ServingStatus::NotServing));
 
     stack.restart_kms().await;
-    let up = e2e::wait_until(std::time::Duration::from_secs(10), || async {
+    let up = tests::wait_until(std::time::Duration::from_secs(10), || async {
         status("credentials.v1.CredentialsService").await == Some(ServingStatus::Serving)
     })
     .await;

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use e2e::{Stack, authed, wait_until};
+use tests::{Stack, authed, wait_until};
 use std::{
     collections::HashMap,
     sync::{
@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 use tonic::Code;
-use vault_proto::credentials::v1 as pb;
+use credentials_proto::credentials::v1 as pb;
 
 const ALL: &[&str] = &["read", "write", "access", "admin"];
 
@@ -436,7 +436,7 @@ async fn a_workspace_key_when_disabled_fails_only_its_workspace() {
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     // The default key cannot be disabled.
-    let out = e2e::kms_keyring(&[
+    let out = tests::kms_keyring(&[
         "disable-key",
         "--key-id",
         "default",

@@ -2,7 +2,7 @@
 //! End-to-end tests of the real `kms` binary: its transports, its error codes on the wire, the
 //! keyring's life cycle through the offline commands and SIGHUP, and shutdown.
 
-use e2e::{KmsProcess, kms_keyring, send_signal, wait_until};
+use tests::{KmsProcess, kms_keyring, send_signal, wait_until};
 use hyper_util::rt::TokioIo;
 use kms::{ClientConfig, EncryptionContext, Error, KmsClient, KmsEndpoint, pb};
 use pb::key_management_service_client::KeyManagementServiceClient;

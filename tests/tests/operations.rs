@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use e2e::{Stack, StackOptions, authed, http_get, send_signal, wait_until};
+use tests::{Stack, StackOptions, authed, http_get, send_signal, wait_until};
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -19,7 +19,7 @@ use std::{
     time::Duration,
 };
 use tonic::{Code, Request, Response, Status, transport::Channel};
-use vault_proto::credentials::v1 as pb;
+use credentials_proto::credentials::v1 as pb;
 
 const ALL: &[&str] = &["read", "write", "access", "admin"];
 

@@ -4,10 +4,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use e2e::{Stack, authed};
+use tests::{Stack, authed};
 use std::io::{BufRead, BufReader, Write};
 use tonic::Code;
-use vault_proto::credentials::v1 as pb;
+use credentials_proto::credentials::v1 as pb;
 
 const ALL: &[&str] = &["read", "write", "access", "admin"];
 

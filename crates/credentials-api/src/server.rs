@@ -15,7 +15,7 @@ use std::{fs, sync::Arc, time::Duration};
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::{ServingStatus, server::HealthReporter};
-use vault_proto::credentials::v1::{
+use credentials_proto::credentials::v1::{
     access_service_server::AccessServiceServer, admin_service_server::AdminServiceServer,
     credentials_service_server::CredentialsServiceServer,
 };

@@ -20,4 +20,4 @@ pub use context::{
 };
 pub use error::{Error, Result};
 /// The generated `kms.v1` messages and gRPC stubs.
-pub use vault_proto::kms::v1 as pb;
+pub use credentials_proto::kms::v1 as pb;

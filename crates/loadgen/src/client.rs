@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
-use vault_proto::credentials::v1::{
+use credentials_proto::credentials::v1::{
     CreateCredentialRequest, CredentialValue, ListCredentialsRequest,
     access_service_client::AccessServiceClient, credential_value::Kind,
     credentials_service_client::CredentialsServiceClient,

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tonic::Status;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
-use vault_proto::credentials::v1::{
+use credentials_proto::credentials::v1::{
     AccessCredentialRequest, GetCredentialRequest, ListCredentialsRequest, UpdateCredentialRequest,
     access_credential_request::Selector,
 };

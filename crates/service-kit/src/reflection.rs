@@ -9,7 +9,7 @@ const HEALTH: &str = "grpc.health.v1.Health";
 fn builder(services: &[&str]) -> Builder<'static> {
     let mut builder = Builder::configure()
         .include_reflection_service(false)
-        .register_encoded_file_descriptor_set(vault_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(credentials_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         // google.rpc.BadRequest and friends, so grpcurl can print error details.
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)

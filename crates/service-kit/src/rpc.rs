@@ -62,7 +62,7 @@ fn known_methods() -> &'static HashSet<String> {
     static KNOWN: OnceLock<HashSet<String>> = OnceLock::new();
     KNOWN.get_or_init(|| {
         let sets: [&[u8]; 4] = [
-            vault_proto::FILE_DESCRIPTOR_SET,
+            credentials_proto::FILE_DESCRIPTOR_SET,
             tonic_health::pb::FILE_DESCRIPTOR_SET,
             tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
             tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,

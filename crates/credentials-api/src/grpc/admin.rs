@@ -4,7 +4,7 @@ use super::caller;
 use crate::lifecycle::{FAILED, KeyLifecycle, RUNNING, SUCCEEDED};
 use credentials_store::{KeyVersionCount, RewrapRun};
 use tonic::{Request, Response, Status};
-use vault_proto::credentials::v1 as pb;
+use credentials_proto::credentials::v1 as pb;
 
 /// The admin service.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use credentials_core::{
 };
 use std::{collections::BTreeMap, time::SystemTime};
 use uuid::Uuid;
-use vault_proto::credentials::v1 as pb;
+use credentials_proto::credentials::v1 as pb;
 
 /// A credential id from a request field.
 pub fn id(field: &str, value: &str) -> Result<Uuid> {

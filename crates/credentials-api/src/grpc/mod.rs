@@ -13,7 +13,7 @@ use crate::error::VaultError;
 use crate::vault::{self, AccessSelector, CreateInput, UpdateInput, Vault};
 use credentials_core::model::ListFilter;
 use tonic::{Request, Response, Status};
-use vault_proto::credentials::v1 as pb;
+use credentials_proto::credentials::v1 as pb;
 
 /// The authenticated caller the auth layer put into the request.
 fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
