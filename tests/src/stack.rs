@@ -3,6 +3,10 @@
 
 use crate::{KmsProcess, bin, send_signal, wait_until};
 use auth::{Claims, SigningKey};
+use credentials_proto::credentials::v1::{
+    access_service_client::AccessServiceClient, admin_service_client::AdminServiceClient,
+    credentials_service_client::CredentialsServiceClient,
+};
 use std::{
     fs,
     path::{Path, PathBuf},
@@ -11,10 +15,6 @@ use std::{
 };
 use testkit::TestDb;
 use tonic::{Request, transport::Channel};
-use credentials_proto::credentials::v1::{
-    access_service_client::AccessServiceClient, admin_service_client::AdminServiceClient,
-    credentials_service_client::CredentialsServiceClient,
-};
 
 /// The shared secret of the test tokens (HS256).
 const JWT_SECRET: &[u8] = b"end-to-end-tests-shared-secret-0123456789";

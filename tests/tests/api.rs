@@ -3,10 +3,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use tests::{Stack, authed};
-use std::collections::HashMap;
-use tonic::{Code, Status};
 use credentials_proto::credentials::v1 as pb;
+use std::collections::HashMap;
+use tests::{Stack, authed};
+use tonic::{Code, Status};
 
 const ALL: &[&str] = &["read", "write", "access", "admin"];
 

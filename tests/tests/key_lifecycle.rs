@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use tests::{Stack, authed, wait_until};
+use credentials_proto::credentials::v1 as pb;
 use std::{
     collections::HashMap,
     sync::{
@@ -12,8 +12,8 @@ use std::{
     },
     time::Duration,
 };
+use tests::{Stack, authed, wait_until};
 use tonic::Code;
-use credentials_proto::credentials::v1 as pb;
 
 const ALL: &[&str] = &["read", "write", "access", "admin"];
 

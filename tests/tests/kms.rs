@@ -2,11 +2,11 @@
 //! End-to-end tests of the real `kms` binary: its transports, its error codes on the wire, the
 //! keyring's life cycle through the offline commands and SIGHUP, and shutdown.
 
-use tests::{KmsProcess, kms_keyring, send_signal, wait_until};
 use hyper_util::rt::TokioIo;
 use kms::{ClientConfig, EncryptionContext, Error, KmsClient, KmsEndpoint, pb};
 use pb::key_management_service_client::KeyManagementServiceClient;
 use std::{fs, os::unix::fs::PermissionsExt, path::Path, time::Duration};
+use tests::{KmsProcess, kms_keyring, send_signal, wait_until};
 use tonic::{
     Code,
     transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Uri},

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use tests::{Stack, StackOptions, authed, http_get, send_signal, wait_until};
+use credentials_proto::credentials::v1 as pb;
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -18,8 +18,8 @@ use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
+use tests::{Stack, StackOptions, authed, http_get, send_signal, wait_until};
 use tonic::{Code, Request, Response, Status, transport::Channel};
-use credentials_proto::credentials::v1 as pb;
 
 const ALL: &[&str] = &["read", "write", "access", "admin"];
 

@@ -4,10 +4,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use tests::{Stack, authed};
-use std::io::{BufRead, BufReader, Write};
-use tonic::Code;
 use credentials_proto::credentials::v1 as pb;
+use std::io::{BufRead, BufReader, Write};
+use tests::{Stack, authed};
+use tonic::Code;
 
 const ALL: &[&str] = &["read", "write", "access", "admin"];
 

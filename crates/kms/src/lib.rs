@@ -18,6 +18,6 @@ pub use context::{
     MAX_CONTEXT_KEY_LEN, MAX_CONTEXT_VALUE_LEN, MAX_DATA_KEY_LEN, MAX_KEY_ID_LEN,
     MAX_WRAPPED_KEY_LEN, MIN_DATA_KEY_LEN, validate_key_id,
 };
-pub use error::{Error, Result};
 /// The generated `kms.v1` messages and gRPC stubs.
 pub use credentials_proto::kms::v1 as pb;
+pub use error::{Error, Result};

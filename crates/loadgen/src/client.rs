@@ -2,15 +2,15 @@
 
 use crate::config::Cli;
 use crate::rng::Rng;
-use std::time::{SystemTime, UNIX_EPOCH};
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Request, Status};
 use credentials_proto::credentials::v1::{
     CreateCredentialRequest, CredentialValue, ListCredentialsRequest,
     access_service_client::AccessServiceClient, credential_value::Kind,
     credentials_service_client::CredentialsServiceClient,
 };
+use std::time::{SystemTime, UNIX_EPOCH};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Status};
 
 /// Why loadgen stops early, and with which exit status.
 #[derive(Debug)]

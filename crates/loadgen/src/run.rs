@@ -5,6 +5,10 @@ use crate::config::Cli;
 use crate::mix::{Mix, Op};
 use crate::rng::Rng;
 use crate::stats::{DepthBand, Label, Recorder, Report, RunInfo};
+use credentials_proto::credentials::v1::{
+    AccessCredentialRequest, GetCredentialRequest, ListCredentialsRequest, UpdateCredentialRequest,
+    access_credential_request::Selector,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -12,10 +16,6 @@ use tokio::task::JoinSet;
 use tonic::Status;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
-use credentials_proto::credentials::v1::{
-    AccessCredentialRequest, GetCredentialRequest, ListCredentialsRequest, UpdateCredentialRequest,
-    access_credential_request::Selector,
-};
 
 /// What every worker shares.
 struct Shared {

@@ -1,10 +1,10 @@
 //! `credentials.v1.AdminService`: the key lifecycle over gRPC.
 
-use super::caller;
-use crate::lifecycle::{FAILED, KeyLifecycle, RUNNING, SUCCEEDED};
+use super::grpc::caller;
+use crate::service::keys::{FAILED, KeyLifecycle, RUNNING, SUCCEEDED};
+use credentials_proto::credentials::v1 as pb;
 use credentials_store::{KeyVersionCount, RewrapRun};
 use tonic::{Request, Response, Status};
-use credentials_proto::credentials::v1 as pb;
 
 /// The admin service.
 #[derive(Debug, Clone)]

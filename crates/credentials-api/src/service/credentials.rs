@@ -6,9 +6,9 @@
 //! then the kms call (before any transaction, so no row lock waits on the network), then one
 //! transaction for the rows and the audit event.
 
-use crate::caller::Caller;
-use crate::error::{Result, VaultError};
-use crate::paging;
+use crate::edge::paging;
+use crate::service::Caller;
+use crate::service::error::{Result, ServiceError};
 use auth::Permission;
 use credentials_core::{
     Category, SecretValue, TypeSpec, ValueInput, catalogue,
@@ -90,7 +90,7 @@ pub struct AuditPage {
 
 /// The service's state: the database and the kms client.
 #[derive(Debug, Clone)]
-pub struct Vault {
+pub struct Credentials {
     store: Store,
     kms: KmsClient,
     /// The master key new data keys are wrapped under; the kms's default when `None`.
@@ -100,13 +100,13 @@ pub struct Vault {
 fn check_name(name: &str) -> Result<()> {
     let chars = name.chars().count();
     if chars == 0 || chars > MAX_NAME_CHARS {
-        return Err(VaultError::invalid(
+        return Err(ServiceError::invalid(
             "name",
             format!("must be 1-{MAX_NAME_CHARS} characters, got {chars}"),
         ));
     }
     if name.trim() != name || name.chars().any(char::is_control) {
-        return Err(VaultError::invalid(
+        return Err(ServiceError::invalid(
             "name",
             "must not start or end with spaces or contain control characters",
         ));
@@ -117,7 +117,7 @@ fn check_name(name: &str) -> Result<()> {
 fn check_description(description: &str) -> Result<()> {
     let chars = description.chars().count();
     if chars > MAX_DESCRIPTION_CHARS {
-        return Err(VaultError::invalid(
+        return Err(ServiceError::invalid(
             "description",
             format!("must be at most {MAX_DESCRIPTION_CHARS} characters, got {chars}"),
         ));
@@ -126,7 +126,7 @@ fn check_description(description: &str) -> Result<()> {
         .chars()
         .any(|c| c.is_control() && c != '\n' && c != '\t')
     {
-        return Err(VaultError::invalid(
+        return Err(ServiceError::invalid(
             "description",
             "must not contain control characters other than newlines and tabs",
         ));
@@ -137,10 +137,10 @@ fn check_description(description: &str) -> Result<()> {
 /// The catalogue entry of a type named in request field `field`.
 pub fn lookup_type(field: &str, type_id: &str) -> Result<&'static TypeSpec> {
     if type_id.is_empty() {
-        return Err(VaultError::invalid(field, "required"));
+        return Err(ServiceError::invalid(field, "required"));
     }
     catalogue::lookup(type_id).ok_or_else(|| {
-        VaultError::invalid(
+        ServiceError::invalid(
             field,
             format!(
                 "unknown type '{}'; ListCredentialTypes lists the known types",
@@ -167,7 +167,7 @@ pub fn parse_category(field: &str, category: &str) -> Result<Option<Category>> {
     }
     Category::parse(category).map(Some).ok_or_else(|| {
         let known: Vec<&str> = Category::ALL.iter().map(|c| c.as_str()).collect();
-        VaultError::invalid(field, format!("must be one of {}", known.join(", ")))
+        ServiceError::invalid(field, format!("must be one of {}", known.join(", ")))
     })
 }
 
@@ -175,8 +175,8 @@ pub fn parse_category(field: &str, category: &str) -> Result<Option<Category>> {
 pub fn page_size(requested: i32) -> Result<usize> {
     match requested {
         0 => Ok(DEFAULT_PAGE_SIZE),
-        n if n < 0 => Err(VaultError::invalid("page_size", "must not be negative")),
-        n if n as usize > MAX_PAGE_SIZE => Err(VaultError::invalid(
+        n if n < 0 => Err(ServiceError::invalid("page_size", "must not be negative")),
+        n if n as usize > MAX_PAGE_SIZE => Err(ServiceError::invalid(
             "page_size",
             format!("must be at most {MAX_PAGE_SIZE}, got {n}"),
         )),
@@ -184,7 +184,7 @@ pub fn page_size(requested: i32) -> Result<usize> {
     }
 }
 
-impl Vault {
+impl Credentials {
     /// A vault over a store and a kms client.
     pub fn new(store: Store, kms: KmsClient, master_key: Option<String>) -> Self {
         Self {
@@ -291,7 +291,7 @@ impl Vault {
         if let Some(category) = parse_category("category", &input.category)?
             && category != spec.category
         {
-            return Err(VaultError::invalid(
+            return Err(ServiceError::invalid(
                 "category",
                 format!(
                     "type '{}' is in category '{}', not '{}'",
@@ -303,7 +303,7 @@ impl Vault {
         }
         let value = input
             .value
-            .ok_or_else(|| VaultError::invalid("value", "required"))?;
+            .ok_or_else(|| ServiceError::invalid("value", "required"))?;
         let value = value::check(spec, value)?;
         let workspace_id = caller.workspace_for_collection(&input.workspace_id)?;
 
@@ -376,7 +376,7 @@ impl Vault {
     pub async fn update(&self, caller: &Caller, input: UpdateInput) -> Result<Credential> {
         caller.require(Permission::Write)?;
         if input.name.is_none() && input.description.is_none() && input.value.is_none() {
-            return Err(VaultError::invalid(
+            return Err(ServiceError::invalid(
                 "name",
                 "nothing to update: give at least one of name, description, value",
             ));
@@ -398,10 +398,10 @@ impl Vault {
             // The type decides what a valid value is, so the credential is read first.
             let current = self.store.get_credential(&workspace_id, input.id).await?;
             if current.deleted_at.is_some() {
-                return Err(VaultError::NotFound);
+                return Err(ServiceError::NotFound);
             }
             let spec = lookup_type("type", &current.type_id).map_err(|_| {
-                VaultError::Internal(format!("stored type {} unknown", current.type_id))
+                ServiceError::Internal(format!("stored type {} unknown", current.type_id))
             })?;
             let value = value::check(spec, value)?;
             let masked = mask::preview(spec, &value);
@@ -496,7 +496,7 @@ impl Vault {
             AccessSelector::DefaultForType(_) => None,
         };
         let outcome = self.access_inner(caller, workspace_id, selector).await;
-        if let Err(err @ VaultError::InvalidArgument(_)) = outcome {
+        if let Err(err @ ServiceError::InvalidArgument(_)) = outcome {
             // Bad input changes nothing, not even the audit log.
             return Err(err);
         }
@@ -604,17 +604,17 @@ impl Vault {
 }
 
 /// The gRPC status code name an error will be answered with, for audit events.
-fn status_name(err: &VaultError) -> &'static str {
+fn status_name(err: &ServiceError) -> &'static str {
     match err {
-        VaultError::InvalidArgument(_) => "INVALID_ARGUMENT",
-        VaultError::NotFound => "NOT_FOUND",
-        VaultError::AlreadyExists => "ALREADY_EXISTS",
-        VaultError::Aborted => "ABORTED",
-        VaultError::PermissionDenied(_) => "PERMISSION_DENIED",
-        VaultError::FailedPrecondition(_) => "FAILED_PRECONDITION",
-        VaultError::Unavailable(_) => "UNAVAILABLE",
-        VaultError::DeadlineExceeded(_) => "DEADLINE_EXCEEDED",
-        VaultError::Internal(_) => "INTERNAL",
+        ServiceError::InvalidArgument(_) => "INVALID_ARGUMENT",
+        ServiceError::NotFound => "NOT_FOUND",
+        ServiceError::AlreadyExists => "ALREADY_EXISTS",
+        ServiceError::Aborted => "ABORTED",
+        ServiceError::PermissionDenied(_) => "PERMISSION_DENIED",
+        ServiceError::FailedPrecondition(_) => "FAILED_PRECONDITION",
+        ServiceError::Unavailable(_) => "UNAVAILABLE",
+        ServiceError::DeadlineExceeded(_) => "DEADLINE_EXCEEDED",
+        ServiceError::Internal(_) => "INTERNAL",
     }
 }
 
@@ -628,7 +628,7 @@ mod tests {
         for bad in ["", " lead", "trail ", "tab\there", &"x".repeat(129)] {
             let err = check_name(bad).unwrap_err();
             assert!(
-                matches!(err, VaultError::InvalidArgument(v) if v.field == "name"),
+                matches!(err, ServiceError::InvalidArgument(v) if v.field == "name"),
                 "{bad:?}"
             );
         }
@@ -643,7 +643,7 @@ mod tests {
         assert_eq!(page_size(0).unwrap(), DEFAULT_PAGE_SIZE);
         assert_eq!(page_size(500).unwrap(), 500);
         assert!(
-            matches!(page_size(501), Err(VaultError::InvalidArgument(v)) if v.field == "page_size")
+            matches!(page_size(501), Err(ServiceError::InvalidArgument(v)) if v.field == "page_size")
         );
         assert!(page_size(-1).is_err());
     }

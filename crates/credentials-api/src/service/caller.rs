@@ -1,11 +1,11 @@
 //! Who is calling, and what they may do: the authorization rules, in one place.
 
-use crate::error::VaultError;
+use crate::service::error::ServiceError;
 use auth::{Permission, Principal};
 use credentials_core::limits::MAX_WORKSPACE_ID_BYTES;
 
 /// Checks a workspace id's form: 1-64 bytes of `[A-Za-z0-9_.-]`.
-pub fn check_workspace_id(workspace_id: &str) -> Result<(), VaultError> {
+pub fn check_workspace_id(workspace_id: &str) -> Result<(), ServiceError> {
     let ok = !workspace_id.is_empty()
         && workspace_id.len() <= MAX_WORKSPACE_ID_BYTES
         && workspace_id
@@ -14,7 +14,7 @@ pub fn check_workspace_id(workspace_id: &str) -> Result<(), VaultError> {
     if ok {
         Ok(())
     } else {
-        Err(VaultError::invalid(
+        Err(ServiceError::invalid(
             "workspace_id",
             "must be 1-64 bytes of [A-Za-z0-9_.-]",
         ))
@@ -32,26 +32,26 @@ pub struct Caller {
 
 impl Caller {
     /// Fails with PERMISSION_DENIED unless the token grants `permission`.
-    pub fn require(&self, permission: Permission) -> Result<(), VaultError> {
+    pub fn require(&self, permission: Permission) -> Result<(), ServiceError> {
         if self.principal.has(permission) {
             Ok(())
         } else {
-            Err(VaultError::PermissionDenied(format!(
+            Err(ServiceError::PermissionDenied(format!(
                 "this call needs the '{}' permission",
                 permission.as_str()
             )))
         }
     }
 
-    fn resolve(&self, requested: &str) -> Result<Result<String, String>, VaultError> {
+    fn resolve(&self, requested: &str) -> Result<Result<String, String>, ServiceError> {
         if requested.is_empty() {
             return match self.principal.workspaces.as_slice() {
                 [only] => Ok(Ok(only.clone())),
-                [] => Err(VaultError::invalid(
+                [] => Err(ServiceError::invalid(
                     "workspace_id",
                     "required: the token names no workspace",
                 )),
-                _ => Err(VaultError::invalid(
+                _ => Err(ServiceError::invalid(
                     "workspace_id",
                     "required: the token names several workspaces",
                 )),
@@ -67,14 +67,14 @@ impl Caller {
 
     /// The workspace of a call on one credential. A workspace the token does not grant answers
     /// NOT_FOUND, exactly like a missing id, so ids of other workspaces cannot be probed.
-    pub fn workspace_for_item(&self, requested: &str) -> Result<String, VaultError> {
-        self.resolve(requested)?.map_err(|_| VaultError::NotFound)
+    pub fn workspace_for_item(&self, requested: &str) -> Result<String, ServiceError> {
+        self.resolve(requested)?.map_err(|_| ServiceError::NotFound)
     }
 
     /// The workspace of a call on a collection (create, list, audit, access by type).
-    pub fn workspace_for_collection(&self, requested: &str) -> Result<String, VaultError> {
+    pub fn workspace_for_collection(&self, requested: &str) -> Result<String, ServiceError> {
         self.resolve(requested)?.map_err(|ws| {
-            VaultError::PermissionDenied(format!("the token does not grant workspace '{ws}'"))
+            ServiceError::PermissionDenied(format!("the token does not grant workspace '{ws}'"))
         })
     }
 }

@@ -1,13 +1,17 @@
 //! Startup, readiness and shutdown of `credentials-api serve`.
 
-use crate::auth_layer::AuthLayer;
-use crate::config::{DatabaseArgs, JwtArgs, ServeConfig};
-use crate::grpc::{AccessService, AdminService, CredentialsService};
-use crate::lifecycle::{KeyLifecycle, SweepConfig};
-use crate::metrics::ApiMetrics;
-use crate::vault::Vault;
+use crate::edge::AuthLayer;
+use crate::edge::{AccessService, AdminService, CredentialsService};
+use crate::process::config::{DatabaseArgs, JwtArgs, ServeConfig};
+use crate::process::metrics::ApiMetrics;
+use crate::service::Credentials;
+use crate::service::keys::{KeyLifecycle, SweepConfig};
 use auth::{Verifier, VerifierConfig};
 use credentials_core::limits::MAX_REQUEST_BYTES;
+use credentials_proto::credentials::v1::{
+    access_service_server::AccessServiceServer, admin_service_server::AdminServiceServer,
+    credentials_service_server::CredentialsServiceServer,
+};
 use credentials_store::{Store, StoreConfig};
 use kms::{ClientConfig, KmsClient, KmsEndpoint};
 use service_kit::rpc::{Drain, RpcLayer};
@@ -15,10 +19,6 @@ use std::{fs, sync::Arc, time::Duration};
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::{ServingStatus, server::HealthReporter};
-use credentials_proto::credentials::v1::{
-    access_service_server::AccessServiceServer, admin_service_server::AdminServiceServer,
-    credentials_service_server::CredentialsServiceServer,
-};
 
 const MANAGEMENT: &str = "credentials.v1.CredentialsService";
 const ACCESS: &str = "credentials.v1.AccessService";
@@ -175,12 +175,15 @@ async fn end_health_watches(health: &mut HealthReporter) {
 }
 
 /// Reports SERVING while both Postgres and the kms answer, NOT_SERVING otherwise; logs changes.
-fn spawn_readiness(vault: Vault, health: HealthReporter) -> tokio::task::JoinHandle<()> {
+fn spawn_readiness(
+    credentials: Credentials,
+    health: HealthReporter,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ready = false;
         loop {
-            let db = tokio::time::timeout(Duration::from_secs(2), vault.store().ping()).await;
-            let kms = vault.kms().is_serving().await;
+            let db = tokio::time::timeout(Duration::from_secs(2), credentials.store().ping()).await;
+            let kms = credentials.kms().is_serving().await;
             let now_ready = matches!(db, Ok(Ok(()))) && matches!(kms, Ok(true));
             if now_ready != ready {
                 ready = now_ready;
@@ -201,10 +204,32 @@ fn spawn_readiness(vault: Vault, health: HealthReporter) -> tokio::task::JoinHan
     })
 }
 
+/// A started server: serving on [`Running::local_addr`] until [`Running::shutdown`].
+#[derive(Debug)]
+pub struct Running {
+    address: std::net::SocketAddr,
+    health: HealthReporter,
+    drain: Drain,
+    stop_tx: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+    store: Store,
+    grace: Duration,
+}
+
 /// Runs the server until SIGTERM or SIGINT. Errors are startup failures.
 pub async fn run(config: ServeConfig) -> Result<(), String> {
+    let running = start(config).await?;
+    service_kit::shutdown_signal().await;
+    running.shutdown().await;
+    Ok(())
+}
+
+/// Starts the server: checks the configuration, waits for Postgres and migrates, binds, and
+/// serves until [`Running::shutdown`]. Errors are startup failures.
+pub async fn start(config: ServeConfig) -> Result<Running, String> {
     // 1. Health first, NOT_SERVING, so nothing reports ready before Postgres and the kms answer.
-    let (mut health, health_service) = tonic_health::server::health_reporter();
+    let (health, health_service) = tonic_health::server::health_reporter();
     set_all(&health, ServingStatus::NotServing).await;
 
     // 2. Configuration that can be wrong: fail before touching anything else.
@@ -218,7 +243,7 @@ pub async fn run(config: ServeConfig) -> Result<(), String> {
     // 3. The database: wait for it and migrate (advisory-locked, safe with many replicas).
     let store = store(&config.database, !config.no_migrate).await?;
     metrics.watch_pool(&store);
-    let vault = Vault::new(store.clone(), kms.clone(), config.master_key_id.clone());
+    let credentials = Credentials::new(store.clone(), kms.clone(), config.master_key_id.clone());
     let lifecycle = KeyLifecycle::new(
         store.clone(),
         kms,
@@ -237,20 +262,18 @@ pub async fn run(config: ServeConfig) -> Result<(), String> {
         .map_err(|e| format!("cannot bind {}: {e}", config.listen))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%address, "listening");
-    let key_versions = match config.admin_addr {
-        Some(addr) => {
-            service_kit::serve_admin(addr, metrics.registry.clone())
-                .await
-                .map_err(|e| e.to_string())?;
-            Some(metrics.spawn_key_version_refresh(store.clone()))
-        }
-        None => None,
-    };
+    let mut background = Vec::new();
+    if let Some(addr) = config.admin_addr {
+        service_kit::serve_admin(addr, metrics.registry.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        background.push(metrics.spawn_key_version_refresh(store.clone()));
+    }
 
     // 5. SERVING once the database and the kms answer (and NOT_SERVING whenever they stop).
-    let readiness = spawn_readiness(vault.clone(), health.clone());
+    background.push(spawn_readiness(credentials.clone(), health.clone()));
     // Resumes a sweep a crash interrupted, then sweeps on the schedule.
-    let scheduler = lifecycle.spawn_scheduler();
+    background.push(lifecycle.spawn_scheduler());
 
     // 6. The stack, outermost first: a span and metrics per RPC, authentication and request
     //    ids for every call, then the services (health and reflection need no token).
@@ -264,11 +287,11 @@ pub async fn run(config: ServeConfig) -> Result<(), String> {
             MANAGEMENT, ACCESS, ADMIN,
         ]))
         .add_service(
-            CredentialsServiceServer::new(CredentialsService::new(vault.clone(), prober))
+            CredentialsServiceServer::new(CredentialsService::new(credentials.clone(), prober))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
         )
         .add_service(
-            AccessServiceServer::new(AccessService::new(vault))
+            AccessServiceServer::new(AccessService::new(credentials))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
         )
         .add_service(AdminServiceServer::new(AdminService::new(lifecycle)));
@@ -277,31 +300,58 @@ pub async fn run(config: ServeConfig) -> Result<(), String> {
     let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         let _ = stop_rx.await;
     }));
+    Ok(Running {
+        address,
+        health,
+        drain,
+        stop_tx,
+        server,
+        background,
+        store,
+        grace: config.shutdown_grace,
+    })
+}
 
-    // 7. Shutdown: NOT_SERVING first (load balancers stop sending), then refuse new calls with
-    //    UNAVAILABLE while the accepted ones finish, then close the connections.
-    service_kit::shutdown_signal().await;
-    let deadline = tokio::time::Instant::now() + config.shutdown_grace;
-    readiness.abort();
-    scheduler.abort();
-    if let Some(task) = key_versions {
-        task.abort();
+impl Running {
+    /// The address the server listens on (useful with `--listen 127.0.0.1:0`).
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.address
     }
-    set_all(&health, ServingStatus::NotServing).await;
-    drain.start();
-    tracing::info!(
-        in_flight = drain.in_flight(),
-        "draining: new calls are refused"
-    );
-    if tokio::time::timeout_at(deadline, drain.idle())
-        .await
-        .is_ok()
-    {
-        tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + DRAIN_SETTLE)).await;
+
+    /// Shuts down: NOT_SERVING first (load balancers stop sending), then refuses new calls
+    /// with UNAVAILABLE while the accepted ones finish, then closes the connections and the
+    /// pool, all within the configured grace period.
+    pub async fn shutdown(self) {
+        let Running {
+            address: _,
+            mut health,
+            drain,
+            stop_tx,
+            server,
+            background,
+            store,
+            grace,
+        } = self;
+        let deadline = tokio::time::Instant::now() + grace;
+        for task in background {
+            task.abort();
+        }
+        set_all(&health, ServingStatus::NotServing).await;
+        drain.start();
+        tracing::info!(
+            in_flight = drain.in_flight(),
+            "draining: new calls are refused"
+        );
+        if tokio::time::timeout_at(deadline, drain.idle())
+            .await
+            .is_ok()
+        {
+            tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + DRAIN_SETTLE))
+                .await;
+        }
+        let _ = stop_tx.send(());
+        end_health_watches(&mut health).await;
+        service_kit::await_drain(server, deadline, grace).await;
+        store.close();
     }
-    let _ = stop_tx.send(());
-    end_health_watches(&mut health).await;
-    service_kit::await_drain(server, deadline, config.shutdown_grace).await;
-    store.close();
-    Ok(())
 }

@@ -1,12 +1,12 @@
 //! The service's error type. Domain and storage errors are classified here; the gRPC edge
-//! (`grpc::status`) turns a `VaultError` into a `tonic::Status`, in one place.
+//! (`grpc::status`) turns a `ServiceError` into a `tonic::Status`, in one place.
 
 use credentials_core::{FieldViolation, payload::SealError, value::PayloadError};
 use credentials_store::StoreError;
 
 /// Why a request failed, in the service's terms.
 #[derive(Debug, thiserror::Error)]
-pub enum VaultError {
+pub enum ServiceError {
     /// A request field is invalid; nothing was changed.
     #[error("{0}")]
     InvalidArgument(FieldViolation),
@@ -37,9 +37,9 @@ pub enum VaultError {
 }
 
 /// Result of a service operation.
-pub type Result<T, E = VaultError> = std::result::Result<T, E>;
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
 
-impl VaultError {
+impl ServiceError {
     /// An INVALID_ARGUMENT naming `field`.
     pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
         Self::InvalidArgument(FieldViolation {
@@ -49,13 +49,13 @@ impl VaultError {
     }
 }
 
-impl From<FieldViolation> for VaultError {
+impl From<FieldViolation> for ServiceError {
     fn from(v: FieldViolation) -> Self {
         Self::InvalidArgument(v)
     }
 }
 
-impl From<StoreError> for VaultError {
+impl From<StoreError> for ServiceError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::NotFound => Self::NotFound,
@@ -76,7 +76,7 @@ impl From<StoreError> for VaultError {
     }
 }
 
-impl From<kms::Error> for VaultError {
+impl From<kms::Error> for ServiceError {
     fn from(err: kms::Error) -> Self {
         match err {
             kms::Error::Unavailable(detail) => {
@@ -95,13 +95,13 @@ impl From<kms::Error> for VaultError {
     }
 }
 
-impl From<SealError> for VaultError {
+impl From<SealError> for ServiceError {
     fn from(err: SealError) -> Self {
         Self::Internal(format!("payload: {err}"))
     }
 }
 
-impl From<PayloadError> for VaultError {
+impl From<PayloadError> for ServiceError {
     fn from(err: PayloadError) -> Self {
         Self::Internal(format!("payload: {err}"))
     }

@@ -2,7 +2,7 @@
 //! token cannot be replayed against another listing. Not secret and not signed: a forged token
 //! can only point at another position of a listing the caller may read anyway.
 
-use crate::error::{Result, VaultError};
+use crate::service::error::{Result, ServiceError};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use credentials_core::model::{ListCursor, ListFilter};
 use uuid::Uuid;
@@ -38,7 +38,7 @@ fn listing_fingerprint(workspace_id: &str, filter: &ListFilter) -> Fingerprint {
 }
 
 fn decode(token: &str, kind: u8, fp: Fingerprint, body_len: usize) -> Result<Vec<u8>> {
-    let malformed = || VaultError::invalid("page_token", "malformed page token");
+    let malformed = || ServiceError::invalid("page_token", "malformed page token");
     if token.len() > 128 {
         return Err(malformed());
     }
@@ -47,7 +47,7 @@ fn decode(token: &str, kind: u8, fp: Fingerprint, body_len: usize) -> Result<Vec
         return Err(malformed());
     }
     if bytes[2..10] != fp {
-        return Err(VaultError::invalid(
+        return Err(ServiceError::invalid(
             "page_token",
             "belongs to another listing: keep workspace_id and the filters of the first page",
         ));
@@ -154,13 +154,13 @@ mod tests {
 
         let other = ListFilter::default();
         let err = credentials_cursor("ws-1", &other, &token).unwrap_err();
-        assert!(matches!(err, VaultError::InvalidArgument(v) if v.field == "page_token"));
+        assert!(matches!(err, ServiceError::InvalidArgument(v) if v.field == "page_token"));
         assert!(credentials_cursor("ws-2", &filter, &token).is_err());
 
         for bad in ["%%%", "AAAA", &token[..token.len() - 2], &"A".repeat(200)] {
             let err = credentials_cursor("ws-1", &filter, bad).unwrap_err();
             assert!(
-                matches!(&err, VaultError::InvalidArgument(v) if v.description == "malformed page token"),
+                matches!(&err, ServiceError::InvalidArgument(v) if v.description == "malformed page token"),
                 "{bad}: {err:?}"
             );
         }

@@ -1,9 +1,9 @@
 //! Validation against the real target and schema discovery: the operations on top of the
 //! vault that open a stored value and hand it to a probe. No gRPC types.
 
-use crate::caller::Caller;
-use crate::error::{Result, VaultError};
-use crate::vault::{Vault, lookup_type};
+use crate::service::Caller;
+use crate::service::error::{Result, ServiceError};
+use crate::service::{Credentials, lookup_type};
 use auth::Permission;
 use credentials_core::{
     ValueInput,
@@ -49,7 +49,7 @@ pub fn discovery_options(
         0 => DEFAULT_MAX_TABLES,
         n if n > 0 && n as usize <= MAX_MAX_TABLES => n as usize,
         n => {
-            return Err(VaultError::invalid(
+            return Err(ServiceError::invalid(
                 "max_tables",
                 format!("must be 1-{MAX_MAX_TABLES}, got {n}"),
             ));
@@ -59,7 +59,7 @@ pub fn discovery_options(
         None => DEFAULT_DISCOVERY_TIMEOUT,
         Some(t) if !t.is_zero() && t <= MAX_DISCOVERY_TIMEOUT => t,
         Some(_) => {
-            return Err(VaultError::invalid(
+            return Err(ServiceError::invalid(
                 "timeout",
                 format!(
                     "must be more than 0 and at most {} s",
@@ -73,7 +73,7 @@ pub fn discovery_options(
         ("exclude_schemas", &exclude_schemas),
     ] {
         if names.len() > 100 || names.iter().any(|n| n.is_empty() || n.len() > 128) {
-            return Err(VaultError::invalid(
+            return Err(ServiceError::invalid(
                 field,
                 "at most 100 names of 1-128 bytes",
             ));
@@ -87,7 +87,7 @@ pub fn discovery_options(
     })
 }
 
-impl Vault {
+impl Credentials {
     /// Probes a stored credential, stores the outcome on it and audits it.
     pub async fn validate(
         &self,
@@ -101,7 +101,7 @@ impl Vault {
         let (credential, value) = self.open_stored(&workspace_id, id).await?;
         let result = prober.validate(&credential.type_id, &value).await;
         drop(value);
-        crate::metrics::record_validation(&credential.type_id, result.outcome);
+        crate::process::metrics::record_validation(&credential.type_id, result.outcome);
         let validation = Validation {
             state: state(result.outcome),
             outcome: result.outcome,
@@ -141,7 +141,7 @@ impl Vault {
                 let workspace_id = caller.workspace_for_item(workspace_id)?;
                 let (credential, stored) = self.open_stored(&workspace_id, id).await?;
                 if !type_id.is_empty() && type_id != credential.type_id {
-                    return Err(VaultError::invalid(
+                    return Err(ServiceError::invalid(
                         "type",
                         "leave it empty, or give the stored credential's type",
                     ));
@@ -160,14 +160,14 @@ impl Vault {
             }
             None => {
                 let spec = lookup_type("type", type_id)?;
-                let input = input.ok_or_else(|| VaultError::invalid("value", "required"))?;
+                let input = input.ok_or_else(|| ServiceError::invalid("value", "required"))?;
                 let checked = value::check(spec, input)?;
                 caller.workspace_for_collection(workspace_id)?;
                 (spec, checked)
             }
         };
         let result = prober.validate(spec.id, &checked).await;
-        crate::metrics::record_validation(spec.id, result.outcome);
+        crate::process::metrics::record_validation(spec.id, result.outcome);
         tracing::info!(type_id = spec.id, outcome = ?result.outcome, "value tested");
         Ok(result)
     }
@@ -193,7 +193,7 @@ impl Vault {
                 )
             });
         if !spec.supports_schema_discovery && !database_type {
-            return Err(VaultError::FailedPrecondition(format!(
+            return Err(ServiceError::FailedPrecondition(format!(
                 "schema discovery is not available for type '{}'",
                 spec.id
             )));
@@ -202,11 +202,11 @@ impl Vault {
             .discover_schema(spec.id, &value, &options)
             .await
             .map_err(|e| {
-                VaultError::FailedPrecondition(format!("schema discovery failed: {}", e.message))
+                ServiceError::FailedPrecondition(format!("schema discovery failed: {}", e.message))
             })?;
         drop(value);
         let document = serde_json::to_value(&schema)
-            .map_err(|e| VaultError::Internal(format!("schema serialization: {e}")))?;
+            .map_err(|e| ServiceError::Internal(format!("schema serialization: {e}")))?;
         let event = Self::audit(
             caller,
             &workspace_id,
@@ -237,12 +237,12 @@ impl Vault {
             .get_schema(&workspace_id, id)
             .await?
             .ok_or_else(|| {
-                VaultError::FailedPrecondition(
+                ServiceError::FailedPrecondition(
                     "no schema has been discovered for this credential: call DiscoverSchema".into(),
                 )
             })?;
         let schema = serde_json::from_value(document)
-            .map_err(|e| VaultError::Internal(format!("stored schema unreadable: {e}")))?;
+            .map_err(|e| ServiceError::Internal(format!("stored schema unreadable: {e}")))?;
         Ok((schema, at))
     }
 }

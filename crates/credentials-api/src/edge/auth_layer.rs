@@ -3,7 +3,7 @@
 //! never see a token. It runs inside service-kit's RPC layer and records the request id and
 //! the token's subject on that layer's per-RPC span.
 
-use crate::caller::Caller;
+use crate::service::Caller;
 use auth::Verifier;
 use std::{
     sync::Arc,

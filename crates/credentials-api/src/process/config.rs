@@ -68,6 +68,7 @@ pub struct ServeConfig {
     #[arg(long, env = "CREDENTIALS_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
 
+    /// The database connection.
     #[command(flatten)]
     pub database: DatabaseArgs,
 
@@ -104,6 +105,7 @@ pub struct ServeConfig {
     #[arg(long, env = "CREDENTIALS_MASTER_KEY_ID")]
     pub master_key_id: Option<String>,
 
+    /// How bearer tokens are verified.
     #[command(flatten)]
     pub jwt: JwtArgs,
 

@@ -1,22 +1,17 @@
 //! The gRPC edge: the two services, which only convert requests, call the vault and convert
 //! answers. Authentication happened in the tower layer in front (see `auth_layer`).
 
-mod admin;
-mod convert;
-mod status;
-
-pub use admin::AdminService;
-
-use crate::caller::Caller;
-use crate::checks;
-use crate::error::VaultError;
-use crate::vault::{self, AccessSelector, CreateInput, UpdateInput, Vault};
+use super::convert;
+use crate::service::Caller;
+use crate::service::error::ServiceError;
+use crate::service::probing;
+use crate::service::{AccessSelector, CreateInput, Credentials, UpdateInput};
 use credentials_core::model::ListFilter;
-use tonic::{Request, Response, Status};
 use credentials_proto::credentials::v1 as pb;
+use tonic::{Request, Response, Status};
 
 /// The authenticated caller the auth layer put into the request.
-fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
+pub(super) fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
     request
         .extensions()
         .get::<Caller>()
@@ -27,13 +22,13 @@ fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
 /// `credentials.v1.CredentialsService`: the management API. Never returns a secret.
 #[derive(Debug, Clone)]
 pub struct CredentialsService {
-    vault: Vault,
+    vault: Credentials,
     prober: credentials_probe::Prober,
 }
 
 impl CredentialsService {
     /// A service over `vault`, validating with `prober`.
-    pub fn new(vault: Vault, prober: credentials_probe::Prober) -> Self {
+    pub fn new(vault: Credentials, prober: credentials_probe::Prober) -> Self {
         Self { vault, prober }
     }
 }
@@ -85,11 +80,11 @@ impl pb::credentials_service_server::CredentialsService for CredentialsService {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let filter = ListFilter {
-            category: vault::parse_category("category", &r.category)?,
+            category: crate::service::parse_category("category", &r.category)?,
             type_id: (!r.r#type.is_empty()).then_some(r.r#type),
             show_deleted: r.show_deleted,
         };
-        let page_size = vault::page_size(r.page_size)?;
+        let page_size = crate::service::page_size(r.page_size)?;
         let page = self
             .vault
             .list(&caller, &r.workspace_id, filter, page_size, &r.page_token)
@@ -118,7 +113,7 @@ impl pb::credentials_service_server::CredentialsService for CredentialsService {
             description: r.description,
             value: match r.value {
                 Some(v) => Some(convert::value(Some(v)).ok_or_else(|| {
-                    VaultError::invalid("value", "set value.secret or value.fields")
+                    ServiceError::invalid("value", "set value.secret or value.fields")
                 })?),
                 None => None,
             },
@@ -211,11 +206,15 @@ impl pb::credentials_service_server::CredentialsService for CredentialsService {
             None => None,
             Some(d) => Some(
                 std::time::Duration::try_from(d)
-                    .map_err(|_| VaultError::invalid("timeout", "must not be negative"))?,
+                    .map_err(|_| ServiceError::invalid("timeout", "must not be negative"))?,
             ),
         };
-        let options =
-            checks::discovery_options(r.include_schemas, r.exclude_schemas, r.max_tables, timeout)?;
+        let options = probing::discovery_options(
+            r.include_schemas,
+            r.exclude_schemas,
+            r.max_tables,
+            timeout,
+        )?;
         let (updated, schema) = self
             .vault
             .discover_schema(&caller, &self.prober, &r.workspace_id, id, options)
@@ -260,7 +259,7 @@ impl pb::credentials_service_server::CredentialsService for CredentialsService {
         let caller = caller(&request)?;
         let r = request.into_inner();
         let credential_id = convert::optional_id("credential_id", &r.credential_id)?;
-        let page_size = vault::page_size(r.page_size)?;
+        let page_size = crate::service::page_size(r.page_size)?;
         let page = self
             .vault
             .list_audit(
@@ -281,12 +280,12 @@ impl pb::credentials_service_server::CredentialsService for CredentialsService {
 /// `credentials.v1.AccessService`: hands plaintext to internal services, audited.
 #[derive(Debug, Clone)]
 pub struct AccessService {
-    vault: Vault,
+    vault: Credentials,
 }
 
 impl AccessService {
     /// A service over `vault`.
-    pub fn new(vault: Vault) -> Self {
+    pub fn new(vault: Credentials) -> Self {
         Self { vault }
     }
 }
@@ -304,7 +303,7 @@ impl pb::access_service_server::AccessService for AccessService {
             Some(Selector::Id(id)) => AccessSelector::Id(convert::id("id", &id)?),
             Some(Selector::DefaultForType(t)) if !t.is_empty() => AccessSelector::DefaultForType(t),
             _ => {
-                return Err(VaultError::invalid(
+                return Err(ServiceError::invalid(
                     "id",
                     "set id, or default_for_type to get the workspace's default for a type",
                 )

@@ -10,8 +10,8 @@
 //! again what is left. Why it is bounded: batches of a configured size, one kms call at a time,
 //! a pause between batches, and one sweeper across replicas (an advisory lock).
 
-use crate::caller::{Caller, check_workspace_id};
-use crate::error::{Result, VaultError};
+use crate::service::error::{Result, ServiceError};
+use crate::service::{Caller, check_workspace_id};
 use auth::Permission;
 use credentials_core::{
     model::{AuditAction, AuditOutcome, NewAuditEvent},
@@ -165,7 +165,7 @@ impl KeyLifecycle {
                 .store
                 .unfinished_run()
                 .await?
-                .ok_or_else(|| VaultError::Internal("sweep both running and absent".into()))?,
+                .ok_or_else(|| ServiceError::Internal("sweep both running and absent".into()))?,
             Err(e) => return Err(e.into()),
         };
         self.spawn_execute(run.id);
@@ -367,18 +367,18 @@ impl KeyLifecycle {
         check_workspace_id(workspace_id)?;
         if let Some(key_id) = key_id {
             kms::validate_key_id("key_id", key_id)
-                .map_err(|e| VaultError::invalid(e.field, e.reason))?;
+                .map_err(|e| ServiceError::invalid(e.field, e.reason))?;
         }
         let keys = self.kms.describe_keys().await?;
         if let Some(key_id) = key_id {
             match keys.keys.iter().find(|k| k.key_id == key_id) {
                 None => {
-                    return Err(VaultError::FailedPrecondition(format!(
+                    return Err(ServiceError::FailedPrecondition(format!(
                         "key '{key_id}' is not in the kms keyring: add it with `kms keyring add-key` and reload the kms"
                     )));
                 }
                 Some(k) if k.state() == KeyVersionState::Disabled => {
-                    return Err(VaultError::FailedPrecondition(format!(
+                    return Err(ServiceError::FailedPrecondition(format!(
                         "key '{key_id}' is disabled in the kms keyring"
                     )));
                 }

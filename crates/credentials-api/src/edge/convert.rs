@@ -1,21 +1,21 @@
 //! Conversions at the gRPC edge: protobuf requests into domain inputs (INVALID_ARGUMENT naming
 //! the field on failure) and domain values into protobuf responses.
 
-use crate::error::{Result, VaultError};
+use crate::service::error::{Result, ServiceError};
 use credentials_core::{
     SecretString, TypeSpec, ValueInput,
     model::{AuditEvent, Credential, Etag, ValidationOutcome, ValidationState},
 };
+use credentials_proto::credentials::v1 as pb;
 use std::{collections::BTreeMap, time::SystemTime};
 use uuid::Uuid;
-use credentials_proto::credentials::v1 as pb;
 
 /// A credential id from a request field.
 pub fn id(field: &str, value: &str) -> Result<Uuid> {
     if value.is_empty() {
-        return Err(VaultError::invalid(field, "required"));
+        return Err(ServiceError::invalid(field, "required"));
     }
-    Uuid::try_parse(value).map_err(|_| VaultError::invalid(field, "not a credential id (a UUID)"))
+    Uuid::try_parse(value).map_err(|_| ServiceError::invalid(field, "not a credential id (a UUID)"))
 }
 
 /// An optional credential id (empty means none).
@@ -33,7 +33,7 @@ pub fn etag(value: &str) -> Result<Option<Etag>> {
         return Ok(None);
     }
     Etag::parse(value).map(Some).ok_or_else(|| {
-        VaultError::invalid(
+        ServiceError::invalid(
             "etag",
             "malformed etag: send the etag of a credential as read",
         )
