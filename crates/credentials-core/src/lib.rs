@@ -5,7 +5,8 @@
 //! - [`mask`]: the masked preview shown instead of a secret;
 //! - [`payload`]: sealing a value with a data key, bound to its encryption context;
 //! - [`model`]: credentials, audit events and their states;
-//! - [`limits`]: the documented limits on names, descriptions and values.
+//! - [`limits`]: the documented limits on names, descriptions, values and pages, and the rules
+//!   that check them.
 
 #![forbid(unsafe_code)]
 

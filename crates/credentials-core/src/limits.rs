@@ -18,3 +18,118 @@ pub const MAX_PAGE_SIZE: usize = 500;
 pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
 /// Longest workspace id, in bytes.
 pub const MAX_WORKSPACE_ID_BYTES: usize = 64;
+
+use crate::value::FieldViolation;
+
+fn violation(field: &str, description: impl Into<String>) -> FieldViolation {
+    FieldViolation {
+        field: field.to_owned(),
+        description: description.into(),
+    }
+}
+
+/// Checks a credential name: 1-[`MAX_NAME_CHARS`] characters, no surrounding spaces, no
+/// control characters.
+pub fn check_name(name: &str) -> Result<(), FieldViolation> {
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_NAME_CHARS {
+        return Err(violation(
+            "name",
+            format!("must be 1-{MAX_NAME_CHARS} characters, got {chars}"),
+        ));
+    }
+    if name.trim() != name || name.chars().any(char::is_control) {
+        return Err(violation(
+            "name",
+            "must not start or end with spaces or contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a description: at most [`MAX_DESCRIPTION_CHARS`] characters; newlines and tabs are
+/// the only control characters allowed.
+pub fn check_description(description: &str) -> Result<(), FieldViolation> {
+    let chars = description.chars().count();
+    if chars > MAX_DESCRIPTION_CHARS {
+        return Err(violation(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION_CHARS} characters, got {chars}"),
+        ));
+    }
+    if description
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(violation(
+            "description",
+            "must not contain control characters other than newlines and tabs",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a workspace id's form: 1-[`MAX_WORKSPACE_ID_BYTES`] bytes of `[A-Za-z0-9_.-]`.
+pub fn check_workspace_id(workspace_id: &str) -> Result<(), FieldViolation> {
+    let ok = !workspace_id.is_empty()
+        && workspace_id.len() <= MAX_WORKSPACE_ID_BYTES
+        && workspace_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(violation(
+            "workspace_id",
+            "must be 1-64 bytes of [A-Za-z0-9_.-]",
+        ))
+    }
+}
+
+/// A page size from a request: 0 means [`DEFAULT_PAGE_SIZE`]; more than [`MAX_PAGE_SIZE`] is
+/// refused.
+pub fn page_size(requested: i32) -> Result<usize, FieldViolation> {
+    match requested {
+        0 => Ok(DEFAULT_PAGE_SIZE),
+        n if n < 0 => Err(violation("page_size", "must not be negative")),
+        n if n as usize > MAX_PAGE_SIZE => Err(violation(
+            "page_size",
+            format!("must be at most {MAX_PAGE_SIZE}, got {n}"),
+        )),
+        n => Ok(n as usize),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_descriptions() {
+        assert!(check_name("OpenAI Production").is_ok());
+        for bad in ["", " lead", "trail ", "tab\there", &"x".repeat(129)] {
+            let err = check_name(bad).unwrap_err();
+            assert_eq!(err.field, "name", "{bad:?}");
+        }
+        assert!(check_name(&"é".repeat(128)).is_ok());
+        assert!(check_description("line one\nline two").is_ok());
+        assert!(check_description(&"x".repeat(1025)).is_err());
+        assert!(check_description("bell\u{7}").is_err());
+    }
+
+    #[test]
+    fn page_sizes() {
+        assert_eq!(page_size(0).unwrap(), DEFAULT_PAGE_SIZE);
+        assert_eq!(page_size(500).unwrap(), 500);
+        assert!(matches!(page_size(501), Err(v) if v.field == "page_size"));
+        assert!(page_size(-1).is_err());
+    }
+
+    #[test]
+    fn workspace_ids() {
+        assert!(check_workspace_id("acme-prod_1.eu").is_ok());
+        for bad in ["", "a b", "ümlaut", &"w".repeat(65)] {
+            assert_eq!(check_workspace_id(bad).unwrap_err().field, "workspace_id");
+        }
+    }
+}

@@ -3,9 +3,20 @@ use credentials_core::model::{AuditAction, AuditEvent, AuditOutcome, NewAuditEve
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
-const INSERT: &str = "INSERT INTO audit_events \
-    (workspace_id, credential_id, actor, action, outcome, status_code, request_id) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7)";
+/// The columns every audit INSERT fills, in the order of [`NewAuditEvent`]'s parameters: the
+/// single statement of a change, the group commit and the plain insert all name them here.
+macro_rules! audit_columns {
+    () => {
+        "workspace_id, credential_id, actor, action, outcome, status_code, request_id"
+    };
+}
+pub(crate) use audit_columns;
+
+const INSERT: &str = concat!(
+    "INSERT INTO audit_events (",
+    audit_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+);
 
 /// Appends an audit event on `client` (a transaction, when it must commit with a change).
 pub(crate) async fn insert(client: &impl GenericClient, event: &NewAuditEvent) -> Result<()> {

@@ -103,9 +103,10 @@ pub(crate) async fn change_with_audit(
     let statement = client
         .prepare_cached(&format!(
             "WITH c AS ({change} RETURNING {CREDENTIAL_COLUMNS}), \
-             a AS (INSERT INTO audit_events (workspace_id, credential_id, actor, action, outcome, \
-             status_code, request_id) SELECT workspace_id, id, ${}, ${}, ${}, ${}, ${} FROM c) \
+             a AS (INSERT INTO audit_events ({}) \
+             SELECT workspace_id, id, ${}, ${}, ${}, ${}, ${} FROM c) \
              SELECT * FROM c",
+            crate::audit::audit_columns!(),
             n + 1,
             n + 2,
             n + 3,

@@ -69,12 +69,12 @@ async fn run(pool: Pool, mut rx: mpsc::Receiver<(NewAuditEvent, Reply)>) {
 async fn insert(pool: &Pool, events: &[&NewAuditEvent]) -> Result<()> {
     let conn = pool.get().await?;
     let statement = conn
-        .prepare_cached(
-            "INSERT INTO audit_events \
-             (workspace_id, credential_id, actor, action, outcome, status_code, request_id) \
-             SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::int2[], $5::int2[], \
+        .prepare_cached(concat!(
+            "INSERT INTO audit_events (",
+            crate::audit::audit_columns!(),
+            ") SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::int2[], $5::int2[], \
              $6::text[], $7::text[])",
-        )
+        ))
         .await?;
     let workspaces: Vec<&str> = events.iter().map(|e| e.workspace_id.as_str()).collect();
     let credentials: Vec<Option<uuid::Uuid>> = events.iter().map(|e| e.credential_id).collect();

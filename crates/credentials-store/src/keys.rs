@@ -52,13 +52,42 @@ pub struct KeyVersionCount {
     pub credentials: i64,
 }
 
+/// Where a re-wrap sweep stands, as stored in `rewrap_runs.state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    /// Still going (or interrupted by a crash: the next sweep resumes it).
+    Running,
+    /// Finished with nothing left behind.
+    Succeeded,
+    /// Stopped early or left credentials behind.
+    Failed,
+}
+
+impl RunState {
+    /// The stored code.
+    pub fn code(self) -> i16 {
+        match self {
+            RunState::Running => 1,
+            RunState::Succeeded => 2,
+            RunState::Failed => 3,
+        }
+    }
+
+    /// The state of a stored code; `None` for a code this build does not know.
+    pub fn from_code(code: i16) -> Option<Self> {
+        [RunState::Running, RunState::Succeeded, RunState::Failed]
+            .into_iter()
+            .find(|s| s.code() == code)
+    }
+}
+
 /// A sweep's record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RewrapRun {
     /// Run id.
     pub id: i64,
-    /// `RUNNING`, `SUCCEEDED` or `FAILED` codes (1, 2, 3).
-    pub state: i16,
+    /// Where it stands.
+    pub state: RunState,
     /// Whether it only counted.
     pub dry_run: bool,
     /// Who started it.
@@ -114,7 +143,8 @@ const RUN_COLUMNS: &str = "id, state, dry_run, requested_by, started_at, finishe
 fn run(row: &tokio_postgres::Row) -> Result<RewrapRun> {
     Ok(RewrapRun {
         id: row.try_get(0)?,
-        state: row.try_get(1)?,
+        state: RunState::from_code(row.try_get(1)?)
+            .ok_or(StoreError::Corrupt("unknown re-wrap run state"))?,
         dry_run: row.try_get(2)?,
         requested_by: row.try_get(3)?,
         started_at: row.try_get(4)?,
@@ -418,8 +448,8 @@ impl Store {
         Ok(())
     }
 
-    /// Marks a sweep finished with its final state (2 succeeded, 3 failed) and message.
-    pub async fn finish_run(&self, id: i64, state: i16, message: &str) -> Result<RewrapRun> {
+    /// Marks a sweep finished with its final state and message.
+    pub async fn finish_run(&self, id: i64, state: RunState, message: &str) -> Result<RewrapRun> {
         let conn = self.pool.get().await?;
         let row = conn
             .query_one(
@@ -427,7 +457,7 @@ impl Store {
                     "UPDATE rewrap_runs SET state = $2, message = $3, finished_at = now() \
                      WHERE id = $1 RETURNING {RUN_COLUMNS}"
                 ),
-                &[&id, &state, &message],
+                &[&id, &state.code(), &message],
             )
             .await?;
         run(&row)

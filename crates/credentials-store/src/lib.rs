@@ -16,6 +16,6 @@ mod validation;
 pub use credentials::{CredentialChanges, NewCredential};
 pub use error::{Result, StoreError};
 pub use keys::{
-    KeyTargets, KeyVersionCount, RewrapCandidate, RewrapProgress, RewrapRun, SweepLock,
+    KeyTargets, KeyVersionCount, RewrapCandidate, RewrapProgress, RewrapRun, RunState, SweepLock,
 };
 pub use pool::{PoolStatus, Store, StoreConfig};

@@ -1,9 +1,9 @@
 //! `credentials.v1.AdminService`: the key lifecycle over gRPC.
 
 use super::grpc::caller;
-use crate::service::keys::{FAILED, KeyLifecycle, RUNNING, SUCCEEDED};
+use crate::service::KeyLifecycle;
 use credentials_proto::credentials::v1 as pb;
-use credentials_store::{KeyVersionCount, RewrapRun};
+use credentials_store::{KeyVersionCount, RewrapRun, RunState};
 use tonic::{Request, Response, Status};
 
 /// The admin service.
@@ -21,10 +21,9 @@ impl AdminService {
 
 fn run(run: RewrapRun) -> pb::RewrapRun {
     let state = match run.state {
-        RUNNING => pb::RewrapState::Running,
-        SUCCEEDED => pb::RewrapState::Succeeded,
-        FAILED => pb::RewrapState::Failed,
-        _ => pb::RewrapState::Unspecified,
+        RunState::Running => pb::RewrapState::Running,
+        RunState::Succeeded => pb::RewrapState::Succeeded,
+        RunState::Failed => pb::RewrapState::Failed,
     };
     pb::RewrapRun {
         id: if run.dry_run {

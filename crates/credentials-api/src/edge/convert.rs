@@ -1,17 +1,24 @@
-//! Conversions at the gRPC edge: protobuf requests into domain inputs (INVALID_ARGUMENT naming
-//! the field on failure) and domain values into protobuf responses.
+//! Conversions at the gRPC edge, in one place: each request into the service's typed input
+//! (one `TryFrom` per request; INVALID_ARGUMENT naming the field on failure, before anything is
+//! touched) and the service's outputs into protobuf responses.
 
-use crate::service::error::{Result, ServiceError};
+use crate::service::{
+    AccessInput, AccessSelector, Accessed, AuditListInput, AuditPage, CreateInput, CredentialPage,
+    DefaultChange, DeleteInput, DiscoverInput, Discovered, ItemRef, ListInput, Result,
+    ServiceError, StoredSchema, TestInput, TestTarget, TypesInput, UpdateInput, Validated,
+    discovery_options, lookup_type,
+};
 use credentials_core::{
-    SecretString, TypeSpec, ValueInput,
-    model::{AuditEvent, Credential, Etag, ValidationOutcome, ValidationState},
+    Category, SecretString, TypeSpec, ValueInput, limits,
+    model::{AuditEvent, Credential, Etag, ListFilter, ValidationOutcome, ValidationState},
+    value,
 };
 use credentials_proto::credentials::v1 as pb;
 use std::{collections::BTreeMap, time::SystemTime};
 use uuid::Uuid;
 
 /// A credential id from a request field.
-pub fn id(field: &str, value: &str) -> Result<Uuid> {
+fn id(field: &str, value: &str) -> Result<Uuid> {
     if value.is_empty() {
         return Err(ServiceError::invalid(field, "required"));
     }
@@ -19,7 +26,7 @@ pub fn id(field: &str, value: &str) -> Result<Uuid> {
 }
 
 /// An optional credential id (empty means none).
-pub fn optional_id(field: &str, value: &str) -> Result<Option<Uuid>> {
+fn optional_id(field: &str, value: &str) -> Result<Option<Uuid>> {
     if value.is_empty() {
         Ok(None)
     } else {
@@ -28,7 +35,7 @@ pub fn optional_id(field: &str, value: &str) -> Result<Option<Uuid>> {
 }
 
 /// An optional etag (empty means none).
-pub fn etag(value: &str) -> Result<Option<Etag>> {
+fn etag(value: &str) -> Result<Option<Etag>> {
     if value.is_empty() {
         return Ok(None);
     }
@@ -41,7 +48,7 @@ pub fn etag(value: &str) -> Result<Option<Etag>> {
 }
 
 /// A request's value, taking ownership of the strings so no copy is left behind.
-pub fn value(value: Option<pb::CredentialValue>) -> Option<ValueInput> {
+fn value(value: Option<pb::CredentialValue>) -> Option<ValueInput> {
     match value?.kind? {
         pb::credential_value::Kind::Secret(secret) => {
             Some(ValueInput::Secret(SecretString::new(secret)))
@@ -53,6 +60,248 @@ pub fn value(value: Option<pb::CredentialValue>) -> Option<ValueInput> {
                 .map(|(k, v)| (k, SecretString::new(v)))
                 .collect::<BTreeMap<_, _>>(),
         )),
+    }
+}
+
+/// A category filter or field; empty means none.
+fn category(field: &str, category: &str) -> Result<Option<Category>> {
+    if category.is_empty() {
+        return Ok(None);
+    }
+    Category::parse(category).map(Some).ok_or_else(|| {
+        let known: Vec<&str> = Category::ALL.iter().map(|c| c.as_str()).collect();
+        ServiceError::invalid(field, format!("must be one of {}", known.join(", ")))
+    })
+}
+
+fn item(workspace_id: String, raw_id: &str) -> Result<ItemRef> {
+    Ok(ItemRef {
+        id: id("id", raw_id)?,
+        workspace_id,
+    })
+}
+
+impl TryFrom<pb::CreateCredentialRequest> for CreateInput {
+    type Error = ServiceError;
+
+    fn try_from(r: pb::CreateCredentialRequest) -> Result<Self> {
+        limits::check_name(&r.name)?;
+        limits::check_description(&r.description)?;
+        let spec = lookup_type("type", &r.r#type)?;
+        if let Some(category) = category("category", &r.category)?
+            && category != spec.category
+        {
+            return Err(ServiceError::invalid(
+                "category",
+                format!(
+                    "type '{}' is in category '{}', not '{}'",
+                    spec.id,
+                    spec.category.as_str(),
+                    category.as_str()
+                ),
+            ));
+        }
+        let value = value(r.value).ok_or_else(|| ServiceError::invalid("value", "required"))?;
+        Ok(CreateInput {
+            workspace_id: r.workspace_id,
+            name: r.name,
+            spec,
+            description: r.description,
+            value: value::check(spec, value)?,
+            make_default: r.make_default,
+        })
+    }
+}
+
+impl TryFrom<pb::GetCredentialRequest> for ItemRef {
+    type Error = ServiceError;
+
+    fn try_from(r: pb::GetCredentialRequest) -> Result<Self> {
+        item(r.workspace_id, &r.id)
+    }
+}
+
+impl TryFrom<pb::ListCredentialsRequest> for ListInput {
+    type Error = ServiceError;
+
+    fn try_from(r: pb::ListCredentialsRequest) -> Result<Self> {
+        let filter = ListFilter {
+            category: category("category", &r.category)?,
+            type_id: (!r.r#type.is_empty()).then_some(r.r#type),
+            show_deleted: r.show_deleted,
+        };
+        let page_size = limits::page_size(r.page_size)?;
+        if let Some(type_id) = &filter.type_id {
+            lookup_type("type", type_id)?;
+        }
+        Ok(ListInput {
+            workspace_id: r.workspace_id,
+            filter,
+            page_size,
+            page_token: r.page_token,
+        })
+    }
+}
+
+impl TryFrom<pb::UpdateCredentialRequest> for UpdateInput {
+    type Error = ServiceError;
+
+    fn try_from(r: pb::UpdateCredentialRequest) -> Result<Self> {
+        let item = item(r.workspace_id, &r.id)?;
+        let etag = etag(&r.etag)?;
+        let value = match r.value {
+            Some(v) => Some(value(Some(v)).ok_or_else(|| {
+                ServiceError::invalid("value", "set value.secret or value.fields")
+            })?),
+            None => None,
+        };
+        if r.name.is_none() && r.description.is_none() && value.is_none() {
+            return Err(ServiceError::invalid(
+                "name",
+                "nothing to update: give at least one of name, description, value",
+            ));
+        }
+        if let Some(name) = &r.name {
+            limits::check_name(name)?;
+        }
+        if let Some(description) = &r.description {
+            limits::check_description(description)?;
+        }
+        Ok(UpdateInput {
+            item,
+            etag,
+            name: r.name,
+            description: r.description,
+            value,
+        })
+    }
+}
+
+impl TryFrom<pb::DeleteCredentialRequest> for DeleteInput {
+    type Error = ServiceError;
+
+    fn try_from(r: pb::DeleteCredentialRequest) -> Result<Self> {
+        Ok(DeleteInput {
+            item: item(r.workspace_id, &r.id)?,
+            etag: etag(&r.etag)?,
+        })
+    }
+}
+
+impl TryFrom<pb::SetDefaultCredentialRequest> for ItemRef {
+    type Error = ServiceError;
+
+    fn try_from(r: pb::SetDefaultCredentialRequest) -> Result<Self> {
+        item(r.workspace_id, &r.id)
+    }
+}
+
+impl TryFrom<pb::ValidateCredentialRequest> for ItemRef {
+    type Error = ServiceError;
+
+    fn try_from(r: pb::ValidateCredentialRequest) -> Result<Self> {
+        item(r.workspace_id, &r.id)
+    }
+}
+
+impl TryFrom<pb::GetSchemaRequest> for ItemRef {
+    type Error = ServiceError;
+
+    fn try_from(r: pb::GetSchemaRequest) -> Result<Self> {
+        item(r.workspace_id, &r.id)
+    }
+}
+
+impl TryFrom<pb::TestCredentialRequest> for TestInput {
+    type Error = ServiceError;
+
+    fn try_from(r: pb::TestCredentialRequest) -> Result<Self> {
+        let target = match optional_id("credential_id", &r.credential_id)? {
+            Some(id) => TestTarget::Stored {
+                id,
+                type_id: r.r#type,
+                overrides: value(r.value),
+            },
+            None => {
+                let spec = lookup_type("type", &r.r#type)?;
+                let input =
+                    value(r.value).ok_or_else(|| ServiceError::invalid("value", "required"))?;
+                TestTarget::New {
+                    spec,
+                    value: value::check(spec, input)?,
+                }
+            }
+        };
+        Ok(TestInput {
+            workspace_id: r.workspace_id,
+            target,
+        })
+    }
+}
+
+impl TryFrom<pb::DiscoverSchemaRequest> for DiscoverInput {
+    type Error = ServiceError;
+
+    fn try_from(r: pb::DiscoverSchemaRequest) -> Result<Self> {
+        let item = item(r.workspace_id, &r.id)?;
+        let timeout = match r.timeout {
+            None => None,
+            Some(d) => Some(
+                std::time::Duration::try_from(d)
+                    .map_err(|_| ServiceError::invalid("timeout", "must not be negative"))?,
+            ),
+        };
+        let options =
+            discovery_options(r.include_schemas, r.exclude_schemas, r.max_tables, timeout)?;
+        Ok(DiscoverInput { item, options })
+    }
+}
+
+impl TryFrom<pb::ListCredentialTypesRequest> for TypesInput {
+    type Error = ServiceError;
+
+    fn try_from(r: pb::ListCredentialTypesRequest) -> Result<Self> {
+        Ok(TypesInput {
+            category: category("category", &r.category)?,
+        })
+    }
+}
+
+impl TryFrom<pb::ListAuditEventsRequest> for AuditListInput {
+    type Error = ServiceError;
+
+    fn try_from(r: pb::ListAuditEventsRequest) -> Result<Self> {
+        let credential_id = optional_id("credential_id", &r.credential_id)?;
+        Ok(AuditListInput {
+            workspace_id: r.workspace_id,
+            credential_id,
+            page_size: limits::page_size(r.page_size)?,
+            page_token: r.page_token,
+        })
+    }
+}
+
+impl TryFrom<pb::AccessCredentialRequest> for AccessInput {
+    type Error = ServiceError;
+
+    fn try_from(r: pb::AccessCredentialRequest) -> Result<Self> {
+        use pb::access_credential_request::Selector;
+        let selector = match r.selector {
+            Some(Selector::Id(raw)) => AccessSelector::Id(id("id", &raw)?),
+            Some(Selector::DefaultForType(t)) if !t.is_empty() => {
+                AccessSelector::DefaultForType(lookup_type("default_for_type", &t)?)
+            }
+            _ => {
+                return Err(ServiceError::invalid(
+                    "id",
+                    "set id, or default_for_type to get the workspace's default for a type",
+                ));
+            }
+        };
+        Ok(AccessInput {
+            workspace_id: r.workspace_id,
+            selector,
+        })
     }
 }
 
@@ -216,5 +465,74 @@ pub fn audit_event(e: AuditEvent) -> pb::AuditEvent {
         status_code: e.event.status_code,
         request_id: e.event.request_id,
         time: Some(timestamp(e.time)),
+    }
+}
+
+/// A page of credentials.
+pub fn credential_page(page: CredentialPage) -> pb::ListCredentialsResponse {
+    pb::ListCredentialsResponse {
+        credentials: page.credentials.into_iter().map(credential).collect(),
+        next_page_token: page.next_page_token,
+    }
+}
+
+/// A page of audit events.
+pub fn audit_page(page: AuditPage) -> pb::ListAuditEventsResponse {
+    pb::ListAuditEventsResponse {
+        events: page.events.into_iter().map(audit_event).collect(),
+        next_page_token: page.next_page_token,
+    }
+}
+
+/// A new default.
+pub fn default_change(change: DefaultChange) -> pb::SetDefaultCredentialResponse {
+    pb::SetDefaultCredentialResponse {
+        credential: Some(credential(change.credential)),
+        previous_default_id: change
+            .previous_default
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+    }
+}
+
+/// A validation's result and the updated credential.
+pub fn validated(v: Validated) -> pb::ValidateCredentialResponse {
+    pb::ValidateCredentialResponse {
+        result: Some(validation_result(&v.result)),
+        credential: Some(credential(v.credential)),
+    }
+}
+
+/// A discovery's summary.
+pub fn discovered(d: Discovered) -> pb::DiscoverSchemaResponse {
+    pb::DiscoverSchemaResponse {
+        table_count: i32::try_from(d.schema.table_count()).unwrap_or(i32::MAX),
+        truncated: d.schema.truncated,
+        credential: Some(credential(d.credential)),
+    }
+}
+
+/// A stored schema, as a document and as DDL.
+pub fn stored_schema(s: StoredSchema) -> pb::GetSchemaResponse {
+    pb::GetSchemaResponse {
+        ddl: s.schema.to_ddl(),
+        schema: Some(schema(s.schema)),
+        discovered_at: Some(timestamp(s.discovered_at)),
+    }
+}
+
+/// A credential's plaintext. The response owns copies of the plaintext; tonic encodes and drops
+/// them. The service's secret types are zeroized when they go out of scope here.
+pub fn accessed(a: Accessed) -> pb::AccessCredentialResponse {
+    let fields = a
+        .value
+        .fields()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.expose().to_owned()))
+        .collect();
+    pb::AccessCredentialResponse {
+        secret: a.secret.expose().to_owned(),
+        fields,
+        credential: Some(credential(a.credential)),
     }
 }

@@ -1,12 +1,9 @@
-//! The gRPC edge: the two services, which only convert requests, call the vault and convert
-//! answers. Authentication happened in the tower layer in front (see `auth_layer`).
+//! The gRPC services of the management and access APIs. Each handler converts its request
+//! (`convert`), calls the service, and converts the answer back; authentication happened in the
+//! auth layer in front.
 
 use super::convert;
-use crate::service::Caller;
-use crate::service::error::ServiceError;
-use crate::service::probing;
-use crate::service::{AccessSelector, CreateInput, Credentials, UpdateInput};
-use credentials_core::model::ListFilter;
+use crate::service::{Caller, Credentials, ServiceError};
 use credentials_proto::credentials::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -19,22 +16,31 @@ pub(super) fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
         .ok_or_else(|| Status::unauthenticated("missing bearer token"))
 }
 
+/// The caller and the request's typed input.
+fn parse<T, I>(request: Request<T>) -> Result<(Caller, I), Status>
+where
+    I: TryFrom<T, Error = ServiceError>,
+{
+    let caller = caller(&request)?;
+    let input = I::try_from(request.into_inner())?;
+    Ok((caller, input))
+}
+
 /// `credentials.v1.CredentialsService`: the management API. Never returns a secret.
 #[derive(Debug, Clone)]
 pub struct CredentialsService {
-    vault: Credentials,
+    credentials: Credentials,
     prober: credentials_probe::Prober,
 }
 
 impl CredentialsService {
-    /// A service over `vault`, validating with `prober`.
-    pub fn new(vault: Credentials, prober: credentials_probe::Prober) -> Self {
-        Self { vault, prober }
+    /// A service over `credentials`, validating with `prober`.
+    pub fn new(credentials: Credentials, prober: credentials_probe::Prober) -> Self {
+        Self {
+            credentials,
+            prober,
+        }
     }
-}
-
-fn credential(c: credentials_core::model::Credential) -> Option<pb::Credential> {
-    Some(convert::credential(c))
 }
 
 #[tonic::async_trait]
@@ -43,20 +49,10 @@ impl pb::credentials_service_server::CredentialsService for CredentialsService {
         &self,
         request: Request<pb::CreateCredentialRequest>,
     ) -> Result<Response<pb::CreateCredentialResponse>, Status> {
-        let caller = caller(&request)?;
-        let r = request.into_inner();
-        let input = CreateInput {
-            workspace_id: r.workspace_id,
-            name: r.name,
-            category: r.category,
-            type_id: r.r#type,
-            description: r.description,
-            value: convert::value(r.value),
-            make_default: r.make_default,
-        };
-        let created = self.vault.create(&caller, input).await?;
+        let (caller, input) = parse(request)?;
+        let created = self.credentials.create(&caller, input).await?;
         Ok(Response::new(pb::CreateCredentialResponse {
-            credential: credential(created),
+            credential: Some(convert::credential(created)),
         }))
     }
 
@@ -64,12 +60,10 @@ impl pb::credentials_service_server::CredentialsService for CredentialsService {
         &self,
         request: Request<pb::GetCredentialRequest>,
     ) -> Result<Response<pb::GetCredentialResponse>, Status> {
-        let caller = caller(&request)?;
-        let r = request.into_inner();
-        let id = convert::id("id", &r.id)?;
-        let found = self.vault.get(&caller, &r.workspace_id, id).await?;
+        let (caller, item) = parse(request)?;
+        let found = self.credentials.get(&caller, item).await?;
         Ok(Response::new(pb::GetCredentialResponse {
-            credential: credential(found),
+            credential: Some(convert::credential(found)),
         }))
     }
 
@@ -77,50 +71,19 @@ impl pb::credentials_service_server::CredentialsService for CredentialsService {
         &self,
         request: Request<pb::ListCredentialsRequest>,
     ) -> Result<Response<pb::ListCredentialsResponse>, Status> {
-        let caller = caller(&request)?;
-        let r = request.into_inner();
-        let filter = ListFilter {
-            category: crate::service::parse_category("category", &r.category)?,
-            type_id: (!r.r#type.is_empty()).then_some(r.r#type),
-            show_deleted: r.show_deleted,
-        };
-        let page_size = crate::service::page_size(r.page_size)?;
-        let page = self
-            .vault
-            .list(&caller, &r.workspace_id, filter, page_size, &r.page_token)
-            .await?;
-        Ok(Response::new(pb::ListCredentialsResponse {
-            credentials: page
-                .credentials
-                .into_iter()
-                .map(convert::credential)
-                .collect(),
-            next_page_token: page.next_page_token,
-        }))
+        let (caller, input) = parse(request)?;
+        let page = self.credentials.list(&caller, input).await?;
+        Ok(Response::new(convert::credential_page(page)))
     }
 
     async fn update_credential(
         &self,
         request: Request<pb::UpdateCredentialRequest>,
     ) -> Result<Response<pb::UpdateCredentialResponse>, Status> {
-        let caller = caller(&request)?;
-        let r = request.into_inner();
-        let input = UpdateInput {
-            id: convert::id("id", &r.id)?,
-            etag: convert::etag(&r.etag)?,
-            workspace_id: r.workspace_id,
-            name: r.name,
-            description: r.description,
-            value: match r.value {
-                Some(v) => Some(convert::value(Some(v)).ok_or_else(|| {
-                    ServiceError::invalid("value", "set value.secret or value.fields")
-                })?),
-                None => None,
-            },
-        };
-        let updated = self.vault.update(&caller, input).await?;
+        let (caller, input) = parse(request)?;
+        let updated = self.credentials.update(&caller, input).await?;
         Ok(Response::new(pb::UpdateCredentialResponse {
-            credential: credential(updated),
+            credential: Some(convert::credential(updated)),
         }))
     }
 
@@ -128,16 +91,10 @@ impl pb::credentials_service_server::CredentialsService for CredentialsService {
         &self,
         request: Request<pb::DeleteCredentialRequest>,
     ) -> Result<Response<pb::DeleteCredentialResponse>, Status> {
-        let caller = caller(&request)?;
-        let r = request.into_inner();
-        let id = convert::id("id", &r.id)?;
-        let etag = convert::etag(&r.etag)?;
-        let deleted = self
-            .vault
-            .delete(&caller, &r.workspace_id, id, etag)
-            .await?;
+        let (caller, input) = parse(request)?;
+        let deleted = self.credentials.delete(&caller, input).await?;
         Ok(Response::new(pb::DeleteCredentialResponse {
-            credential: credential(deleted),
+            credential: Some(convert::credential(deleted)),
         }))
     }
 
@@ -145,51 +102,29 @@ impl pb::credentials_service_server::CredentialsService for CredentialsService {
         &self,
         request: Request<pb::SetDefaultCredentialRequest>,
     ) -> Result<Response<pb::SetDefaultCredentialResponse>, Status> {
-        let caller = caller(&request)?;
-        let r = request.into_inner();
-        let id = convert::id("id", &r.id)?;
-        let (updated, previous) = self.vault.set_default(&caller, &r.workspace_id, id).await?;
-        Ok(Response::new(pb::SetDefaultCredentialResponse {
-            credential: credential(updated),
-            previous_default_id: previous.map(|p| p.to_string()).unwrap_or_default(),
-        }))
+        let (caller, item) = parse(request)?;
+        let change = self.credentials.set_default(&caller, item).await?;
+        Ok(Response::new(convert::default_change(change)))
     }
 
     async fn validate_credential(
         &self,
         request: Request<pb::ValidateCredentialRequest>,
     ) -> Result<Response<pb::ValidateCredentialResponse>, Status> {
-        let caller = caller(&request)?;
-        let r = request.into_inner();
-        let id = convert::id("id", &r.id)?;
-        let (result, updated) = self
-            .vault
-            .validate(&caller, &self.prober, &r.workspace_id, id)
+        let (caller, item) = parse(request)?;
+        let validated = self
+            .credentials
+            .validate(&caller, &self.prober, item)
             .await?;
-        Ok(Response::new(pb::ValidateCredentialResponse {
-            result: Some(convert::validation_result(&result)),
-            credential: credential(updated),
-        }))
+        Ok(Response::new(convert::validated(validated)))
     }
 
     async fn test_credential(
         &self,
         request: Request<pb::TestCredentialRequest>,
     ) -> Result<Response<pb::TestCredentialResponse>, Status> {
-        let caller = caller(&request)?;
-        let r = request.into_inner();
-        let credential_id = convert::optional_id("credential_id", &r.credential_id)?;
-        let result = self
-            .vault
-            .test(
-                &caller,
-                &self.prober,
-                &r.workspace_id,
-                &r.r#type,
-                convert::value(r.value),
-                credential_id,
-            )
-            .await?;
+        let (caller, input) = parse(request)?;
+        let result = self.credentials.test(&caller, &self.prober, input).await?;
         Ok(Response::new(pb::TestCredentialResponse {
             result: Some(convert::validation_result(&result)),
         }))
@@ -199,54 +134,29 @@ impl pb::credentials_service_server::CredentialsService for CredentialsService {
         &self,
         request: Request<pb::DiscoverSchemaRequest>,
     ) -> Result<Response<pb::DiscoverSchemaResponse>, Status> {
-        let caller = caller(&request)?;
-        let r = request.into_inner();
-        let id = convert::id("id", &r.id)?;
-        let timeout = match r.timeout {
-            None => None,
-            Some(d) => Some(
-                std::time::Duration::try_from(d)
-                    .map_err(|_| ServiceError::invalid("timeout", "must not be negative"))?,
-            ),
-        };
-        let options = probing::discovery_options(
-            r.include_schemas,
-            r.exclude_schemas,
-            r.max_tables,
-            timeout,
-        )?;
-        let (updated, schema) = self
-            .vault
-            .discover_schema(&caller, &self.prober, &r.workspace_id, id, options)
+        let (caller, input) = parse(request)?;
+        let discovered = self
+            .credentials
+            .discover_schema(&caller, &self.prober, input)
             .await?;
-        Ok(Response::new(pb::DiscoverSchemaResponse {
-            credential: credential(updated),
-            table_count: i32::try_from(schema.table_count()).unwrap_or(i32::MAX),
-            truncated: schema.truncated,
-        }))
+        Ok(Response::new(convert::discovered(discovered)))
     }
 
     async fn get_schema(
         &self,
         request: Request<pb::GetSchemaRequest>,
     ) -> Result<Response<pb::GetSchemaResponse>, Status> {
-        let caller = caller(&request)?;
-        let r = request.into_inner();
-        let id = convert::id("id", &r.id)?;
-        let (schema, discovered_at) = self.vault.get_schema(&caller, &r.workspace_id, id).await?;
-        Ok(Response::new(pb::GetSchemaResponse {
-            ddl: schema.to_ddl(),
-            schema: Some(convert::schema(schema)),
-            discovered_at: Some(discovered_at.into()),
-        }))
+        let (caller, item) = parse(request)?;
+        let stored = self.credentials.get_schema(&caller, item).await?;
+        Ok(Response::new(convert::stored_schema(stored)))
     }
 
     async fn list_credential_types(
         &self,
         request: Request<pb::ListCredentialTypesRequest>,
     ) -> Result<Response<pb::ListCredentialTypesResponse>, Status> {
-        caller(&request)?;
-        let types = self.vault.list_types(&request.get_ref().category)?;
+        let (_caller, input) = parse(request)?;
+        let types = self.credentials.list_types(input);
         Ok(Response::new(pb::ListCredentialTypesResponse {
             types: types.into_iter().map(convert::credential_type).collect(),
         }))
@@ -256,37 +166,22 @@ impl pb::credentials_service_server::CredentialsService for CredentialsService {
         &self,
         request: Request<pb::ListAuditEventsRequest>,
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
-        let caller = caller(&request)?;
-        let r = request.into_inner();
-        let credential_id = convert::optional_id("credential_id", &r.credential_id)?;
-        let page_size = crate::service::page_size(r.page_size)?;
-        let page = self
-            .vault
-            .list_audit(
-                &caller,
-                &r.workspace_id,
-                credential_id,
-                page_size,
-                &r.page_token,
-            )
-            .await?;
-        Ok(Response::new(pb::ListAuditEventsResponse {
-            events: page.events.into_iter().map(convert::audit_event).collect(),
-            next_page_token: page.next_page_token,
-        }))
+        let (caller, input) = parse(request)?;
+        let page = self.credentials.list_audit(&caller, input).await?;
+        Ok(Response::new(convert::audit_page(page)))
     }
 }
 
 /// `credentials.v1.AccessService`: hands plaintext to internal services, audited.
 #[derive(Debug, Clone)]
 pub struct AccessService {
-    vault: Credentials,
+    credentials: Credentials,
 }
 
 impl AccessService {
-    /// A service over `vault`.
-    pub fn new(vault: Credentials) -> Self {
-        Self { vault }
+    /// A service over `credentials`.
+    pub fn new(credentials: Credentials) -> Self {
+        Self { credentials }
     }
 }
 
@@ -296,40 +191,8 @@ impl pb::access_service_server::AccessService for AccessService {
         &self,
         request: Request<pb::AccessCredentialRequest>,
     ) -> Result<Response<pb::AccessCredentialResponse>, Status> {
-        use pb::access_credential_request::Selector;
-        let caller = caller(&request)?;
-        let r = request.into_inner();
-        let selector = match r.selector {
-            Some(Selector::Id(id)) => AccessSelector::Id(convert::id("id", &id)?),
-            Some(Selector::DefaultForType(t)) if !t.is_empty() => AccessSelector::DefaultForType(t),
-            _ => {
-                return Err(ServiceError::invalid(
-                    "id",
-                    "set id, or default_for_type to get the workspace's default for a type",
-                )
-                .into());
-            }
-        };
-        let (found, value) = self
-            .vault
-            .access(&caller, &r.workspace_id, selector)
-            .await?;
-        let spec = credentials_core::catalogue::lookup(&found.type_id);
-        let secret = spec
-            .and_then(|s| value.primary(s))
-            .map(|s| s.expose().to_owned())
-            .unwrap_or_default();
-        // The response owns copies of the plaintext; tonic encodes and drops them. The
-        // SecretValue itself is zeroized when it goes out of scope here.
-        let fields = value
-            .fields()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.expose().to_owned()))
-            .collect();
-        Ok(Response::new(pb::AccessCredentialResponse {
-            credential: credential(found),
-            secret,
-            fields,
-        }))
+        let (caller, input) = parse(request)?;
+        let accessed = self.credentials.access(&caller, input).await?;
+        Ok(Response::new(convert::accessed(accessed)))
     }
 }

@@ -1,13 +1,13 @@
 //! The edge: everything that knows about gRPC. Requests are authenticated by the auth layer,
-//! converted into the service's typed inputs in [`convert`], passed to the service, and its
-//! answers (or its [`ServiceError`](crate::service::ServiceError)) converted back. Nothing here
+//! converted into the service's typed inputs in `convert`, passed to the service, and its
+//! answers (or its [`ServiceError`](crate::service::ServiceError)) converted back; `status`
+//! is the one place an error becomes a gRPC status. Nothing here
 //! decides what a request means.
 
 mod admin;
 mod auth_layer;
 mod convert;
 mod grpc;
-pub(crate) mod paging;
 mod status;
 
 pub use admin::AdminService;

@@ -1,26 +1,119 @@
-//! The one place where a `ServiceError` becomes a gRPC status.
+//! The one place where a `ServiceError` becomes a gRPC status, and where errors the caller
+//! cannot act on are logged (once: the layers below classify without logging).
 
-use crate::service::error::ServiceError;
+use crate::service::{Code, Dependency, ServiceError};
 use tonic::Status;
+
+fn code(code: Code) -> tonic::Code {
+    match code {
+        Code::InvalidArgument => tonic::Code::InvalidArgument,
+        Code::NotFound => tonic::Code::NotFound,
+        Code::AlreadyExists => tonic::Code::AlreadyExists,
+        Code::Aborted => tonic::Code::Aborted,
+        Code::PermissionDenied => tonic::Code::PermissionDenied,
+        Code::FailedPrecondition => tonic::Code::FailedPrecondition,
+        Code::Unavailable => tonic::Code::Unavailable,
+        Code::DeadlineExceeded => tonic::Code::DeadlineExceeded,
+        Code::Internal => tonic::Code::Internal,
+    }
+}
 
 impl From<ServiceError> for Status {
     fn from(err: ServiceError) -> Self {
+        let wire = code(err.code());
         match err {
             ServiceError::InvalidArgument(v) => {
                 service_kit::invalid_argument(&v.field, &v.description)
             }
-            ServiceError::NotFound => Status::not_found("credential not found"),
-            e @ ServiceError::AlreadyExists => Status::already_exists(e.to_string()),
-            e @ ServiceError::Aborted => Status::aborted(e.to_string()),
-            ServiceError::PermissionDenied(m) => Status::permission_denied(m),
-            ServiceError::FailedPrecondition(m) => Status::failed_precondition(m),
-            e @ ServiceError::Unavailable(_) => Status::unavailable(e.to_string()),
-            e @ ServiceError::DeadlineExceeded(_) => Status::deadline_exceeded(e.to_string()),
+            ServiceError::Unavailable {
+                dependency,
+                ref detail,
+            } => {
+                match dependency {
+                    Dependency::Database => tracing::warn!(error = %detail, "database unavailable"),
+                    Dependency::Kms => tracing::warn!(%detail, "kms unavailable"),
+                }
+                Status::new(wire, err.to_string())
+            }
+            ServiceError::KeyUnavailable { ref detail } => {
+                tracing::warn!(%detail, "master key unavailable");
+                Status::new(wire, err.to_string())
+            }
             ServiceError::Internal(detail) => {
                 // A human must look: a bug or corrupt data. The detail never holds a secret.
                 tracing::error!(%detail, "internal error");
                 Status::internal("internal error")
             }
+            ServiceError::NotFound => Status::not_found("credential not found"),
+            e @ (ServiceError::AlreadyExists
+            | ServiceError::Aborted
+            | ServiceError::DeadlineExceeded(_)) => Status::new(wire, e.to_string()),
+            ServiceError::PermissionDenied(m) | ServiceError::FailedPrecondition(m) => {
+                Status::new(wire, m)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_codes_follow_the_service_codes() {
+        let cases = [
+            (
+                ServiceError::invalid("name", "required"),
+                tonic::Code::InvalidArgument,
+            ),
+            (ServiceError::NotFound, tonic::Code::NotFound),
+            (ServiceError::AlreadyExists, tonic::Code::AlreadyExists),
+            (ServiceError::Aborted, tonic::Code::Aborted),
+            (
+                ServiceError::PermissionDenied("no".into()),
+                tonic::Code::PermissionDenied,
+            ),
+            (
+                ServiceError::FailedPrecondition("no".into()),
+                tonic::Code::FailedPrecondition,
+            ),
+            (
+                ServiceError::KeyUnavailable {
+                    detail: "v1 disabled".into(),
+                },
+                tonic::Code::FailedPrecondition,
+            ),
+            (
+                ServiceError::Unavailable {
+                    dependency: Dependency::Database,
+                    detail: "refused".into(),
+                },
+                tonic::Code::Unavailable,
+            ),
+            (
+                ServiceError::DeadlineExceeded("the key service"),
+                tonic::Code::DeadlineExceeded,
+            ),
+            (ServiceError::Internal("bug".into()), tonic::Code::Internal),
+        ];
+        for (err, expected) in cases {
+            let audit_name = err.code().as_str();
+            let status = Status::from(err);
+            assert_eq!(status.code(), expected);
+            // The audit row records the same code the caller sees.
+            assert_eq!(
+                audit_name,
+                format!("{:?}", status.code())
+                    .chars()
+                    .flat_map(|c| {
+                        let sep = c.is_uppercase().then_some('_');
+                        sep.into_iter()
+                            .chain(std::iter::once(c.to_ascii_uppercase()))
+                    })
+                    .collect::<String>()
+                    .trim_start_matches('_'),
+            );
+            assert!(!status.message().contains("refused") && !status.message().contains("bug"));
         }
     }
 }

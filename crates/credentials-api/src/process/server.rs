@@ -5,7 +5,7 @@ use crate::edge::{AccessService, AdminService, CredentialsService};
 use crate::process::config::{DatabaseArgs, JwtArgs, ServeConfig};
 use crate::process::metrics::ApiMetrics;
 use crate::service::Credentials;
-use crate::service::keys::{KeyLifecycle, SweepConfig};
+use crate::service::{KeyLifecycle, SweepConfig};
 use auth::{Verifier, VerifierConfig};
 use credentials_core::limits::MAX_REQUEST_BYTES;
 use credentials_proto::credentials::v1::{

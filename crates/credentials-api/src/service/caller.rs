@@ -1,25 +1,8 @@
 //! Who is calling, and what they may do: the authorization rules, in one place.
 
-use crate::service::error::ServiceError;
+use super::error::ServiceError;
 use auth::{Permission, Principal};
-use credentials_core::limits::MAX_WORKSPACE_ID_BYTES;
-
-/// Checks a workspace id's form: 1-64 bytes of `[A-Za-z0-9_.-]`.
-pub fn check_workspace_id(workspace_id: &str) -> Result<(), ServiceError> {
-    let ok = !workspace_id.is_empty()
-        && workspace_id.len() <= MAX_WORKSPACE_ID_BYTES
-        && workspace_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ServiceError::invalid(
-            "workspace_id",
-            "must be 1-64 bytes of [A-Za-z0-9_.-]",
-        ))
-    }
-}
+use credentials_core::limits::check_workspace_id;
 
 /// An authenticated caller of one request.
 #[derive(Debug, Clone)]

@@ -1,92 +1,28 @@
-//! The credentials service's operations: authorization, input checks, envelope encryption
-//! through the kms, storage, audit. No gRPC or SQL types: the gRPC layer converts at its edge.
+//! The credentials service's operations: authorization, envelope encryption through the kms,
+//! storage, audit. No gRPC or SQL types: inputs arrive checked from an edge (see [`super::input`]).
 //!
-//! Order inside each operation is deliberate: permission, then input checks (INVALID_ARGUMENT
-//! changes nothing), then workspace scoping (another workspace looks exactly like a missing id),
-//! then the kms call (before any transaction, so no row lock waits on the network), then one
-//! transaction for the rows and the audit event.
+//! Order inside each operation is deliberate: permission, then workspace scoping (another
+//! workspace looks exactly like a missing id), then checks that need stored state, then the kms
+//! call (before any transaction, so no row lock waits on the network), then one transaction for
+//! the rows and the audit event. Request-only checks happened at the edge, before the call.
 
-use crate::edge::paging;
-use crate::service::Caller;
-use crate::service::error::{Result, ServiceError};
+use super::caller::Caller;
+use super::error::{Result, ServiceError};
+use super::input::{
+    AccessInput, AccessSelector, Accessed, AuditListInput, AuditPage, CreateInput, CredentialPage,
+    DefaultChange, DeleteInput, ItemRef, ListInput, TypesInput, UpdateInput,
+};
+use super::paging;
 use auth::Permission;
 use credentials_core::{
-    Category, SecretValue, TypeSpec, ValueInput, catalogue,
-    limits::{DEFAULT_PAGE_SIZE, MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS, MAX_PAGE_SIZE},
-    mask,
-    model::{
-        AuditAction, AuditEvent, AuditOutcome, Credential, Etag, ListFilter, NewAuditEvent,
-        new_credential_id,
-    },
+    SecretString, SecretValue, TypeSpec, catalogue, mask,
+    model::{AuditAction, AuditOutcome, Credential, NewAuditEvent, new_credential_id},
     payload::{self, Envelope, PAYLOAD_FORMAT},
     value,
 };
 use credentials_store::{CredentialChanges, NewCredential, Store};
 use kms::{EncryptionContext, KmsClient};
 use uuid::Uuid;
-
-/// What a create request asks for, as parsed by the gRPC layer.
-#[derive(Debug)]
-pub struct CreateInput {
-    /// Requested workspace; empty for the token's only workspace.
-    pub workspace_id: String,
-    /// Display name.
-    pub name: String,
-    /// Optional category; must match the type's.
-    pub category: String,
-    /// Type id.
-    pub type_id: String,
-    /// Free text.
-    pub description: String,
-    /// The value; `None` when the request had none.
-    pub value: Option<ValueInput>,
-    /// Make it the default for its type.
-    pub make_default: bool,
-}
-
-/// What an update request asks for; `None` leaves a field unchanged.
-#[derive(Debug)]
-pub struct UpdateInput {
-    /// Requested workspace.
-    pub workspace_id: String,
-    /// The credential.
-    pub id: Uuid,
-    /// The etag the caller read, if any.
-    pub etag: Option<Etag>,
-    /// New name.
-    pub name: Option<String>,
-    /// New description.
-    pub description: Option<String>,
-    /// New value.
-    pub value: Option<ValueInput>,
-}
-
-/// How an access request chooses its credential.
-#[derive(Debug)]
-pub enum AccessSelector {
-    /// By id.
-    Id(Uuid),
-    /// The workspace's default for a type.
-    DefaultForType(String),
-}
-
-/// A page of credentials.
-#[derive(Debug)]
-pub struct CredentialPage {
-    /// The credentials.
-    pub credentials: Vec<Credential>,
-    /// Token of the next page; empty on the last.
-    pub next_page_token: String,
-}
-
-/// A page of audit events.
-#[derive(Debug)]
-pub struct AuditPage {
-    /// The events.
-    pub events: Vec<AuditEvent>,
-    /// Token of the next page; empty on the last.
-    pub next_page_token: String,
-}
 
 /// The service's state: the database and the kms client.
 #[derive(Debug, Clone)]
@@ -95,43 +31,6 @@ pub struct Credentials {
     kms: KmsClient,
     /// The master key new data keys are wrapped under; the kms's default when `None`.
     master_key: Option<String>,
-}
-
-fn check_name(name: &str) -> Result<()> {
-    let chars = name.chars().count();
-    if chars == 0 || chars > MAX_NAME_CHARS {
-        return Err(ServiceError::invalid(
-            "name",
-            format!("must be 1-{MAX_NAME_CHARS} characters, got {chars}"),
-        ));
-    }
-    if name.trim() != name || name.chars().any(char::is_control) {
-        return Err(ServiceError::invalid(
-            "name",
-            "must not start or end with spaces or contain control characters",
-        ));
-    }
-    Ok(())
-}
-
-fn check_description(description: &str) -> Result<()> {
-    let chars = description.chars().count();
-    if chars > MAX_DESCRIPTION_CHARS {
-        return Err(ServiceError::invalid(
-            "description",
-            format!("must be at most {MAX_DESCRIPTION_CHARS} characters, got {chars}"),
-        ));
-    }
-    if description
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        return Err(ServiceError::invalid(
-            "description",
-            "must not contain control characters other than newlines and tabs",
-        ));
-    }
-    Ok(())
 }
 
 /// The catalogue entry of a type named in request field `field`.
@@ -150,9 +49,16 @@ pub fn lookup_type(field: &str, type_id: &str) -> Result<&'static TypeSpec> {
     })
 }
 
+/// The catalogue entry of a stored credential's type: unknown means corrupt data, not bad input.
+pub(crate) fn stored_type(credential: &Credential) -> Result<&'static TypeSpec> {
+    catalogue::lookup(&credential.type_id).ok_or_else(|| {
+        ServiceError::Internal(format!("stored type {} unknown", credential.type_id))
+    })
+}
+
 /// Names the workspace and credential on the RPC's span: ids, not secrets, and what lets a
 /// trace be found from a credential. Never used as metric labels (unbounded).
-fn annotate(workspace_id: &str, id: Option<Uuid>) {
+pub(crate) fn annotate(workspace_id: &str, id: Option<Uuid>) {
     let span = tracing::Span::current();
     span.record("workspace_id", workspace_id);
     if let Some(id) = id {
@@ -160,32 +66,8 @@ fn annotate(workspace_id: &str, id: Option<Uuid>) {
     }
 }
 
-/// Parses a category filter or field; empty means none.
-pub fn parse_category(field: &str, category: &str) -> Result<Option<Category>> {
-    if category.is_empty() {
-        return Ok(None);
-    }
-    Category::parse(category).map(Some).ok_or_else(|| {
-        let known: Vec<&str> = Category::ALL.iter().map(|c| c.as_str()).collect();
-        ServiceError::invalid(field, format!("must be one of {}", known.join(", ")))
-    })
-}
-
-/// A page size from a request: 0 means the default; more than the maximum is refused.
-pub fn page_size(requested: i32) -> Result<usize> {
-    match requested {
-        0 => Ok(DEFAULT_PAGE_SIZE),
-        n if n < 0 => Err(ServiceError::invalid("page_size", "must not be negative")),
-        n if n as usize > MAX_PAGE_SIZE => Err(ServiceError::invalid(
-            "page_size",
-            format!("must be at most {MAX_PAGE_SIZE}, got {n}"),
-        )),
-        n => Ok(n as usize),
-    }
-}
-
 impl Credentials {
-    /// A vault over a store and a kms client.
+    /// A service over a store and a kms client.
     pub fn new(store: Store, kms: KmsClient, master_key: Option<String>) -> Self {
         Self {
             store,
@@ -285,33 +167,13 @@ impl Credentials {
     /// Creates a credential.
     pub async fn create(&self, caller: &Caller, input: CreateInput) -> Result<Credential> {
         caller.require(Permission::Write)?;
-        check_name(&input.name)?;
-        check_description(&input.description)?;
-        let spec = lookup_type("type", &input.type_id)?;
-        if let Some(category) = parse_category("category", &input.category)?
-            && category != spec.category
-        {
-            return Err(ServiceError::invalid(
-                "category",
-                format!(
-                    "type '{}' is in category '{}', not '{}'",
-                    spec.id,
-                    spec.category.as_str(),
-                    category.as_str()
-                ),
-            ));
-        }
-        let value = input
-            .value
-            .ok_or_else(|| ServiceError::invalid("value", "required"))?;
-        let value = value::check(spec, value)?;
         let workspace_id = caller.workspace_for_collection(&input.workspace_id)?;
-
+        let spec = input.spec;
         let id = new_credential_id();
         annotate(&workspace_id, Some(id));
-        let masked_content = mask::preview(spec, &value);
-        let envelope = self.seal(&workspace_id, id, &value).await?;
-        drop(value);
+        let masked_content = mask::preview(spec, &input.value);
+        let envelope = self.seal(&workspace_id, id, &input.value).await?;
+        drop(input.value);
         let new = NewCredential {
             id,
             workspace_id: workspace_id.clone(),
@@ -337,32 +199,23 @@ impl Credentials {
     }
 
     /// Gets a credential (live or deleted).
-    pub async fn get(&self, caller: &Caller, workspace_id: &str, id: Uuid) -> Result<Credential> {
+    pub async fn get(&self, caller: &Caller, item: ItemRef) -> Result<Credential> {
         caller.require(Permission::Read)?;
-        let workspace_id = caller.workspace_for_item(workspace_id)?;
-        annotate(&workspace_id, Some(id));
-        Ok(self.store.get_credential(&workspace_id, id).await?)
+        let workspace_id = caller.workspace_for_item(&item.workspace_id)?;
+        annotate(&workspace_id, Some(item.id));
+        Ok(self.store.get_credential(&workspace_id, item.id).await?)
     }
 
     /// Lists a page of credentials.
-    pub async fn list(
-        &self,
-        caller: &Caller,
-        workspace_id: &str,
-        filter: ListFilter,
-        page_size: usize,
-        page_token: &str,
-    ) -> Result<CredentialPage> {
+    pub async fn list(&self, caller: &Caller, input: ListInput) -> Result<CredentialPage> {
         caller.require(Permission::Read)?;
-        if let Some(type_id) = &filter.type_id {
-            lookup_type("type", type_id)?;
-        }
-        let workspace_id = caller.workspace_for_collection(workspace_id)?;
+        let workspace_id = caller.workspace_for_collection(&input.workspace_id)?;
         annotate(&workspace_id, None);
-        let cursor = paging::credentials_cursor(&workspace_id, &filter, page_token)?;
+        let filter = input.filter;
+        let cursor = paging::credentials_cursor(&workspace_id, &filter, &input.page_token)?;
         let (credentials, next) = self
             .store
-            .list_credentials(&workspace_id, &filter, cursor, page_size)
+            .list_credentials(&workspace_id, &filter, cursor, input.page_size)
             .await?;
         Ok(CredentialPage {
             credentials,
@@ -375,20 +228,9 @@ impl Credentials {
     /// Updates a credential's name, description and/or value.
     pub async fn update(&self, caller: &Caller, input: UpdateInput) -> Result<Credential> {
         caller.require(Permission::Write)?;
-        if input.name.is_none() && input.description.is_none() && input.value.is_none() {
-            return Err(ServiceError::invalid(
-                "name",
-                "nothing to update: give at least one of name, description, value",
-            ));
-        }
-        if let Some(name) = &input.name {
-            check_name(name)?;
-        }
-        if let Some(description) = &input.description {
-            check_description(description)?;
-        }
-        let workspace_id = caller.workspace_for_item(&input.workspace_id)?;
-        annotate(&workspace_id, Some(input.id));
+        let id = input.item.id;
+        let workspace_id = caller.workspace_for_item(&input.item.workspace_id)?;
+        annotate(&workspace_id, Some(id));
         let mut changes = CredentialChanges {
             name: input.name,
             description: input.description,
@@ -396,50 +238,37 @@ impl Credentials {
         };
         if let Some(value) = input.value {
             // The type decides what a valid value is, so the credential is read first.
-            let current = self.store.get_credential(&workspace_id, input.id).await?;
+            let current = self.store.get_credential(&workspace_id, id).await?;
             if current.deleted_at.is_some() {
                 return Err(ServiceError::NotFound);
             }
-            let spec = lookup_type("type", &current.type_id).map_err(|_| {
-                ServiceError::Internal(format!("stored type {} unknown", current.type_id))
-            })?;
+            let spec = stored_type(&current)?;
             let value = value::check(spec, value)?;
             let masked = mask::preview(spec, &value);
-            let envelope = self.seal(&workspace_id, input.id, &value).await?;
+            let envelope = self.seal(&workspace_id, id, &value).await?;
             changes.value = Some((envelope, masked));
         }
         let event = Self::audit(
             caller,
             &workspace_id,
-            Some(input.id),
+            Some(id),
             AuditAction::Update,
             AuditOutcome::Succeeded,
             "OK",
         );
         let credential = self
             .store
-            .update_credential(
-                &workspace_id,
-                input.id,
-                input.etag.map(|e| e.0),
-                &changes,
-                &event,
-            )
+            .update_credential(&workspace_id, id, input.etag.map(|e| e.0), &changes, &event)
             .await?;
-        tracing::info!(credential_id = %input.id, workspace_id, value_changed = changes.value.is_some(), "credential updated");
+        tracing::info!(credential_id = %id, workspace_id, value_changed = changes.value.is_some(), "credential updated");
         Ok(credential)
     }
 
     /// Deletes a credential and destroys its secret.
-    pub async fn delete(
-        &self,
-        caller: &Caller,
-        workspace_id: &str,
-        id: Uuid,
-        etag: Option<Etag>,
-    ) -> Result<Credential> {
+    pub async fn delete(&self, caller: &Caller, input: DeleteInput) -> Result<Credential> {
         caller.require(Permission::Write)?;
-        let workspace_id = caller.workspace_for_item(workspace_id)?;
+        let id = input.item.id;
+        let workspace_id = caller.workspace_for_item(&input.item.workspace_id)?;
         annotate(&workspace_id, Some(id));
         let event = Self::audit(
             caller,
@@ -451,21 +280,17 @@ impl Credentials {
         );
         let credential = self
             .store
-            .delete_credential(&workspace_id, id, etag.map(|e| e.0), &event)
+            .delete_credential(&workspace_id, id, input.etag.map(|e| e.0), &event)
             .await?;
         tracing::info!(credential_id = %id, workspace_id, "credential deleted and its secret destroyed");
         Ok(credential)
     }
 
     /// Makes a credential the default for its type.
-    pub async fn set_default(
-        &self,
-        caller: &Caller,
-        workspace_id: &str,
-        id: Uuid,
-    ) -> Result<(Credential, Option<Uuid>)> {
+    pub async fn set_default(&self, caller: &Caller, item: ItemRef) -> Result<DefaultChange> {
         caller.require(Permission::Write)?;
-        let workspace_id = caller.workspace_for_item(workspace_id)?;
+        let id = item.id;
+        let workspace_id = caller.workspace_for_item(&item.workspace_id)?;
         annotate(&workspace_id, Some(id));
         let event = Self::audit(
             caller,
@@ -475,39 +300,38 @@ impl Credentials {
             AuditOutcome::Succeeded,
             "OK",
         );
-        let (credential, previous) = self.store.set_default(&workspace_id, id, &event).await?;
+        let (credential, previous_default) =
+            self.store.set_default(&workspace_id, id, &event).await?;
         tracing::info!(credential_id = %id, workspace_id, type_id = credential.type_id, "default set");
-        Ok((credential, previous))
+        Ok(DefaultChange {
+            credential,
+            previous_default,
+        })
     }
 
     /// Hands out a credential's plaintext. Every call that gets past input checks is audited,
     /// refusals included; the event is committed before the answer.
-    pub async fn access(
-        &self,
-        caller: &Caller,
-        workspace_id: &str,
-        selector: AccessSelector,
-    ) -> Result<(Credential, SecretValue)> {
-        if let AccessSelector::DefaultForType(type_id) = &selector {
-            lookup_type("default_for_type", type_id)?;
-        }
-        let requested_id = match &selector {
+    pub async fn access(&self, caller: &Caller, input: AccessInput) -> Result<Accessed> {
+        let workspace_id = input.workspace_id;
+        let requested_id = match &input.selector {
             AccessSelector::Id(id) => Some(*id),
             AccessSelector::DefaultForType(_) => None,
         };
-        let outcome = self.access_inner(caller, workspace_id, selector).await;
+        let outcome = self
+            .access_inner(caller, &workspace_id, input.selector)
+            .await;
         if let Err(err @ ServiceError::InvalidArgument(_)) = outcome {
             // Bad input changes nothing, not even the audit log.
             return Err(err);
         }
         let (credential_id, audit_outcome, status) = match &outcome {
-            Ok((credential, _)) => (Some(credential.id), AuditOutcome::Succeeded, "OK"),
-            Err(err) => (requested_id, AuditOutcome::Failed, status_name(err)),
+            Ok(accessed) => (Some(accessed.credential.id), AuditOutcome::Succeeded, "OK"),
+            Err(err) => (requested_id, AuditOutcome::Failed, err.code().as_str()),
         };
         // The audit event names the workspace asked for, even one the caller may not use.
         let audited_workspace = match (&outcome, workspace_id.is_empty()) {
-            (Ok((credential, _)), _) => credential.workspace_id.clone(),
-            (Err(_), false) => workspace_id.to_owned(),
+            (Ok(accessed), _) => accessed.credential.workspace_id.clone(),
+            (Err(_), false) => workspace_id.clone(),
             (Err(_), true) => caller
                 .principal
                 .workspaces
@@ -523,15 +347,12 @@ impl Credentials {
             audit_outcome,
             status,
         );
-        if let Err(err) = self.store.record_audit(&event).await {
-            // No audit, no plaintext.
-            tracing::warn!(error = %err, "access audit event not recorded; refusing the access");
-            return Err(err.into());
-        }
-        if let Ok((credential, _)) = &outcome {
+        // No audit, no plaintext.
+        self.store.record_audit(&event).await?;
+        if let Ok(accessed) = &outcome {
             // DEBUG, not INFO: the audit table is the record of every access, and a log line per
             // read of the hottest path costs more than it tells.
-            tracing::debug!(credential_id = %credential.id, workspace_id = credential.workspace_id, "credential accessed");
+            tracing::debug!(credential_id = %accessed.credential.id, workspace_id = accessed.credential.workspace_id, "credential accessed");
         }
         outcome
     }
@@ -541,47 +362,48 @@ impl Credentials {
         caller: &Caller,
         workspace_id: &str,
         selector: AccessSelector,
-    ) -> Result<(Credential, SecretValue)> {
+    ) -> Result<Accessed> {
         caller.require(Permission::Access)?;
         let (credential, envelope) = match selector {
             AccessSelector::Id(id) => {
                 let workspace_id = caller.workspace_for_item(workspace_id)?;
                 self.store.get_sealed(&workspace_id, id).await?
             }
-            AccessSelector::DefaultForType(type_id) => {
+            AccessSelector::DefaultForType(spec) => {
                 let workspace_id = caller.workspace_for_collection(workspace_id)?;
                 self.store
-                    .get_default_sealed(&workspace_id, &type_id)
+                    .get_default_sealed(&workspace_id, spec.id)
                     .await?
             }
         };
         annotate(&credential.workspace_id, Some(credential.id));
         let value = self.open(&credential, &envelope).await?;
-        Ok((credential, value))
+        let secret = value
+            .primary(stored_type(&credential)?)
+            .map(|s| SecretString::from(s.expose()))
+            .unwrap_or_else(|| SecretString::from(""));
+        Ok(Accessed {
+            credential,
+            secret,
+            value,
+        })
     }
 
     /// The type catalogue, optionally of one category.
-    pub fn list_types(&self, category: &str) -> Result<Vec<&'static TypeSpec>> {
-        let category = parse_category("category", category)?;
-        Ok(catalogue::all()
+    pub fn list_types(&self, input: TypesInput) -> Vec<&'static TypeSpec> {
+        catalogue::all()
             .iter()
-            .filter(|t| category.is_none_or(|c| t.category == c))
-            .collect())
+            .filter(|t| input.category.is_none_or(|c| t.category == c))
+            .collect()
     }
 
     /// A page of the workspace's audit events.
-    pub async fn list_audit(
-        &self,
-        caller: &Caller,
-        workspace_id: &str,
-        credential_id: Option<Uuid>,
-        page_size: usize,
-        page_token: &str,
-    ) -> Result<AuditPage> {
+    pub async fn list_audit(&self, caller: &Caller, input: AuditListInput) -> Result<AuditPage> {
         caller.require(Permission::Read)?;
-        let workspace_id = caller.workspace_for_collection(workspace_id)?;
+        let workspace_id = caller.workspace_for_collection(&input.workspace_id)?;
+        let (credential_id, page_size) = (input.credential_id, input.page_size);
         annotate(&workspace_id, credential_id);
-        let before = paging::audit_before(&workspace_id, credential_id, page_token)?;
+        let before = paging::audit_before(&workspace_id, credential_id, &input.page_token)?;
         let limit = i64::try_from(page_size + 1).unwrap_or(i64::MAX);
         let mut events = self
             .store
@@ -600,51 +422,5 @@ impl Credentials {
             events,
             next_page_token,
         })
-    }
-}
-
-/// The gRPC status code name an error will be answered with, for audit events.
-fn status_name(err: &ServiceError) -> &'static str {
-    match err {
-        ServiceError::InvalidArgument(_) => "INVALID_ARGUMENT",
-        ServiceError::NotFound => "NOT_FOUND",
-        ServiceError::AlreadyExists => "ALREADY_EXISTS",
-        ServiceError::Aborted => "ABORTED",
-        ServiceError::PermissionDenied(_) => "PERMISSION_DENIED",
-        ServiceError::FailedPrecondition(_) => "FAILED_PRECONDITION",
-        ServiceError::Unavailable(_) => "UNAVAILABLE",
-        ServiceError::DeadlineExceeded(_) => "DEADLINE_EXCEEDED",
-        ServiceError::Internal(_) => "INTERNAL",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_and_descriptions() {
-        assert!(check_name("OpenAI Production").is_ok());
-        for bad in ["", " lead", "trail ", "tab\there", &"x".repeat(129)] {
-            let err = check_name(bad).unwrap_err();
-            assert!(
-                matches!(err, ServiceError::InvalidArgument(v) if v.field == "name"),
-                "{bad:?}"
-            );
-        }
-        assert!(check_name(&"é".repeat(128)).is_ok());
-        assert!(check_description("line one\nline two").is_ok());
-        assert!(check_description(&"x".repeat(1025)).is_err());
-        assert!(check_description("bell\u{7}").is_err());
-    }
-
-    #[test]
-    fn page_sizes() {
-        assert_eq!(page_size(0).unwrap(), DEFAULT_PAGE_SIZE);
-        assert_eq!(page_size(500).unwrap(), 500);
-        assert!(
-            matches!(page_size(501), Err(ServiceError::InvalidArgument(v)) if v.field == "page_size")
-        );
-        assert!(page_size(-1).is_err());
     }
 }

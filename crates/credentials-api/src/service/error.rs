@@ -1,5 +1,7 @@
-//! The service's error type. Domain and storage errors are classified here; the gRPC edge
-//! (`grpc::status`) turns a `ServiceError` into a `tonic::Status`, in one place.
+//! The service's error type. Domain, storage and kms errors are classified here, without
+//! logging: an error is logged once, where it is handled (the edge, see `edge::status`).
+//! [`ServiceError::code`] is the one mapping to a status code, used for the wire status and for
+//! the audit row alike.
 
 use credentials_core::{FieldViolation, payload::SealError, value::PayloadError};
 use credentials_store::StoreError;
@@ -26,8 +28,19 @@ pub enum ServiceError {
     #[error("{0}")]
     FailedPrecondition(String),
     /// A dependency (the database or the kms) is down or overloaded. Retryable.
-    #[error("{0} is unavailable; retry later")]
-    Unavailable(&'static str),
+    #[error("{} is unavailable; retry later", dependency.name())]
+    Unavailable {
+        /// What is down.
+        dependency: Dependency,
+        /// Why, for the server log only (never a secret, but may name hosts).
+        detail: String,
+    },
+    /// The credential's master key version is disabled or missing in the kms.
+    #[error("the credential's master key is disabled or missing in the key service")]
+    KeyUnavailable {
+        /// The kms's reason, for the server log only.
+        detail: String,
+    },
     /// A dependency did not answer in time. Retryable.
     #[error("{0} did not answer in time; retry later")]
     DeadlineExceeded(&'static str),
@@ -36,8 +49,67 @@ pub enum ServiceError {
     Internal(String),
 }
 
+/// A service the vault depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dependency {
+    /// Postgres.
+    Database,
+    /// The key management service.
+    Kms,
+}
+
+impl Dependency {
+    /// How messages to callers name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dependency::Database => "the database",
+            Dependency::Kms => "the key service",
+        }
+    }
+}
+
 /// Result of a service operation.
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+/// The status code an error is answered with: gRPC's codes, by their canonical names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// `INVALID_ARGUMENT`.
+    InvalidArgument,
+    /// `NOT_FOUND`.
+    NotFound,
+    /// `ALREADY_EXISTS`.
+    AlreadyExists,
+    /// `ABORTED`.
+    Aborted,
+    /// `PERMISSION_DENIED`.
+    PermissionDenied,
+    /// `FAILED_PRECONDITION`.
+    FailedPrecondition,
+    /// `UNAVAILABLE`.
+    Unavailable,
+    /// `DEADLINE_EXCEEDED`.
+    DeadlineExceeded,
+    /// `INTERNAL`.
+    Internal,
+}
+
+impl Code {
+    /// The canonical name, as audit rows record it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::InvalidArgument => "INVALID_ARGUMENT",
+            Code::NotFound => "NOT_FOUND",
+            Code::AlreadyExists => "ALREADY_EXISTS",
+            Code::Aborted => "ABORTED",
+            Code::PermissionDenied => "PERMISSION_DENIED",
+            Code::FailedPrecondition => "FAILED_PRECONDITION",
+            Code::Unavailable => "UNAVAILABLE",
+            Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            Code::Internal => "INTERNAL",
+        }
+    }
+}
 
 impl ServiceError {
     /// An INVALID_ARGUMENT naming `field`.
@@ -46,6 +118,23 @@ impl ServiceError {
             field: field.into(),
             description: description.into(),
         })
+    }
+
+    /// The status code this error is answered with.
+    pub fn code(&self) -> Code {
+        match self {
+            ServiceError::InvalidArgument(_) => Code::InvalidArgument,
+            ServiceError::NotFound => Code::NotFound,
+            ServiceError::AlreadyExists => Code::AlreadyExists,
+            ServiceError::Aborted => Code::Aborted,
+            ServiceError::PermissionDenied(_) => Code::PermissionDenied,
+            ServiceError::FailedPrecondition(_) | ServiceError::KeyUnavailable { .. } => {
+                Code::FailedPrecondition
+            }
+            ServiceError::Unavailable { .. } => Code::Unavailable,
+            ServiceError::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            ServiceError::Internal(_) => Code::Internal,
+        }
     }
 }
 
@@ -61,17 +150,20 @@ impl From<StoreError> for ServiceError {
             StoreError::NotFound => Self::NotFound,
             StoreError::NameTaken => Self::AlreadyExists,
             StoreError::EtagMismatch => Self::Aborted,
-            StoreError::NoDefault => {
-                Self::FailedPrecondition("the workspace has no default credential for this type; set one with SetDefaultCredential".into())
-            }
+            StoreError::NoDefault => Self::FailedPrecondition(
+                "the workspace has no default credential for this type; set one with SetDefaultCredential".into(),
+            ),
             StoreError::SweepRunning => {
                 Self::FailedPrecondition("a re-wrap sweep is already running".into())
             }
-            StoreError::Unavailable(source) => {
-                tracing::warn!(error = %source, "database unavailable");
-                Self::Unavailable("the database")
-            }
-            other => Self::Internal(format!("store: {other}: {:?}", std::error::Error::source(&other))),
+            StoreError::Unavailable(source) => Self::Unavailable {
+                dependency: Dependency::Database,
+                detail: source.to_string(),
+            },
+            other => Self::Internal(format!(
+                "store: {other}: {:?}",
+                std::error::Error::source(&other)
+            )),
         }
     }
 }
@@ -79,17 +171,12 @@ impl From<StoreError> for ServiceError {
 impl From<kms::Error> for ServiceError {
     fn from(err: kms::Error) -> Self {
         match err {
-            kms::Error::Unavailable(detail) => {
-                tracing::warn!(%detail, "kms unavailable");
-                Self::Unavailable("the key service")
-            }
+            kms::Error::Unavailable(detail) => Self::Unavailable {
+                dependency: Dependency::Kms,
+                detail,
+            },
             kms::Error::DeadlineExceeded => Self::DeadlineExceeded("the key service"),
-            kms::Error::KeyUnavailable(detail) => {
-                tracing::warn!(%detail, "master key unavailable");
-                Self::FailedPrecondition(
-                    "the credential's master key is disabled or missing in the key service".into(),
-                )
-            }
+            kms::Error::KeyUnavailable(detail) => Self::KeyUnavailable { detail },
             other => Self::Internal(format!("kms: {other}")),
         }
     }

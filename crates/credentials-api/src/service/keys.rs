@@ -10,15 +10,16 @@
 //! again what is left. Why it is bounded: batches of a configured size, one kms call at a time,
 //! a pause between batches, and one sweeper across replicas (an advisory lock).
 
-use crate::service::error::{Result, ServiceError};
-use crate::service::{Caller, check_workspace_id};
+use super::caller::Caller;
+use super::error::{Result, ServiceError};
 use auth::Permission;
+use credentials_core::limits::check_workspace_id;
 use credentials_core::{
     model::{AuditAction, AuditOutcome, NewAuditEvent},
     payload,
 };
 use credentials_store::{
-    KeyTargets, KeyVersionCount, RewrapProgress, RewrapRun, Store, StoreError,
+    KeyTargets, KeyVersionCount, RewrapProgress, RewrapRun, RunState, Store, StoreError,
 };
 use kms::{EncryptionContext, KmsClient, pb::KeyVersionState};
 use std::{
@@ -29,13 +30,6 @@ use std::{
     time::Duration,
 };
 use uuid::Uuid;
-
-/// Run states as stored.
-pub const RUNNING: i16 = 1;
-/// Finished with nothing left behind.
-pub const SUCCEEDED: i16 = 2;
-/// Stopped early or left credentials behind.
-pub const FAILED: i16 = 3;
 
 /// How hard the sweep may push Postgres and the kms, and how often it runs by itself.
 #[derive(Debug, Clone)]
@@ -137,7 +131,7 @@ impl KeyLifecycle {
             let now = std::time::SystemTime::now();
             let run = RewrapRun {
                 id: 0,
-                state: SUCCEEDED,
+                state: RunState::Succeeded,
                 dry_run: true,
                 requested_by: caller.principal.subject.clone(),
                 started_at: now,
@@ -315,7 +309,11 @@ impl KeyLifecycle {
             total.failed += progress.failed;
             tokio::time::sleep(self.config.pause).await;
         }
-        let state = if total.failed == 0 { SUCCEEDED } else { FAILED };
+        let state = if total.failed == 0 {
+            RunState::Succeeded
+        } else {
+            RunState::Failed
+        };
         let message = format!(
             "moved {} (this pass), skipped {} changed by clients, failed {}",
             total.rewrapped, total.skipped, total.failed

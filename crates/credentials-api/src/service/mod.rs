@@ -3,14 +3,19 @@
 
 mod caller;
 mod credentials;
-pub(crate) mod error;
-pub(crate) mod keys;
-pub(crate) mod probing;
+mod error;
+mod input;
+mod keys;
+mod paging;
+mod probing;
 
-pub use caller::{Caller, check_workspace_id};
-pub use credentials::{
-    AccessSelector, AuditPage, CreateInput, CredentialPage, Credentials, UpdateInput, lookup_type,
-    page_size, parse_category,
+pub use caller::Caller;
+pub use credentials::{Credentials, lookup_type};
+pub use error::{Code, Dependency, Result, ServiceError};
+pub use input::{
+    AccessInput, AccessSelector, Accessed, AuditListInput, AuditPage, CreateInput, CredentialPage,
+    DefaultChange, DeleteInput, DiscoverInput, Discovered, ItemRef, ListInput, StoredSchema,
+    TestInput, TestTarget, TypesInput, UpdateInput, Validated,
 };
-pub use error::{Result, ServiceError};
-pub use keys::{KeyLifecycle, SweepConfig};
+pub use keys::{KeyLifecycle, SweepConfig, SweepStatus, VersionStatus, WorkspaceKey};
+pub use probing::discovery_options;

@@ -1,21 +1,21 @@
 //! Validation against the real target and schema discovery: the operations on top of the
 //! vault that open a stored value and hand it to a probe. No gRPC types.
 
-use crate::service::Caller;
-use crate::service::error::{Result, ServiceError};
-use crate::service::{Credentials, lookup_type};
+use super::caller::Caller;
+use super::credentials::{Credentials, stored_type};
+use super::error::{Result, ServiceError};
+use super::input::{
+    DiscoverInput, Discovered, ItemRef, StoredSchema, TestInput, TestTarget, Validated,
+};
 use auth::Permission;
 use credentials_core::{
     ValueInput,
-    model::{
-        AuditAction, AuditOutcome, Credential, Validation, ValidationOutcome, ValidationState,
-    },
-    schema::{DatabaseSchema, DiscoveryOptions},
+    model::{AuditAction, AuditOutcome, Validation, ValidationOutcome, ValidationState},
+    schema::DiscoveryOptions,
     value,
 };
 use credentials_probe::{ProbeResult, Prober};
 use std::time::{Duration, SystemTime};
-use uuid::Uuid;
 
 /// Default deadline of a schema discovery.
 pub const DEFAULT_DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -93,11 +93,11 @@ impl Credentials {
         &self,
         caller: &Caller,
         prober: &Prober,
-        workspace_id: &str,
-        id: Uuid,
-    ) -> Result<(ProbeResult, Credential)> {
+        item: ItemRef,
+    ) -> Result<Validated> {
         caller.require(Permission::Write)?;
-        let workspace_id = caller.workspace_for_item(workspace_id)?;
+        let id = item.id;
+        let workspace_id = caller.workspace_for_item(&item.workspace_id)?;
         let (credential, value) = self.open_stored(&workspace_id, id).await?;
         let result = prober.validate(&credential.type_id, &value).await;
         drop(value);
@@ -121,7 +121,7 @@ impl Credentials {
             .record_validation(&workspace_id, id, &validation, &event)
             .await?;
         tracing::info!(credential_id = %id, workspace_id, type_id = credential.type_id, outcome = ?result.outcome, latency_ms = result.latency.as_millis() as u64, "credential validated");
-        Ok((result, credential))
+        Ok(Validated { result, credential })
     }
 
     /// Probes a value that is not stored: a type and a value, or a stored credential's value with
@@ -130,15 +130,16 @@ impl Credentials {
         &self,
         caller: &Caller,
         prober: &Prober,
-        workspace_id: &str,
-        type_id: &str,
-        input: Option<ValueInput>,
-        credential_id: Option<Uuid>,
+        input: TestInput,
     ) -> Result<ProbeResult> {
         caller.require(Permission::Write)?;
-        let (spec, checked) = match credential_id {
-            Some(id) => {
-                let workspace_id = caller.workspace_for_item(workspace_id)?;
+        let (spec, checked) = match input.target {
+            TestTarget::Stored {
+                id,
+                type_id,
+                overrides,
+            } => {
+                let workspace_id = caller.workspace_for_item(&input.workspace_id)?;
                 let (credential, stored) = self.open_stored(&workspace_id, id).await?;
                 if !type_id.is_empty() && type_id != credential.type_id {
                     return Err(ServiceError::invalid(
@@ -146,8 +147,8 @@ impl Credentials {
                         "leave it empty, or give the stored credential's type",
                     ));
                 }
-                let spec = lookup_type("type", &credential.type_id)?;
-                let merged = match input {
+                let spec = stored_type(&credential)?;
+                let merged = match overrides {
                     None => stored.overridden(Default::default()),
                     Some(ValueInput::Fields(fields)) => stored.overridden(fields),
                     Some(ValueInput::Secret(secret)) => stored.overridden(
@@ -158,12 +159,9 @@ impl Credentials {
                 };
                 (spec, value::check(spec, merged)?)
             }
-            None => {
-                let spec = lookup_type("type", type_id)?;
-                let input = input.ok_or_else(|| ServiceError::invalid("value", "required"))?;
-                let checked = value::check(spec, input)?;
-                caller.workspace_for_collection(workspace_id)?;
-                (spec, checked)
+            TestTarget::New { spec, value } => {
+                caller.workspace_for_collection(&input.workspace_id)?;
+                (spec, value)
             }
         };
         let result = prober.validate(spec.id, &checked).await;
@@ -177,14 +175,13 @@ impl Credentials {
         &self,
         caller: &Caller,
         prober: &Prober,
-        workspace_id: &str,
-        id: Uuid,
-        options: DiscoveryOptions,
-    ) -> Result<(Credential, DatabaseSchema)> {
+        input: DiscoverInput,
+    ) -> Result<Discovered> {
         caller.require(Permission::Write)?;
-        let workspace_id = caller.workspace_for_item(workspace_id)?;
+        let (id, options) = (input.item.id, input.options);
+        let workspace_id = caller.workspace_for_item(&input.item.workspace_id)?;
         let (credential, value) = self.open_stored(&workspace_id, id).await?;
-        let spec = lookup_type("type", &credential.type_id)?;
+        let spec = stored_type(&credential)?;
         let database_type = spec.id == "database"
             && value.get("schema_type").is_some_and(|t| {
                 matches!(
@@ -220,21 +217,16 @@ impl Credentials {
             .save_schema(&workspace_id, id, &document, SystemTime::now(), &event)
             .await?;
         tracing::info!(credential_id = %id, workspace_id, tables = schema.table_count(), truncated = schema.truncated, "schema discovered");
-        Ok((credential, schema))
+        Ok(Discovered { credential, schema })
     }
 
     /// A credential's stored schema and when it was discovered.
-    pub async fn get_schema(
-        &self,
-        caller: &Caller,
-        workspace_id: &str,
-        id: Uuid,
-    ) -> Result<(DatabaseSchema, SystemTime)> {
+    pub async fn get_schema(&self, caller: &Caller, item: ItemRef) -> Result<StoredSchema> {
         caller.require(Permission::Read)?;
-        let workspace_id = caller.workspace_for_item(workspace_id)?;
-        let (document, at) = self
+        let workspace_id = caller.workspace_for_item(&item.workspace_id)?;
+        let (document, discovered_at) = self
             .store()
-            .get_schema(&workspace_id, id)
+            .get_schema(&workspace_id, item.id)
             .await?
             .ok_or_else(|| {
                 ServiceError::FailedPrecondition(
@@ -243,6 +235,9 @@ impl Credentials {
             })?;
         let schema = serde_json::from_value(document)
             .map_err(|e| ServiceError::Internal(format!("stored schema unreadable: {e}")))?;
-        Ok((schema, at))
+        Ok(StoredSchema {
+            schema,
+            discovered_at,
+        })
     }
 }

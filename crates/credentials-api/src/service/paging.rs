@@ -2,7 +2,7 @@
 //! token cannot be replayed against another listing. Not secret and not signed: a forged token
 //! can only point at another position of a listing the caller may read anyway.
 
-use crate::service::error::{Result, ServiceError};
+use crate::service::{Result, ServiceError};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use credentials_core::model::{ListCursor, ListFilter};
 use uuid::Uuid;
