@@ -3,7 +3,8 @@
 //! - [`catalogue`]: every credential type, its category and its value fields;
 //! - [`value`]: checking a written value against the catalogue into a normalized [`SecretValue`];
 //! - [`mask`]: the masked preview shown instead of a secret;
-//! - [`payload`]: sealing a value with a data key, bound to its encryption context;
+//! - [`payload`]: sealing a value with a data key, bound to its [`EncryptionContext`] (the type
+//!   the kms binds the data key to, re-exported here);
 //! - [`model`]: credentials, audit events and their states;
 //! - [`limits`]: the documented limits on names, descriptions, values and pages, and the rules
 //!   that check them.
@@ -20,5 +21,6 @@ mod secret;
 pub mod value;
 
 pub use catalogue::{Category, FieldSpec, TypeSpec};
+pub use encryption_context::EncryptionContext;
 pub use secret::SecretString;
 pub use value::{FieldViolation, SecretValue, ValueInput};

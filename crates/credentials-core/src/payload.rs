@@ -1,24 +1,92 @@
 //! Sealing a credential's value with its data key (AES-256-GCM, random 96-bit nonce), with the
 //! encryption context as associated data, so a ciphertext copied onto another row fails to open.
+//!
+//! The context is the shared [`EncryptionContext`], the same value the kms binds into the
+//! wrapped data key. A row's `payload_format` says how its value was sealed, and is itself an
+//! entry of the context, so rewriting the column breaks both the wrapped key and the seal:
+//!
+//! | format | associated data | |
+//! | --- | --- | --- |
+//! | 1 | label, then the context as JSON (keys in order) | read only: rows written before 2 |
+//! | 2 | label, then [`EncryptionContext::canonical_bytes`] | written by this build |
+//!
+//! The label is `vault.credentials.v1.payload` in both. A row is opened by the format it
+//! records, never by trying another; an unknown format is refused before the kms is asked.
 
+use encryption_context::EncryptionContext;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
-use std::collections::BTreeMap;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-/// The payload format this build writes (the value's JSON, sealed as below).
-pub const PAYLOAD_FORMAT: i16 = 1;
+/// The payload format this build writes.
+pub const PAYLOAD_FORMAT: i16 = PayloadFormat::CURRENT.as_i16();
 const AAD_LABEL: &[u8] = b"vault.credentials.v1.payload";
 
-/// The encryption context of a credential's value: binds the data key (in the kms) and the
-/// ciphertext (here) to one row of one workspace. Not secret.
-pub fn encryption_context(workspace_id: &str, credential_id: Uuid) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        ("workspace_id".to_owned(), workspace_id.to_owned()),
-        ("credential_id".to_owned(), credential_id.to_string()),
-        ("payload_format".to_owned(), PAYLOAD_FORMAT.to_string()),
-    ])
+/// The payload formats this build opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadFormat {
+    /// The context as JSON in the associated data: the first format, opened but never written.
+    V1,
+    /// The context's canonical encoding in the associated data, as in the kms's wrapped keys.
+    V2,
+}
+
+impl PayloadFormat {
+    /// The format new values are sealed in.
+    pub const CURRENT: Self = Self::V2;
+
+    /// The format a stored row records; an unknown number is refused, never guessed.
+    pub fn from_stored(format: i16) -> Result<Self, SealError> {
+        match format {
+            1 => Ok(Self::V1),
+            2 => Ok(Self::V2),
+            other => Err(SealError::UnknownFormat(other)),
+        }
+    }
+
+    /// The number stored in the row and in the context.
+    pub const fn as_i16(self) -> i16 {
+        match self {
+            Self::V1 => 1,
+            Self::V2 => 2,
+        }
+    }
+
+    fn aad(self, context: &EncryptionContext) -> Vec<u8> {
+        let mut out = AAD_LABEL.to_vec();
+        match self {
+            // A BTreeMap serializes in key order, so this encoding was canonical too.
+            Self::V1 => serde_json::to_writer(&mut out, context.entries())
+                .expect("a string map always serializes"),
+            Self::V2 => out.extend_from_slice(&context.canonical_bytes()),
+        }
+        out
+    }
+}
+
+fn context(workspace_id: &str, credential_id: Uuid, format: PayloadFormat) -> EncryptionContext {
+    EncryptionContext::new()
+        .with("workspace_id", workspace_id)
+        .with("credential_id", credential_id.to_string())
+        .with("payload_format", format.as_i16().to_string())
+}
+
+/// The encryption context of a value about to be sealed: binds the data key (in the kms) and
+/// the ciphertext (here) to one row of one workspace, in the format this build writes.
+pub fn encryption_context(workspace_id: &str, credential_id: Uuid) -> EncryptionContext {
+    context(workspace_id, credential_id, PayloadFormat::CURRENT)
+}
+
+/// The encryption context of a stored value, for the format its row records; the same for
+/// unwrapping its data key, re-wrapping it, and opening the value.
+pub fn stored_context(
+    workspace_id: &str,
+    credential_id: Uuid,
+    payload_format: i16,
+) -> Result<EncryptionContext, SealError> {
+    let format = PayloadFormat::from_stored(payload_format)?;
+    Ok(context(workspace_id, credential_id, format))
 }
 
 /// Everything stored about a sealed value: ciphertext, nonce and the wrapped data key.
@@ -72,17 +140,11 @@ fn key(data_key: &[u8]) -> Result<LessSafeKey, SealError> {
     ))
 }
 
-fn aad(context: &BTreeMap<String, String>) -> Vec<u8> {
-    let mut out = AAD_LABEL.to_vec();
-    // A BTreeMap serializes in key order, so the encoding is canonical.
-    serde_json::to_writer(&mut out, context).expect("a string map always serializes");
-    out
-}
-
-/// Seals `plaintext`; returns the ciphertext (with tag) and the nonce.
+/// Seals `plaintext` in [`PAYLOAD_FORMAT`] for a context from [`encryption_context`]; returns
+/// the ciphertext (with tag) and the nonce.
 pub fn seal(
     data_key: &[u8],
-    context: &BTreeMap<String, String>,
+    context: &EncryptionContext,
     plaintext: &[u8],
 ) -> Result<(Vec<u8>, Vec<u8>), SealError> {
     let key = key(data_key)?;
@@ -94,28 +156,27 @@ pub fn seal(
     buf.extend_from_slice(plaintext);
     key.seal_in_place_append_tag(
         Nonce::assume_unique_for_key(nonce),
-        Aad::from(aad(context)),
+        Aad::from(PayloadFormat::CURRENT.aad(context)),
         &mut buf,
     )
     .map_err(|_| SealError::BadKey)?;
     Ok((buf, nonce.to_vec()))
 }
 
-/// Opens a sealed value for `context`.
+/// Opens a sealed value, in the format its envelope records, for a context from
+/// [`stored_context`].
 pub fn open(
     data_key: &[u8],
-    context: &BTreeMap<String, String>,
+    context: &EncryptionContext,
     envelope: &Envelope,
 ) -> Result<Zeroizing<Vec<u8>>, SealError> {
-    if envelope.payload_format != PAYLOAD_FORMAT {
-        return Err(SealError::UnknownFormat(envelope.payload_format));
-    }
+    let format = PayloadFormat::from_stored(envelope.payload_format)?;
     let key = key(data_key)?;
     let nonce =
         Nonce::try_assume_unique_for_key(&envelope.nonce).map_err(|_| SealError::Tampered)?;
     let mut buf = Zeroizing::new(envelope.ciphertext.clone());
     let len = key
-        .open_in_place(nonce, Aad::from(aad(context)), &mut buf)
+        .open_in_place(nonce, Aad::from(format.aad(context)), &mut buf)
         .map_err(|_| SealError::Tampered)?
         .len();
     buf.truncate(len);
@@ -216,7 +277,90 @@ mod tests {
         assert_eq!(open(&[6u8; 32], &ctx, &good), Err(SealError::Tampered));
         assert_eq!(open(&[6u8; 16], &ctx, &good), Err(SealError::BadKey));
         let mut future = good.clone();
-        future.payload_format = 2;
-        assert_eq!(open(&dek, &ctx, &future), Err(SealError::UnknownFormat(2)));
+        future.payload_format = 3;
+        assert_eq!(open(&dek, &ctx, &future), Err(SealError::UnknownFormat(3)));
+
+        // The format is bound too: relabelling the row as format 1, with or without the
+        // matching context, does not open it.
+        let v1_ctx = stored_context("ws-1", id, 1).unwrap();
+        let mut relabelled = good.clone();
+        relabelled.payload_format = 1;
+        for (ctx, envelope) in [
+            (&v1_ctx, &relabelled),
+            (&v1_ctx, &good),
+            (&ctx, &relabelled),
+        ] {
+            assert_eq!(open(&dek, ctx, envelope), Err(SealError::Tampered));
+        }
+    }
+
+    #[test]
+    fn new_values_use_the_current_format_and_the_shared_encoding() {
+        assert_eq!(PAYLOAD_FORMAT, 2);
+        let id = Uuid::from_u128(7);
+        let ctx = encryption_context("ws-1", id);
+        assert_eq!(ctx, stored_context("ws-1", id, PAYLOAD_FORMAT).unwrap());
+        assert_eq!(ctx.get("payload_format"), Some("2"));
+        let mut expected = AAD_LABEL.to_vec();
+        expected.extend_from_slice(&ctx.canonical_bytes());
+        assert_eq!(PayloadFormat::CURRENT.aad(&ctx), expected);
+    }
+
+    #[test]
+    fn unknown_formats_are_refused_before_anything_else() {
+        for format in [0, 3, -1, i16::MAX] {
+            assert_eq!(
+                stored_context("ws-1", Uuid::from_u128(7), format),
+                Err(SealError::UnknownFormat(format))
+            );
+            assert_eq!(
+                PayloadFormat::from_stored(format),
+                Err(SealError::UnknownFormat(format))
+            );
+        }
+        for format in [PayloadFormat::V1, PayloadFormat::V2] {
+            assert_eq!(PayloadFormat::from_stored(format.as_i16()), Ok(format));
+        }
+    }
+
+    /// A value sealed by the build that wrote format 1 (the context as JSON in the associated
+    /// data), kept byte for byte: rows written then must keep opening.
+    #[test]
+    fn a_payload_of_format_1_still_opens() {
+        let hex = |s: &str| -> Vec<u8> {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        let dek: Vec<u8> = (0u8..32).collect();
+        let id = Uuid::parse_str("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b").unwrap();
+        let stored = Envelope {
+            ciphertext: hex(concat!(
+                "d90661b260c15f56f84ebab7c1efc8a629039d3692c77f32fcd1d9536a2d0496",
+                "48fc0ba4ff7684c1e9198b5579ef6c"
+            )),
+            nonce: hex("fa40a36d258a99664c246cd0"),
+            wrapped_key: vec![],
+            master_key_id: "default".into(),
+            master_key_version: 1,
+            payload_format: 1,
+        };
+        let ctx = stored_context("ws-legacy", id, 1).unwrap();
+        assert_eq!(ctx.get("payload_format"), Some("1"));
+        assert_eq!(
+            open(&dek, &ctx, &stored).unwrap().as_slice(),
+            br#"{"secret":"sk-legacy-format-1"}"#
+        );
+        // Opened as anything but what it records, it fails: no fallback between formats.
+        let mut as_v2 = stored.clone();
+        as_v2.payload_format = 2;
+        let v2_ctx = stored_context("ws-legacy", id, 2).unwrap();
+        assert_eq!(open(&dek, &v2_ctx, &as_v2), Err(SealError::Tampered));
+        assert_eq!(open(&dek, &v2_ctx, &stored), Err(SealError::Tampered));
+        assert_eq!(open(&dek, &ctx, &as_v2), Err(SealError::Tampered));
+        // And it is still bound to its row.
+        let other_row = stored_context("ws-legacy", Uuid::from_u128(8), 1).unwrap();
+        assert_eq!(open(&dek, &other_row, &stored), Err(SealError::Tampered));
     }
 }

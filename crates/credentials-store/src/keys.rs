@@ -39,6 +39,8 @@ pub struct RewrapCandidate {
     pub key_version: u32,
     /// The master key it should be under.
     pub target_key: String,
+    /// How its value is sealed (part of the encryption context the key is wrapped with).
+    pub payload_format: i16,
 }
 
 /// Live credentials per master key and version.
@@ -295,7 +297,7 @@ impl Store {
         let statement = conn
             .prepare_cached(&format!(
                 "SELECT c.id, c.workspace_id, c.wrapped_key, c.master_key_id, \
-                 c.master_key_version, t.key_id {OFF_TARGET} \
+                 c.master_key_version, t.key_id, c.payload_format {OFF_TARGET} \
                  AND ($5::uuid IS NULL OR c.id > $5) ORDER BY c.id LIMIT $6"
             ))
             .await?;
@@ -322,6 +324,7 @@ impl Store {
                     key_version: u32::try_from(r.try_get::<_, i32>(4)?)
                         .map_err(|_| StoreError::Corrupt("master_key_version"))?,
                     target_key: r.try_get(5)?,
+                    payload_format: r.try_get(6)?,
                 })
             })
             .collect()

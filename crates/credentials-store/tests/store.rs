@@ -941,3 +941,30 @@ async fn an_undecodable_row_is_not_retryable() {
     assert!(matches!(err, StoreError::Database(_)), "{err:?}");
     assert!(!err.is_retryable());
 }
+
+#[tokio::test]
+async fn rewrap_candidates_carry_their_payload_format() {
+    let db = migrated_db().await;
+    let store = store_on(&db);
+    let mut formats = Vec::new();
+    for (name, format) in [("old format", 1), ("new format", 2)] {
+        let mut new = new_credential(WS, name, "anthropic");
+        new.envelope.payload_format = format;
+        insert(&store, &new).await;
+        formats.push((new.id, format));
+    }
+    formats.sort();
+    let targets = credentials_store::KeyTargets {
+        default_key: "default".into(),
+        primaries: vec![("default".into(), 2)],
+    };
+    let candidates = store
+        .rewrap_candidates(&targets, None, None, 10)
+        .await
+        .unwrap();
+    let found: Vec<(Uuid, i16)> = candidates
+        .iter()
+        .map(|c| (c.id, c.payload_format))
+        .collect();
+    assert_eq!(found, formats);
+}

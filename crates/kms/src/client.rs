@@ -3,9 +3,10 @@ use hyper_util::rt::TokioIo;
 use pb::key_management_service_client::KeyManagementServiceClient;
 use service_kit::metrics::{Counter, Histogram, Registry};
 use std::{
+    collections::HashMap,
     fmt,
     path::PathBuf,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Uri};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
@@ -120,6 +121,48 @@ pub struct RewrappedKey {
     pub key_id: String,
     /// The master-key version that wraps it now.
     pub key_version: u32,
+}
+
+/// Whether a master key or one of its versions may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Unwraps data keys; a primary version also wraps new ones.
+    Enabled,
+    /// Neither wraps nor unwraps.
+    Disabled,
+}
+
+/// The kms's keyring as it describes itself: ids, versions and states, never material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyringDescription {
+    /// The key used when a request names none.
+    pub default_key_id: String,
+    /// Every master key, sorted by id.
+    pub keys: Vec<MasterKeyDescription>,
+}
+
+/// One master key of the keyring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MasterKeyDescription {
+    /// The key's id.
+    pub key_id: String,
+    /// Whether the key as a whole may be used.
+    pub state: KeyState,
+    /// The version new wraps use.
+    pub primary_version: u32,
+    /// Every version, oldest first.
+    pub versions: Vec<KeyVersionDescription>,
+}
+
+/// One version of a master key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyVersionDescription {
+    /// The version number, from 1.
+    pub version: u32,
+    /// Whether the version may be used.
+    pub state: KeyState,
+    /// When it was created, if the kms said.
+    pub created_at: Option<SystemTime>,
 }
 
 impl fmt::Debug for DataKey {
@@ -288,7 +331,9 @@ impl KmsClient {
         if code != tonic::Code::Ok {
             span.record("otel.status_code", "ERROR");
         }
-        let result = result.map(tonic::Response::into_inner).map_err(Error::from);
+        let result = result
+            .map(tonic::Response::into_inner)
+            .map_err(Error::from_status);
         if let Some(metrics) = &self.metrics {
             metrics.duration.observe([operation], elapsed);
             if let Err(e) = &result {
@@ -370,12 +415,13 @@ impl KmsClient {
     }
 
     /// Describes the keyring (ids, versions, states; never material).
-    pub async fn describe_keys(&self) -> Result<pb::DescribeKeysResponse> {
+    pub async fn describe_keys(&self) -> Result<KeyringDescription> {
         let span = call_span!("DescribeKeys");
         let request = self.request(pb::DescribeKeysRequest {}, &span);
         let mut client = self.inner.clone();
         let call = client.describe_keys(request);
-        self.observe("describe_keys", span, call).await
+        let response = self.observe("describe_keys", span, call).await?;
+        keyring_description(response)
     }
 
     /// Whether the kms reports SERVING on `grpc.health.v1` for its key service.
@@ -405,10 +451,110 @@ fn endpoint(uri: &str, config: &ClientConfig) -> Result<Endpoint> {
         .keep_alive_while_idle(true))
 }
 
-fn context_map(context: &EncryptionContext) -> std::collections::HashMap<String, String> {
+/// The proto's map form of a context: the one place the client leaves the shared type.
+fn context_map(context: &EncryptionContext) -> HashMap<String, String> {
     context
-        .entries()
         .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect()
+}
+
+fn key_state(state: i32) -> Result<KeyState> {
+    match pb::KeyVersionState::try_from(state) {
+        Ok(pb::KeyVersionState::Enabled) => Ok(KeyState::Enabled),
+        Ok(pb::KeyVersionState::Disabled) => Ok(KeyState::Disabled),
+        // The kms never sends an unset state: a client that guessed one could wrap under a
+        // key the operator disabled.
+        _ => Err(Error::BadResponse(format!("unknown key state {state}"))),
+    }
+}
+
+fn keyring_description(response: pb::DescribeKeysResponse) -> Result<KeyringDescription> {
+    let keys = response
+        .keys
+        .into_iter()
+        .map(|key| {
+            let versions = key
+                .versions
+                .into_iter()
+                .map(|v| {
+                    Ok(KeyVersionDescription {
+                        version: v.version,
+                        state: key_state(v.state)?,
+                        created_at: v.create_time.and_then(|t| SystemTime::try_from(t).ok()),
+                    })
+                })
+                .collect::<Result<_>>()?;
+            Ok(MasterKeyDescription {
+                state: key_state(key.state)?,
+                key_id: key.key_id,
+                primary_version: key.primary_version,
+                versions,
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(KeyringDescription {
+        default_key_id: response.default_key_id,
+        keys,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(version: u32, state: pb::KeyVersionState) -> pb::MasterKeyVersion {
+        pb::MasterKeyVersion {
+            version,
+            state: state as i32,
+            create_time: Some(prost_types::Timestamp {
+                seconds: 1_767_225_600,
+                nanos: 0,
+            }),
+        }
+    }
+
+    #[test]
+    fn the_keyring_description_is_a_domain_value() {
+        let response = pb::DescribeKeysResponse {
+            default_key_id: "default".into(),
+            keys: vec![pb::MasterKey {
+                key_id: "default".into(),
+                primary_version: 2,
+                versions: vec![
+                    version(1, pb::KeyVersionState::Disabled),
+                    version(2, pb::KeyVersionState::Enabled),
+                ],
+                state: pb::KeyVersionState::Enabled as i32,
+            }],
+        };
+        let described = keyring_description(response.clone()).unwrap();
+        assert_eq!(described.default_key_id, "default");
+        let key = &described.keys[0];
+        assert_eq!(
+            (key.key_id.as_str(), key.state, key.primary_version),
+            ("default", KeyState::Enabled, 2)
+        );
+        assert_eq!(key.versions[0].state, KeyState::Disabled);
+        assert_eq!(
+            key.versions[1].created_at,
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600))
+        );
+
+        // An unset state is refused, never read as usable.
+        for unset in [0, 7] {
+            let mut bad = response.clone();
+            bad.keys[0].versions[0].state = unset;
+            assert!(matches!(
+                keyring_description(bad),
+                Err(Error::BadResponse(_))
+            ));
+            let mut bad = response.clone();
+            bad.keys[0].state = unset;
+            assert!(matches!(
+                keyring_description(bad),
+                Err(Error::BadResponse(_))
+            ));
+        }
+    }
 }

@@ -26,13 +26,16 @@ pub enum Error {
     #[error("master key unavailable: {0}")]
     KeyUnavailable(String),
     /// Any other status, which means a bug on one side.
-    #[error("kms answered {code:?}: {message}")]
+    #[error("kms answered {code}: {message}")]
     Unexpected {
-        /// The gRPC status code.
-        code: Code,
+        /// The name of the gRPC status code, e.g. `Internal`.
+        code: String,
         /// The kms's message.
         message: String,
     },
+    /// The kms answered with something this client does not understand.
+    #[error("kms answered an unusable response: {0}")]
+    BadResponse(String),
 }
 
 impl Error {
@@ -51,12 +54,12 @@ impl Error {
             Self::CannotUnwrap => "cannot_unwrap",
             Self::KeyUnavailable(_) => "key_unavailable",
             Self::Unexpected { .. } => "unexpected",
+            Self::BadResponse(_) => "bad_response",
         }
     }
-}
 
-impl From<tonic::Status> for Error {
-    fn from(status: tonic::Status) -> Self {
+    /// Classifies a failed call; the transport's types stay inside this crate.
+    pub(crate) fn from_status(status: tonic::Status) -> Self {
         let message = status.message().to_owned();
         match status.code() {
             // A connection failure surfaces as UNAVAILABLE, or as UNKNOWN from the transport.
@@ -66,7 +69,10 @@ impl From<tonic::Status> for Error {
             Code::InvalidArgument | Code::OutOfRange => Self::InvalidArgument(message),
             Code::PermissionDenied => Self::CannotUnwrap,
             Code::FailedPrecondition | Code::NotFound => Self::KeyUnavailable(message),
-            code => Self::Unexpected { code, message },
+            code => Self::Unexpected {
+                code: format!("{code:?}"),
+                message,
+            },
         }
     }
 }

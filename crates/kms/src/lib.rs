@@ -1,8 +1,12 @@
 //! The vault's key management service.
 //!
 //! This library is what other processes link: the `kms.v1` protos, the encryption context and
-//! its limits, and a typed [`KmsClient`]. It holds no keyring code and no master key; the server
-//! that does lives only in the `kms` binary (`src/server/`).
+//! its limits, and a typed [`KmsClient`] whose calls take and return domain types only (the
+//! proto messages stay inside it). It holds no keyring code and no master key; the server that
+//! does lives only in the `kms` binary (`src/server/`).
+//!
+//! [`EncryptionContext`] is the `encryption-context` crate's, re-exported: the payload seal
+//! binds the same type with the same canonical encoding.
 
 #![forbid(unsafe_code)]
 
@@ -11,7 +15,8 @@ mod context;
 mod error;
 
 pub use client::{
-    ClientConfig, ClientMetrics, DataKey, KmsClient, KmsEndpoint, RewrappedKey, UnwrappedKey,
+    ClientConfig, ClientMetrics, DataKey, KeyState, KeyVersionDescription, KeyringDescription,
+    KmsClient, KmsEndpoint, MasterKeyDescription, RewrappedKey, UnwrappedKey,
 };
 pub use context::{
     ContextError, DEFAULT_DATA_KEY_LEN, EncryptionContext, MAX_CONTEXT_ENTRIES,

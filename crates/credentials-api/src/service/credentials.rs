@@ -21,7 +21,7 @@ use credentials_core::{
     value,
 };
 use credentials_store::{CredentialChanges, NewCredential, Store};
-use kms::{EncryptionContext, KmsClient};
+use kms::KmsClient;
 use uuid::Uuid;
 
 /// The service's state: the database and the kms client.
@@ -105,33 +105,29 @@ impl Credentials {
         }
     }
 
-    fn context(
-        workspace_id: &str,
-        id: Uuid,
-    ) -> (
-        std::collections::BTreeMap<String, String>,
-        EncryptionContext,
-    ) {
-        let map = payload::encryption_context(workspace_id, id);
-        let ctx = EncryptionContext::from(map.clone());
-        (map, ctx)
-    }
-
-    /// Seals a value under a fresh data key from the kms; the plaintext key is zeroized when
-    /// this returns.
-    async fn seal(&self, workspace_id: &str, id: Uuid, value: &SecretValue) -> Result<Envelope> {
-        let (map, ctx) = Self::context(workspace_id, id);
-        // A workspace's own master key wins over the configured one.
-        let master_key = match self.store.workspace_key(workspace_id).await? {
+    /// The master key a workspace's new data keys are wrapped under: its own key if it has
+    /// one, else the configured one (the kms's default when `None`). Decided before sealing,
+    /// so sealing itself touches no store.
+    async fn master_key_for(&self, workspace_id: &str) -> Result<Option<String>> {
+        Ok(match self.store.workspace_key(workspace_id).await? {
             Some(key) => Some(key),
             None => self.master_key.clone(),
-        };
-        let key = self
-            .kms
-            .generate_data_key(master_key.as_deref(), &ctx)
-            .await?;
+        })
+    }
+
+    /// Seals a value under a fresh data key from the kms, wrapped under `master_key`; the
+    /// plaintext key is zeroized when this returns.
+    async fn seal(
+        &self,
+        workspace_id: &str,
+        id: Uuid,
+        master_key: Option<&str>,
+        value: &SecretValue,
+    ) -> Result<Envelope> {
+        let ctx = payload::encryption_context(workspace_id, id);
+        let key = self.kms.generate_data_key(master_key, &ctx).await?;
         let json = value.to_json();
-        let (ciphertext, nonce) = payload::seal(&key.plaintext, &map, &json)?;
+        let (ciphertext, nonce) = payload::seal(&key.plaintext, &ctx, &json)?;
         Ok(Envelope {
             ciphertext,
             nonce,
@@ -153,14 +149,19 @@ impl Credentials {
         Ok((credential, value))
     }
 
-    /// Opens a stored value: the kms unwraps the data key for this row's context.
+    /// Opens a stored value: the kms unwraps the data key for this row's context, which names
+    /// the payload format the row records (an unknown one is refused before the kms is asked).
     async fn open(&self, credential: &Credential, envelope: &Envelope) -> Result<SecretValue> {
-        let (map, ctx) = Self::context(&credential.workspace_id, credential.id);
+        let ctx = payload::stored_context(
+            &credential.workspace_id,
+            credential.id,
+            envelope.payload_format,
+        )?;
         let key = self
             .kms
             .unwrap_data_key(&envelope.wrapped_key, &ctx)
             .await?;
-        let json = payload::open(&key.plaintext, &map, envelope)?;
+        let json = payload::open(&key.plaintext, &ctx, envelope)?;
         Ok(SecretValue::from_json(&json)?)
     }
 
@@ -172,7 +173,10 @@ impl Credentials {
         let id = new_credential_id();
         annotate(&workspace_id, Some(id));
         let masked_content = mask::preview(spec, &input.value);
-        let envelope = self.seal(&workspace_id, id, &input.value).await?;
+        let master_key = self.master_key_for(&workspace_id).await?;
+        let envelope = self
+            .seal(&workspace_id, id, master_key.as_deref(), &input.value)
+            .await?;
         drop(input.value);
         let new = NewCredential {
             id,
@@ -245,7 +249,10 @@ impl Credentials {
             let spec = stored_type(&current)?;
             let value = value::check(spec, value)?;
             let masked = mask::preview(spec, &value);
-            let envelope = self.seal(&workspace_id, id, &value).await?;
+            let master_key = self.master_key_for(&workspace_id).await?;
+            let envelope = self
+                .seal(&workspace_id, id, master_key.as_deref(), &value)
+                .await?;
             changes.value = Some((envelope, masked));
         }
         let event = Self::audit(

@@ -21,7 +21,7 @@ use credentials_core::{
 use credentials_store::{
     KeyTargets, KeyVersionCount, RewrapProgress, RewrapRun, RunState, Store, StoreError,
 };
-use kms::{EncryptionContext, KmsClient, pb::KeyVersionState};
+use kms::{KeyState, KmsClient};
 use std::{
     sync::{
         Arc,
@@ -112,7 +112,7 @@ impl KeyLifecycle {
             primaries: keys
                 .keys
                 .into_iter()
-                .filter(|k| k.state() != KeyVersionState::Disabled)
+                .filter(|k| k.state != KeyState::Disabled)
                 .map(|k| (k.key_id, k.primary_version))
                 .collect(),
         })
@@ -252,10 +252,20 @@ impl KeyLifecycle {
             let mut progress = RewrapProgress::default();
             for candidate in &batch {
                 progress.examined += 1;
-                let context = EncryptionContext::from(payload::encryption_context(
+                // The context names the row's own payload format: a row sealed in an older
+                // format keeps the context its key was wrapped with.
+                let context = match payload::stored_context(
                     &candidate.workspace_id,
                     candidate.id,
-                ));
+                    candidate.payload_format,
+                ) {
+                    Ok(context) => context,
+                    Err(e) => {
+                        tracing::warn!(credential_id = %candidate.id, error = %e, "cannot re-wrap");
+                        progress.failed += 1;
+                        continue;
+                    }
+                };
                 let moved = match self
                     .kms
                     .rewrap_data_key(
@@ -375,7 +385,7 @@ impl KeyLifecycle {
                         "key '{key_id}' is not in the kms keyring: add it with `kms keyring add-key` and reload the kms"
                     )));
                 }
-                Some(k) if k.state() == KeyVersionState::Disabled => {
+                Some(k) if k.state == KeyState::Disabled => {
                     return Err(ServiceError::FailedPrecondition(format!(
                         "key '{key_id}' is disabled in the kms keyring"
                     )));

@@ -319,7 +319,14 @@ mod tests {
             .with("workspace_id", "ws-2")
             .with("credential_id", "cred-1");
         let extra = ctx.clone().with("format", "1");
-        for wrong in [other_row, other_ws, extra, EncryptionContext::new()] {
+        // The same row under another payload format: the format is part of the binding.
+        let v1 = ctx.clone().with("payload_format", "1");
+        let (v1_blob, _) = wrap(&keyring, "default", &v1, &[9u8; 32], &rng).unwrap();
+        assert_eq!(
+            unwrap(&keyring, &v1_blob, &v1.clone().with("payload_format", "2")),
+            Err(EnvelopeError::WrongContext)
+        );
+        for wrong in [other_row, other_ws, extra, v1, EncryptionContext::new()] {
             assert_eq!(
                 unwrap(&keyring, &blob, &wrong),
                 Err(EnvelopeError::WrongContext)
@@ -334,6 +341,38 @@ mod tests {
             unwrap(&keyring, &forged, &forged_ctx),
             Err(EnvelopeError::Tampered)
         );
+    }
+
+    /// A blob written before the context type was shared (format 1, fixed master key): the
+    /// bytes a stored row holds must keep opening, so neither the layout nor the context's
+    /// canonical encoding may change.
+    #[test]
+    fn a_stored_blob_still_opens() {
+        let json = br#"{"format":1,"default_key":"default","keys":[{"id":"default","primary_version":1,"versions":[{"version":1,"state":"enabled","created_at":"2026-01-01T00:00:00Z","material":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}]}]}"#;
+        let keyring = Keyring::parse(std::path::Path::new("fixed.json"), json).unwrap();
+        let ctx = EncryptionContext::new()
+            .with("workspace_id", "ws-legacy")
+            .with("credential_id", "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")
+            .with("payload_format", "1");
+        let blob = hex(concat!(
+            "010764656661756c7400000001a3e9d5f6501da95f93b5818ef49ad790fd6247",
+            "25ca9521bfd19f58b9077b3cec068fa63cc4ef85c2f1e85c14f19b7cbe71d067",
+            "647dd14f5feff6b70ef4a444aa5654c7e661655a4bd62b0993"
+        ));
+        let (plain, key, version) = unwrap(&keyring, &blob, &ctx).unwrap();
+        assert_eq!(plain.as_slice(), (0u8..32).collect::<Vec<_>>().as_slice());
+        assert_eq!((key.as_str(), version), ("default", 1));
+        assert_eq!(
+            unwrap(&keyring, &blob, &ctx.clone().with("payload_format", "2")),
+            Err(EnvelopeError::WrongContext)
+        );
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]

@@ -102,14 +102,15 @@ impl KmsService {
     }
 }
 
+/// The shared context type from the proto's map: the one place the server converts it.
 fn context(map: HashMap<String, String>) -> Result<EncryptionContext, ServiceError> {
     let ctx: EncryptionContext = map.into_iter().collect();
     ctx.validate()?;
     // Ids, not secrets: they let a trace of the kms call be found by the credential.
     let span = tracing::Span::current();
     for field in ["workspace_id", "credential_id"] {
-        if let Some(value) = ctx.entries().get(field) {
-            span.record(field, value.as_str());
+        if let Some(value) = ctx.get(field) {
+            span.record(field, value);
         }
     }
     Ok(ctx)
