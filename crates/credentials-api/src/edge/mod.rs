@@ -8,6 +8,7 @@ mod auth_layer;
 mod convert;
 mod grpc;
 pub(crate) mod paging;
+pub mod permissions;
 mod status;
 
 pub use admin::AdminService;

