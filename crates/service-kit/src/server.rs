@@ -229,3 +229,73 @@ async fn await_close<E: Display>(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Registry;
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus as Status,
+        health_client::HealthClient,
+    };
+
+    const SERVICE: &str = "test.v1.Service";
+
+    #[tokio::test]
+    async fn health_follows_the_lifecycle_and_shutdown_ends_the_watches() {
+        let lifecycle = Lifecycle::begin(&[SERVICE], Duration::from_secs(10)).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let router = tonic::transport::Server::builder()
+            .layer(lifecycle.layers(RpcMetrics::register(&Registry::new())))
+            .add_service(lifecycle.health().service());
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let serving = lifecycle.serve(|stop| router.serve_with_incoming_shutdown(incoming, stop));
+
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut health = HealthClient::new(channel);
+        let check = |service: &str| HealthCheckRequest {
+            service: service.into(),
+        };
+        for name in ["", SERVICE] {
+            let status = health.check(check(name)).await.unwrap().into_inner();
+            assert_eq!(status.status(), Status::NotServing, "{name:?} before ready");
+        }
+        serving.health().set_serving(true).await;
+        let status = health.check(check(SERVICE)).await.unwrap().into_inner();
+        assert_eq!(status.status(), Status::Serving);
+
+        // A watcher, as a client-side load balancer keeps open: it hears NOT_SERVING, and
+        // its stream ends instead of holding the close for the whole grace period.
+        let mut watch = health.watch(check(SERVICE)).await.unwrap().into_inner();
+        assert_eq!(
+            watch.message().await.unwrap().unwrap().status(),
+            Status::Serving
+        );
+        let watcher = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while let Ok(Some(message)) = watch.message().await {
+                seen.push(message.status());
+            }
+            seen
+        });
+        let started = std::time::Instant::now();
+        serving.shutdown().await;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        let seen = tokio::time::timeout(Duration::from_secs(5), watcher)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(seen, [Status::NotServing]);
+        // Closed: nothing answers any more.
+        assert!(health.check(check("")).await.is_err());
+    }
+}

@@ -286,7 +286,7 @@ impl Running {
     /// within the configured grace period (see [`service_kit::Lifecycle`]); then the pool.
     pub async fn shutdown(self) {
         self.serving.shutdown().await;
-        // 7. What is the API's own: the pool.
+        // Then what is the API's own: the pool.
         self.store.close();
     }
 }
