@@ -1,6 +1,7 @@
 //! Plumbing shared by the vault's gRPC servers, so that both behave the same at the edges:
-//! logs and traces, metrics and the admin port, the per-RPC layer, shutdown signals,
-//! reflection and the shape of `INVALID_ARGUMENT` errors.
+//! the server's start-up and shutdown, the per-RPC layers and the fields of their span, logs
+//! and traces, metrics and the admin port, shutdown signals, reflection and the shape of
+//! `INVALID_ARGUMENT` errors.
 
 #![forbid(unsafe_code)]
 
@@ -11,13 +12,16 @@ mod process;
 mod propagation;
 mod reflection;
 pub mod rpc;
+mod server;
 mod shutdown;
+pub mod span_fields;
 mod status;
 
 pub use admin::{AdminError, serve_admin};
 pub use logging::{LogFormat, TelemetryError, TelemetryGuard, init_telemetry};
-pub use process::{await_drain, exit_code, undocumented_flags};
+pub use process::{exit_code, undocumented_flags};
 pub use propagation::{adopt_trace_context, inject_trace_context};
 pub use reflection::{reflection_v1, reflection_v1alpha};
+pub use server::{DRAIN_SETTLE, Health, Lifecycle, Serving, StopSignal};
 pub use shutdown::shutdown_signal;
 pub use status::invalid_argument;

@@ -1,26 +1,7 @@
-//! The edges of a server process that both binaries share: how a drain ends, how the process
-//! exits, and the rule that every flag is documented with an environment fallback.
+//! The edges of a server process that both binaries share: how the process exits, and the
+//! rule that every flag is documented with an environment fallback.
 
-use std::{fmt::Display, process::ExitCode, time::Duration};
-use tokio::{task::JoinHandle, time::Instant};
-
-/// Waits for a draining server task until `deadline` and logs how the drain ended; `grace` is
-/// only reported.
-pub async fn await_drain<E: Display>(
-    server: JoinHandle<Result<(), E>>,
-    deadline: Instant,
-    grace: Duration,
-) {
-    match tokio::time::timeout_at(deadline, server).await {
-        Ok(Ok(Ok(()))) => tracing::info!("drained; exiting"),
-        Ok(Ok(Err(e))) => tracing::error!(error = %e, "server failed while draining"),
-        Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
-        Err(_) => tracing::warn!(
-            ?grace,
-            "requests still in flight after the grace period; exiting anyway"
-        ),
-    }
-}
+use std::process::ExitCode;
 
 /// The exit code of `program` for `result`; a failure is logged and printed in one line.
 pub fn exit_code(program: &str, result: Result<(), String>) -> ExitCode {

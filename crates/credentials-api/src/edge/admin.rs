@@ -74,8 +74,8 @@ impl pb::admin_service_server::AdminService for AdminService {
         &self,
         request: Request<pb::GetRewrapStatusRequest>,
     ) -> Result<Response<pb::GetRewrapStatusResponse>, Status> {
-        let caller = caller(&request)?;
-        let status = self.lifecycle.status(&caller).await?;
+        caller(&request)?;
+        let status = self.lifecycle.status().await?;
         Ok(Response::new(pb::GetRewrapStatusResponse {
             last_run: status.last_run.map(run),
             key_versions: status
@@ -109,12 +109,9 @@ impl pb::admin_service_server::AdminService for AdminService {
         &self,
         request: Request<pb::GetWorkspaceKeyRequest>,
     ) -> Result<Response<pb::GetWorkspaceKeyResponse>, Status> {
-        let caller = caller(&request)?;
+        caller(&request)?;
         let r = request.into_inner();
-        let key = self
-            .lifecycle
-            .workspace_key(&caller, &r.workspace_id)
-            .await?;
+        let key = self.lifecycle.workspace_key(&r.workspace_id).await?;
         Ok(Response::new(pb::GetWorkspaceKeyResponse {
             workspace_id: r.workspace_id,
             key_id: key.key_id,

@@ -1,10 +1,13 @@
 //! One tower layer in front of every service: gives each request an id, authenticates its
-//! bearer token (health and reflection excepted) and hands the handlers a [`Caller`]. Handlers
-//! never see a token. It runs inside service-kit's RPC layer and records the request id and
-//! the token's subject on that layer's per-RPC span.
+//! bearer token (health and reflection excepted), checks the permission its RPC declares in
+//! [`permissions`](super::permissions), and hands the handlers a [`Caller`]. Handlers never
+//! see a token. It runs inside service-kit's tracing layer and records the request id and the
+//! token's subject on that layer's per-RPC span.
 
+use super::permissions::{self, Rule};
 use crate::service::Caller;
 use auth::Verifier;
+use service_kit::span_fields;
 use std::{
     sync::Arc,
     task::{Context, Poll},
@@ -12,11 +15,6 @@ use std::{
 };
 use tonic::{Status, codegen::http};
 use tower::{Layer, Service};
-
-/// Paths that answer without a token: probes and operators' discovery.
-fn is_public(path: &str) -> bool {
-    path.starts_with("/grpc.health.v1.") || path.starts_with("/grpc.reflection.")
-}
 
 /// The request id: the caller's `x-request-id` when it is sane, else a fresh random one.
 fn request_id(headers: &http::HeaderMap) -> String {
@@ -90,14 +88,21 @@ where
         // The ready service is the one to call; leave a fresh clone in its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let path = request.uri().path().to_owned();
+        let rule = permissions::rule(request.uri().path());
         let request_id = request_id(request.headers());
-        // The RPC layer outside entered its span around this call.
+        // The tracing layer outside entered its span around this call.
         let span = tracing::Span::current();
-        span.record("request_id", request_id.as_str());
+        span.record(span_fields::REQUEST_ID, request_id.as_str());
         let header_value = http::HeaderValue::from_str(&request_id).ok();
+        let refuse = |status: Status| {
+            let mut response = status.into_http::<ResBody>();
+            if let Some(v) = header_value.clone() {
+                response.headers_mut().insert("x-request-id", v);
+            }
+            Box::pin(std::future::ready(Ok(response)))
+        };
 
-        if !is_public(&path) {
+        if rule != Some(Rule::Public) {
             let token = request
                 .headers()
                 .get(http::header::AUTHORIZATION)
@@ -118,22 +123,22 @@ where
                         e.client_message()
                     }),
             };
-            match verified {
-                Ok(principal) => {
-                    span.record("subject", principal.subject.as_str());
-                    request.extensions_mut().insert(Caller {
-                        principal,
-                        request_id,
-                    });
-                }
-                Err(message) => {
-                    let mut response = Status::unauthenticated(message).into_http::<ResBody>();
-                    if let Some(v) = header_value {
-                        response.headers_mut().insert("x-request-id", v);
-                    }
-                    return Box::pin(std::future::ready(Ok(response)));
-                }
+            let principal = match verified {
+                Ok(principal) => principal,
+                Err(message) => return refuse(Status::unauthenticated(message)),
+            };
+            span.record(span_fields::SUBJECT, principal.subject.as_str());
+            let caller = Caller {
+                principal,
+                request_id,
+            };
+            // The same refusal, word for word, as the operations gave when they checked.
+            if let Some(Rule::Requires(permission)) = rule
+                && let Err(denied) = caller.require(permission)
+            {
+                return refuse(denied.into());
             }
+            request.extensions_mut().insert(caller);
         }
 
         let future = inner.call(request);
@@ -144,5 +149,127 @@ where
             }
             Ok(response)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use tonic::Code;
+
+    const SECRET: &[u8] = b"an-hs256-secret-for-the-layer-tests-0123";
+
+    fn verifier() -> Arc<Verifier> {
+        let config = auth::VerifierConfig {
+            issuer: "iss".into(),
+            audience: "aud".into(),
+            leeway: std::time::Duration::ZERO,
+        };
+        Arc::new(Verifier::new(config).with_hs256_secret(SECRET).unwrap())
+    }
+
+    fn token(permissions: &[&str]) -> String {
+        let exp = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 600;
+        auth::SigningKey::Hs256(zeroize::Zeroizing::new(SECRET.to_vec()))
+            .mint(&auth::Claims {
+                sub: "layer-test".into(),
+                iss: "iss".into(),
+                aud: "aud".into(),
+                exp,
+                nbf: None,
+                iat: None,
+                workspaces: vec!["ws".into()],
+                permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+            })
+            .unwrap()
+    }
+
+    /// Calls `path` through the layer; returns the status it answered with (if it did) and
+    /// the permissions of the caller the handler saw (if it ran).
+    async fn call(path: &str, token: Option<&str>) -> (Option<Status>, Option<Vec<String>>) {
+        let seen = Arc::new(Mutex::new(None));
+        let inner = {
+            let seen = seen.clone();
+            tower::service_fn(move |request: http::Request<()>| {
+                let caller = request.extensions().get::<Caller>().map(|c| {
+                    c.principal
+                        .permissions
+                        .iter()
+                        .map(|p| p.as_str().to_owned())
+                        .collect()
+                });
+                *seen.lock().unwrap() = Some(caller);
+                async { Ok::<_, std::convert::Infallible>(http::Response::new(())) }
+            })
+        };
+        let mut request = http::Request::builder().uri(format!("http://x{path}"));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let response = AuthLayer::new(verifier())
+            .layer(inner)
+            .call(request.body(()).unwrap())
+            .await
+            .unwrap();
+        assert!(response.headers().contains_key("x-request-id"));
+        let status = Status::from_header_map(response.headers());
+        let ran = seen.lock().unwrap().take();
+        match ran {
+            Some(caller) => (status, Some(caller.unwrap_or_default())),
+            None => (status, None),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_permission_is_refused_before_the_handler() {
+        let create = "/credentials.v1.CredentialsService/CreateCredential";
+        let (status, ran) = call(create, Some(&token(&["read"]))).await;
+        let status = status.expect("refused");
+        assert_eq!(status.code(), Code::PermissionDenied);
+        assert_eq!(status.message(), "this call needs the 'write' permission");
+        assert_eq!(ran, None);
+
+        let admin = "/credentials.v1.AdminService/GetRewrapStatus";
+        let (status, ran) = call(admin, Some(&token(&["read", "write", "access"]))).await;
+        assert_eq!(
+            status.map(|s| s.message().to_owned()).as_deref(),
+            Some("this call needs the 'admin' permission")
+        );
+        assert_eq!(ran, None);
+
+        let (status, ran) = call(create, Some(&token(&["write"]))).await;
+        assert!(status.is_none());
+        assert_eq!(ran, Some(vec!["write".to_owned()]));
+    }
+
+    #[tokio::test]
+    async fn access_is_left_to_the_operation_that_audits_a_refusal() {
+        let access = "/credentials.v1.AccessService/AccessCredential";
+        let (status, ran) = call(access, Some(&token(&["read"]))).await;
+        assert!(status.is_none());
+        assert_eq!(ran, Some(vec!["read".to_owned()]));
+    }
+
+    #[tokio::test]
+    async fn tokens_are_needed_except_for_public_rpcs() {
+        let (status, ran) = call("/grpc.health.v1.Health/Check", None).await;
+        assert!(status.is_none());
+        assert_eq!(ran, Some(vec![]));
+
+        let types = "/credentials.v1.CredentialsService/ListCredentialTypes";
+        let (status, ran) = call(types, Some(&token(&[]))).await;
+        assert!(status.is_none());
+        assert_eq!(ran, Some(vec![]));
+
+        for path in [types, "/made.up/Path"] {
+            let (status, ran) = call(path, None).await;
+            assert_eq!(status.map(|s| s.code()), Some(Code::Unauthenticated));
+            assert_eq!(ran, None);
+        }
     }
 }

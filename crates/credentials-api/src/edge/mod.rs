@@ -8,6 +8,7 @@ mod admin;
 mod auth_layer;
 mod convert;
 mod grpc;
+pub mod permissions;
 mod status;
 
 pub use admin::AdminService;

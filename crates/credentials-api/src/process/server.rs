@@ -14,20 +14,14 @@ use credentials_proto::credentials::v1::{
 };
 use credentials_store::{Store, StoreConfig};
 use kms::{ClientConfig, KmsClient, KmsEndpoint};
-use service_kit::rpc::{Drain, RpcLayer};
+use service_kit::{Health, Lifecycle, Serving};
 use std::{fs, sync::Arc, time::Duration};
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
-use tonic_health::{ServingStatus, server::HealthReporter};
 
 const MANAGEMENT: &str = "credentials.v1.CredentialsService";
 const ACCESS: &str = "credentials.v1.AccessService";
 const ADMIN: &str = "credentials.v1.AdminService";
-/// After the last accepted call ends, how long new calls still get UNAVAILABLE before the
-/// connections close: clients that just got an answer then see a retryable refusal instead of
-/// a request dropped with the closing connection (tonic reports that as CANCELLED).
-const DRAIN_SETTLE: Duration = Duration::from_millis(100);
-
 /// Builds the token verifier from the configured key sources; fails on none or a bad file.
 pub fn verifier(args: &JwtArgs) -> Result<Verifier, String> {
     let mut verifier = Verifier::new(VerifierConfig {
@@ -159,26 +153,8 @@ fn prober(config: &ServeConfig) -> credentials_probe::Prober {
     })
 }
 
-async fn set_all(health: &HealthReporter, status: ServingStatus) {
-    for name in ["", MANAGEMENT, ACCESS, ADMIN] {
-        health.set_service_status(name, status).await;
-    }
-}
-
-/// Ends every `Health/Watch` stream (each has seen NOT_SERVING first). Watchers, such as
-/// client-side load balancers, otherwise hold a stream open for ever and the drain would
-/// always wait out the whole grace period.
-async fn end_health_watches(health: &mut HealthReporter) {
-    for name in ["", MANAGEMENT, ACCESS, ADMIN] {
-        health.clear_service_status(name).await;
-    }
-}
-
 /// Reports SERVING while both Postgres and the kms answer, NOT_SERVING otherwise; logs changes.
-fn spawn_readiness(
-    credentials: Credentials,
-    health: HealthReporter,
-) -> tokio::task::JoinHandle<()> {
+fn spawn_readiness(credentials: Credentials, health: Health) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ready = false;
         loop {
@@ -187,11 +163,10 @@ fn spawn_readiness(
             let now_ready = matches!(db, Ok(Ok(()))) && matches!(kms, Ok(true));
             if now_ready != ready {
                 ready = now_ready;
+                health.set_serving(ready).await;
                 if ready {
-                    set_all(&health, ServingStatus::Serving).await;
                     tracing::info!("ready: the database and the kms answer");
                 } else {
-                    set_all(&health, ServingStatus::NotServing).await;
                     tracing::warn!(
                         database_ok = matches!(db, Ok(Ok(()))),
                         kms_ok = matches!(kms, Ok(true)),
@@ -208,13 +183,8 @@ fn spawn_readiness(
 #[derive(Debug)]
 pub struct Running {
     address: std::net::SocketAddr,
-    health: HealthReporter,
-    drain: Drain,
-    stop_tx: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
-    background: Vec<tokio::task::JoinHandle<()>>,
+    serving: Serving,
     store: Store,
-    grace: Duration,
 }
 
 /// Runs the server until SIGTERM or SIGINT. Errors are startup failures.
@@ -229,8 +199,7 @@ pub async fn run(config: ServeConfig) -> Result<(), String> {
 /// serves until [`Running::shutdown`]. Errors are startup failures.
 pub async fn start(config: ServeConfig) -> Result<Running, String> {
     // 1. Health first, NOT_SERVING, so nothing reports ready before Postgres and the kms answer.
-    let (health, health_service) = tonic_health::server::health_reporter();
-    set_all(&health, ServingStatus::NotServing).await;
+    let mut lifecycle = Lifecycle::begin(&[MANAGEMENT, ACCESS, ADMIN], config.shutdown_grace).await;
 
     // 2. Configuration that can be wrong: fail before touching anything else.
     let verifier = Arc::new(verifier(&config.jwt)?);
@@ -244,7 +213,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
     let store = store(&config.database, !config.no_migrate).await?;
     metrics.watch_pool(&store);
     let credentials = Credentials::new(store.clone(), kms.clone(), config.master_key_id.clone());
-    let lifecycle = KeyLifecycle::new(
+    let keys = KeyLifecycle::new(
         store.clone(),
         kms,
         SweepConfig {
@@ -262,26 +231,28 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
         .map_err(|e| format!("cannot bind {}: {e}", config.listen))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%address, "listening");
-    let mut background = Vec::new();
     if let Some(addr) = config.admin_addr {
         service_kit::serve_admin(addr, metrics.registry.clone())
             .await
             .map_err(|e| e.to_string())?;
-        background.push(metrics.spawn_key_version_refresh(store.clone()));
+        lifecycle.adopt(metrics.spawn_key_version_refresh(store.clone()));
     }
 
     // 5. SERVING once the database and the kms answer (and NOT_SERVING whenever they stop).
-    background.push(spawn_readiness(credentials.clone(), health.clone()));
+    lifecycle.adopt(spawn_readiness(credentials.clone(), lifecycle.health()));
     // Resumes a sweep a crash interrupted, then sweeps on the schedule.
-    background.push(lifecycle.spawn_scheduler());
+    lifecycle.adopt(keys.spawn_scheduler());
 
-    // 6. The stack, outermost first: a span and metrics per RPC, authentication and request
-    //    ids for every call, then the services (health and reflection need no token).
-    let drain = Drain::new();
+    // 6. The stack, outermost first: the shared layers (a span per RPC, its metrics, drain
+    //    admission), then authentication, then the services.
     let router = Server::builder()
-        .layer(RpcLayer::new(metrics.rpc.clone()).with_drain(drain.clone()))
+        .layer(lifecycle.layers(metrics.rpc.clone()))
+        // Innermost, after the drain so a refused call costs no token check, and inside the
+        // span so the request id and subject land on it: the token, and the permission the
+        // RPC declares (`edge::permissions`), before any handler runs. Health and reflection
+        // need no token.
         .layer(AuthLayer::new(verifier))
-        .add_service(health_service)
+        .add_service(lifecycle.health().service())
         .add_service(service_kit::reflection_v1(&[MANAGEMENT, ACCESS, ADMIN]))
         .add_service(service_kit::reflection_v1alpha(&[
             MANAGEMENT, ACCESS, ADMIN,
@@ -294,21 +265,13 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
             AccessServiceServer::new(AccessService::new(credentials))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
         )
-        .add_service(AdminServiceServer::new(AdminService::new(lifecycle)));
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        .add_service(AdminServiceServer::new(AdminService::new(keys)));
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
-        let _ = stop_rx.await;
-    }));
+    let serving = lifecycle.serve(|stop| router.serve_with_incoming_shutdown(incoming, stop));
     Ok(Running {
         address,
-        health,
-        drain,
-        stop_tx,
-        server,
-        background,
+        serving,
         store,
-        grace: config.shutdown_grace,
     })
 }
 
@@ -319,39 +282,11 @@ impl Running {
     }
 
     /// Shuts down: NOT_SERVING first (load balancers stop sending), then refuses new calls
-    /// with UNAVAILABLE while the accepted ones finish, then closes the connections and the
-    /// pool, all within the configured grace period.
+    /// with UNAVAILABLE while the accepted ones finish, then closes the connections, all
+    /// within the configured grace period (see [`service_kit::Lifecycle`]); then the pool.
     pub async fn shutdown(self) {
-        let Running {
-            address: _,
-            mut health,
-            drain,
-            stop_tx,
-            server,
-            background,
-            store,
-            grace,
-        } = self;
-        let deadline = tokio::time::Instant::now() + grace;
-        for task in background {
-            task.abort();
-        }
-        set_all(&health, ServingStatus::NotServing).await;
-        drain.start();
-        tracing::info!(
-            in_flight = drain.in_flight(),
-            "draining: new calls are refused"
-        );
-        if tokio::time::timeout_at(deadline, drain.idle())
-            .await
-            .is_ok()
-        {
-            tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + DRAIN_SETTLE))
-                .await;
-        }
-        let _ = stop_tx.send(());
-        end_health_watches(&mut health).await;
-        service_kit::await_drain(server, deadline, grace).await;
-        store.close();
+        self.serving.shutdown().await;
+        // Then what is the API's own: the pool.
+        self.store.close();
     }
 }

@@ -1,10 +1,13 @@
 //! The credentials service's operations: authorization, envelope encryption through the kms,
 //! storage, audit. No gRPC or SQL types: inputs arrive checked from an edge (see [`super::input`]).
 //!
-//! Order inside each operation is deliberate: permission, then workspace scoping (another
-//! workspace looks exactly like a missing id), then checks that need stored state, then the kms
-//! call (before any transaction, so no row lock waits on the network), then one transaction for
-//! the rows and the audit event. Request-only checks happened at the edge, before the call.
+//! Order inside each operation is deliberate: workspace scoping (another workspace looks
+//! exactly like a missing id), then checks that need stored state, then the kms call (before
+//! any transaction, so no row lock waits on the network), then one transaction for the rows and
+//! the audit event. Before the call, the auth layer checked the RPC's permission (the table in
+//! `edge::permissions`) and the edge checked everything the request can get wrong on its own.
+//! Access alone checks its permission here too: a refused access must be audited, and only the
+//! operation writes that row.
 
 use super::caller::Caller;
 use super::error::{Result, ServiceError};
@@ -60,9 +63,12 @@ pub(crate) fn stored_type(credential: &Credential) -> Result<&'static TypeSpec> 
 /// trace be found from a credential. Never used as metric labels (unbounded).
 pub(crate) fn annotate(workspace_id: &str, id: Option<Uuid>) {
     let span = tracing::Span::current();
-    span.record("workspace_id", workspace_id);
+    span.record(service_kit::span_fields::WORKSPACE_ID, workspace_id);
     if let Some(id) = id {
-        span.record("credential_id", tracing::field::display(id));
+        span.record(
+            service_kit::span_fields::CREDENTIAL_ID,
+            tracing::field::display(id),
+        );
     }
 }
 
@@ -167,7 +173,6 @@ impl Credentials {
 
     /// Creates a credential.
     pub async fn create(&self, caller: &Caller, input: CreateInput) -> Result<Credential> {
-        caller.require(Permission::Write)?;
         let workspace_id = caller.workspace_for_collection(&input.workspace_id)?;
         let spec = input.spec;
         let id = new_credential_id();
@@ -204,7 +209,6 @@ impl Credentials {
 
     /// Gets a credential (live or deleted).
     pub async fn get(&self, caller: &Caller, item: ItemRef) -> Result<Credential> {
-        caller.require(Permission::Read)?;
         let workspace_id = caller.workspace_for_item(&item.workspace_id)?;
         annotate(&workspace_id, Some(item.id));
         Ok(self.store.get_credential(&workspace_id, item.id).await?)
@@ -212,7 +216,6 @@ impl Credentials {
 
     /// Lists a page of credentials.
     pub async fn list(&self, caller: &Caller, input: ListInput) -> Result<CredentialPage> {
-        caller.require(Permission::Read)?;
         let workspace_id = caller.workspace_for_collection(&input.workspace_id)?;
         annotate(&workspace_id, None);
         let filter = input.filter;
@@ -231,7 +234,6 @@ impl Credentials {
 
     /// Updates a credential's name, description and/or value.
     pub async fn update(&self, caller: &Caller, input: UpdateInput) -> Result<Credential> {
-        caller.require(Permission::Write)?;
         let id = input.item.id;
         let workspace_id = caller.workspace_for_item(&input.item.workspace_id)?;
         annotate(&workspace_id, Some(id));
@@ -273,7 +275,6 @@ impl Credentials {
 
     /// Deletes a credential and destroys its secret.
     pub async fn delete(&self, caller: &Caller, input: DeleteInput) -> Result<Credential> {
-        caller.require(Permission::Write)?;
         let id = input.item.id;
         let workspace_id = caller.workspace_for_item(&input.item.workspace_id)?;
         annotate(&workspace_id, Some(id));
@@ -295,7 +296,6 @@ impl Credentials {
 
     /// Makes a credential the default for its type.
     pub async fn set_default(&self, caller: &Caller, item: ItemRef) -> Result<DefaultChange> {
-        caller.require(Permission::Write)?;
         let id = item.id;
         let workspace_id = caller.workspace_for_item(&item.workspace_id)?;
         annotate(&workspace_id, Some(id));
@@ -406,7 +406,6 @@ impl Credentials {
 
     /// A page of the workspace's audit events.
     pub async fn list_audit(&self, caller: &Caller, input: AuditListInput) -> Result<AuditPage> {
-        caller.require(Permission::Read)?;
         let workspace_id = caller.workspace_for_collection(&input.workspace_id)?;
         let (credential_id, page_size) = (input.credential_id, input.page_size);
         annotate(&workspace_id, credential_id);

@@ -7,7 +7,6 @@ use super::error::{Result, ServiceError};
 use super::input::{
     DiscoverInput, Discovered, ItemRef, StoredSchema, TestInput, TestTarget, Validated,
 };
-use auth::Permission;
 use credentials_core::{
     ValueInput,
     model::{AuditAction, AuditOutcome, Validation, ValidationOutcome, ValidationState},
@@ -95,7 +94,6 @@ impl Credentials {
         prober: &Prober,
         item: ItemRef,
     ) -> Result<Validated> {
-        caller.require(Permission::Write)?;
         let id = item.id;
         let workspace_id = caller.workspace_for_item(&item.workspace_id)?;
         let (credential, value) = self.open_stored(&workspace_id, id).await?;
@@ -132,7 +130,6 @@ impl Credentials {
         prober: &Prober,
         input: TestInput,
     ) -> Result<ProbeResult> {
-        caller.require(Permission::Write)?;
         let (spec, checked) = match input.target {
             TestTarget::Stored {
                 id,
@@ -177,7 +174,6 @@ impl Credentials {
         prober: &Prober,
         input: DiscoverInput,
     ) -> Result<Discovered> {
-        caller.require(Permission::Write)?;
         let (id, options) = (input.item.id, input.options);
         let workspace_id = caller.workspace_for_item(&input.item.workspace_id)?;
         let (credential, value) = self.open_stored(&workspace_id, id).await?;
@@ -222,7 +218,6 @@ impl Credentials {
 
     /// A credential's stored schema and when it was discovered.
     pub async fn get_schema(&self, caller: &Caller, item: ItemRef) -> Result<StoredSchema> {
-        caller.require(Permission::Read)?;
         let workspace_id = caller.workspace_for_item(&item.workspace_id)?;
         let (document, discovered_at) = self
             .store()

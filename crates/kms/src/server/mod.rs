@@ -13,11 +13,10 @@ use clap::Args;
 use kms::pb::key_management_service_server::KeyManagementServiceServer;
 use metrics::KmsMetrics;
 use service::{KeyringHandle, KmsService};
-use service_kit::rpc::RpcLayer;
+use service_kit::Lifecycle;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use tokio::signal::unix::{SignalKind, signal};
 use tonic::transport::Server;
-use tonic_health::ServingStatus;
 
 /// Largest request the kms decodes; its messages are a few hundred bytes.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -77,13 +76,7 @@ pub struct ServeConfig {
 /// Runs the server until SIGTERM or SIGINT. Errors are startup failures, reported by `main`.
 pub async fn run(config: ServeConfig) -> Result<(), String> {
     // 1. Health first, NOT_SERVING, so nothing reports ready before the keyring is in.
-    let (mut health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
-        .await;
-    health
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
+    let lifecycle = Lifecycle::begin(&[SERVICE_NAME], config.shutdown_grace).await;
 
     // 2. The keyring: a kms without one has nothing to serve, so a bad file is fatal here.
     let keyring = Keyring::load(&config.keyring, config.allow_insecure_keyring_permissions)
@@ -97,23 +90,14 @@ pub async fn run(config: ServeConfig) -> Result<(), String> {
     let metrics = KmsMetrics::new();
     metrics.keyring_loaded(&keyring);
     let handle = Arc::new(KeyringHandle::new(keyring));
-    spawn_reload_on_sighup(config.clone(), handle.clone(), metrics.clone())?;
+    let reload = spawn_reload_on_sighup(config.clone(), handle.clone(), metrics.clone())?;
 
-    // 3. The optional plaintext health port, for probes.
-    if let Some(addr) = config.health_addr {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot bind health address {addr}: {e}"))?;
-        tracing::info!(address = %listener.local_addr().map_err(|e| e.to_string())?, "health listening");
-        let health_only = Server::builder()
-            .add_service(health_service.clone())
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
-        tokio::spawn(async move {
-            if let Err(e) = health_only.await {
-                tracing::error!(error = %e, "health server failed");
-            }
-        });
-    }
+    // 3. The optional plaintext health port, for probes: health alone, no RPC layers, and it
+    //    keeps answering (NOT_SERVING) while the main port drains.
+    let health_port = match config.health_addr {
+        Some(addr) => Some(serve_health_port(addr, lifecycle.health()).await?),
+        None => None,
+    };
 
     // 3b. The optional admin port (metrics).
     if let Some(addr) = config.admin_addr {
@@ -122,47 +106,51 @@ pub async fn run(config: ServeConfig) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
     }
 
-    // 4. The service stack: a span and metrics per RPC, then health, reflection and the key
-    //    service (with its request size limit).
+    // 4. Bind the transport, then the stack: the shared RPC layers (span, metrics, drain),
+    //    then health, reflection and the key service (with its request size limit).
     let kms = KeyManagementServiceServer::new(KmsService::new(handle))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let mut builder = Server::builder();
     let listener = transport::bind(&config, &mut builder).await?;
     let router = builder
-        .layer(RpcLayer::new(metrics.rpc.clone()))
-        .add_service(health_service)
+        .layer(lifecycle.layers(metrics.rpc.clone()))
+        .add_service(lifecycle.health().service())
         .add_service(service_kit::reflection_v1(&[SERVICE_NAME]))
         .add_service(service_kit::reflection_v1alpha(&[SERVICE_NAME]))
         .add_service(kms);
+    let serving = lifecycle.serve(|stop| listener.serve(router, stop));
 
-    // 5. Serving: ready only now, after bind.
-    health
-        .set_service_status(SERVICE_NAME, ServingStatus::Serving)
-        .await;
-    health.set_service_status("", ServingStatus::Serving).await;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(listener.serve(router, async {
-        let _ = stop_rx.await;
-    }));
+    // 5. Serving: the keyring is in and the transport bound, so ready now.
+    serving.health().set_serving(true).await;
 
-    // 6. Shutdown: NOT_SERVING, then drain with a time limit.
-    service_kit::shutdown_signal().await;
-    health
-        .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
-        .await;
-    health
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
-    let _ = stop_tx.send(());
-    // A Health/Watch stream never ends by itself and would hold the drain for the whole grace
-    // period; clearing the statuses ends each one (after it has seen NOT_SERVING).
-    for name in [SERVICE_NAME, ""] {
-        health.clear_service_status(name).await;
+    // 6. Shutdown on SIGTERM: NOT_SERVING, drain with a time limit, close.
+    serving.until_signal().await;
+    // 7. What is the kms's own: keyring reloads, the probe port, the socket file.
+    reload.abort();
+    if let Some(task) = health_port {
+        task.abort();
     }
-    let deadline = tokio::time::Instant::now() + config.shutdown_grace;
-    service_kit::await_drain(server, deadline, config.shutdown_grace).await;
     transport::cleanup(&config);
     Ok(())
+}
+
+/// Serves `health` alone, in plaintext, on `addr`.
+async fn serve_health_port(
+    addr: SocketAddr,
+    health: service_kit::Health,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot bind health address {addr}: {e}"))?;
+    tracing::info!(address = %listener.local_addr().map_err(|e| e.to_string())?, "health listening");
+    let health_only = Server::builder()
+        .add_service(health.service())
+        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+    Ok(tokio::spawn(async move {
+        if let Err(e) = health_only.await {
+            tracing::error!(error = %e, "health server failed");
+        }
+    }))
 }
 
 /// On SIGHUP, loads the keyring file again; a bad file keeps the old keyring and says why.
@@ -170,10 +158,10 @@ fn spawn_reload_on_sighup(
     config: ServeConfig,
     handle: Arc<KeyringHandle>,
     metrics: KmsMetrics,
-) -> Result<(), String> {
+) -> Result<tokio::task::JoinHandle<()>, String> {
     let mut hup =
         signal(SignalKind::hangup()).map_err(|e| format!("cannot watch for SIGHUP: {e}"))?;
-    tokio::spawn(async move {
+    Ok(tokio::spawn(async move {
         while hup.recv().await.is_some() {
             match Keyring::load(&config.keyring, config.allow_insecure_keyring_permissions) {
                 Ok(keyring) => {
@@ -195,6 +183,5 @@ fn spawn_reload_on_sighup(
                 }
             }
         }
-    });
-    Ok(())
+    }))
 }

@@ -2,7 +2,7 @@
 //! or, for development only, plaintext TCP.
 
 use super::ServeConfig;
-use service_kit::rpc::ObservedRouter;
+use service_kit::{StopSignal, rpc::ObservedRouter};
 use std::{
     fs,
     os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt},
@@ -20,15 +20,15 @@ pub enum Listener {
 }
 
 impl Listener {
-    /// Serves `router` until `signal` resolves and in-flight requests finish.
+    /// Serves `router` until `stop` resolves and in-flight requests finish.
     pub async fn serve(
         self,
         router: ObservedRouter,
-        signal: impl Future<Output = ()> + Send + 'static,
+        stop: StopSignal,
     ) -> Result<(), tonic::transport::Error> {
         match self {
-            Self::Unix(incoming) => router.serve_with_incoming_shutdown(incoming, signal).await,
-            Self::Tcp(incoming) => router.serve_with_incoming_shutdown(incoming, signal).await,
+            Self::Unix(incoming) => router.serve_with_incoming_shutdown(incoming, stop).await,
+            Self::Tcp(incoming) => router.serve_with_incoming_shutdown(incoming, stop).await,
         }
     }
 }
