@@ -2,7 +2,7 @@
 //! the real credentials-api on a TCP port, plus tokens and clients.
 
 use crate::{KmsProcess, bin, send_signal, wait_until};
-use auth::{Claims, SigningKey};
+use auth::Claims;
 use credentials_proto::credentials::v1::{
     access_service_client::AccessServiceClient, admin_service_client::AdminServiceClient,
     credentials_service_client::CredentialsServiceClient,
@@ -11,13 +11,10 @@ use std::{
     fs,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 use testkit::TestDb;
-use tonic::{Request, transport::Channel};
-
-/// The shared secret of the test tokens (HS256).
-const JWT_SECRET: &[u8] = b"end-to-end-tests-shared-secret-0123456789";
+use tonic::transport::Channel;
 
 /// A running `credentials-api serve`.
 pub struct ApiProcess {
@@ -244,8 +241,7 @@ impl Stack {
         let kms =
             KmsProcess::start_with_env(dir.path(), &keyring, &options.kms_args(), &options.env())
                 .await;
-        let secret = dir.path().join("jwt-secret");
-        fs::write(&secret, JWT_SECRET).expect("write secret");
+        let secret = testkit::stack::write_jwt_secret(dir.path());
         let api = ApiProcess::start_with_env(
             dir.path(),
             &db.url(),
@@ -282,47 +278,17 @@ impl Stack {
     /// Runs `kms keyring <args> --file <this stack's keyring>`, then SIGHUP, and waits for the
     /// kms to log the reload.
     pub async fn keyring_and_reload(&self, args: &[&str]) {
-        let before = self.kms.logs().matches("keyring reloaded").count();
-        let file = self.kms.keyring.to_str().expect("utf-8 path").to_owned();
-        let mut full: Vec<&str> = args.to_vec();
-        full.extend(["--file", &file]);
-        let out = crate::kms_keyring(&full);
-        assert!(
-            out.status.success(),
-            "kms keyring {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        send_signal(self.kms.pid(), "HUP");
-        let reloaded = wait_until(Duration::from_secs(10), || {
-            std::future::ready(self.kms.logs().matches("keyring reloaded").count() > before)
-        })
-        .await;
-        assert!(reloaded, "kms did not reload; log:\n{}", self.kms.logs());
+        self.kms.keyring_and_reload(args).await;
     }
 
     /// A token for `workspaces` with `permissions`, valid for an hour.
     pub fn token(&self, workspaces: &[&str], permissions: &[&str]) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("clock")
-            .as_secs();
-        self.token_with(Claims {
-            sub: "e2e-test".into(),
-            iss: "credentials-vault".into(),
-            aud: "credentials-api".into(),
-            exp: now + 3600,
-            nbf: Some(now),
-            iat: Some(now),
-            workspaces: workspaces.iter().map(|w| (*w).to_owned()).collect(),
-            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
-        })
+        testkit::stack::token(workspaces, permissions)
     }
 
     /// A token with exactly these claims.
     pub fn token_with(&self, claims: Claims) -> String {
-        SigningKey::Hs256(zeroize::Zeroizing::new(JWT_SECRET.to_vec()))
-            .mint(&claims)
-            .expect("mint")
+        testkit::stack::token_with(&claims)
     }
 
     async fn channel(&self) -> Channel {
@@ -367,14 +333,4 @@ impl Stack {
         })
         .await
     }
-}
-
-/// `message` with `authorization: Bearer <token>`.
-pub fn authed<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}").parse().expect("ascii token"),
-    );
-    request
 }

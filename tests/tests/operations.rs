@@ -1,6 +1,8 @@
-//! End-to-end tests of operations: traces across the API and the kms (received by an
-//! in-process OTLP collector), the Prometheus metrics of both admin ports, and a graceful
-//! shutdown under load.
+//! End-to-end tests of what only the real binaries show: traces across the API and the kms
+//! (received by an in-process OTLP collector), the Prometheus metrics of both admin ports,
+//! SIGTERM (alone and under load), health as the process reports it while its kms goes away,
+//! and a re-wrap sweep that survives SIGKILL. The API's behaviour otherwise is tested
+//! in-process (`crates/credentials-api/tests/api/`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -18,27 +20,13 @@ use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
+use testkit::stack::{ALL, by_id, by_id_in, create_many, on, rewrap_status, wait_for_sweep};
 use tests::{Stack, StackOptions, authed, http_get, send_signal, wait_until};
 use tonic::{Code, Request, Response, Status, transport::Channel};
 
-const ALL: &[&str] = &["read", "write", "access", "admin"];
-
-fn create(name: &str, secret: &str) -> pb::CreateCredentialRequest {
-    pb::CreateCredentialRequest {
-        name: name.into(),
-        r#type: "openai".into(),
-        value: Some(pb::CredentialValue {
-            kind: Some(pb::credential_value::Kind::Secret(secret.into())),
-        }),
-        ..Default::default()
-    }
-}
-
-fn by_id(id: &str) -> pb::AccessCredentialRequest {
-    pb::AccessCredentialRequest {
-        workspace_id: String::new(),
-        selector: Some(pb::access_credential_request::Selector::Id(id.into())),
-    }
+/// A create request for an openai credential holding `value`.
+fn openai(name: &str, value: &str) -> pb::CreateCredentialRequest {
+    testkit::stack::create(name, "openai", testkit::stack::secret(value))
 }
 
 fn rand_u64() -> u64 {
@@ -175,7 +163,7 @@ async fn a_create_is_one_trace_across_the_api_and_the_kms() {
     // The caller's own trace: the API's span must join it.
     let caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let caller_span = "00f067aa0ba902b7";
-    let mut request = authed(create("Traced", &secret), &token);
+    let mut request = authed(openai("Traced", &secret), &token);
     request.metadata_mut().insert(
         "traceparent",
         format!("00-{caller_trace}-{caller_span}-01")
@@ -410,7 +398,7 @@ async fn admin_ports_serve_metrics_without_ids_or_secrets() {
     let mut ids = Vec::new();
     for name in ["first", "second", "third"] {
         let created = m
-            .create_credential(authed(create(name, &secret), &token))
+            .create_credential(authed(openai(name, &secret), &token))
             .await
             .unwrap()
             .into_inner()
@@ -677,7 +665,7 @@ async fn sigterm_during_a_burst_finishes_what_was_accepted() {
             let mut outcomes = Vec::new();
             for n in 0.. {
                 started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let request = authed(create(&format!("w{worker}-n{n}"), &secret), &token);
+                let request = authed(openai(&format!("w{worker}-n{n}"), &secret), &token);
                 match client.create_credential(request).await {
                     Ok(_) => outcomes.push(Ok(())),
                     Err(status) => {
@@ -760,4 +748,135 @@ async fn sigterm_during_a_burst_finishes_what_was_accepted() {
         statuses.contains(&tonic_health::pb::health_check_response::ServingStatus::NotServing),
         "the watcher saw {statuses:?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signals, health and crashes
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_cleanly() {
+    let mut stack = Stack::start().await;
+    let token = stack.token(&["ws"], ALL);
+    let mut m = stack.management().await;
+    m.create_credential(authed(openai("k", "sk-0123456789abcdefghijklmn"), &token))
+        .await
+        .unwrap();
+    let status = stack.api.stop().await;
+    assert!(status.success());
+    let logs = stack.api.logs();
+    assert!(
+        logs.contains("shutdown requested") && logs.contains("drained"),
+        "{logs}"
+    );
+    assert!(
+        stack.api.error_lines().is_empty(),
+        "{:?}",
+        stack.api.error_lines()
+    );
+}
+
+#[tokio::test]
+async fn health_follows_the_kms() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let mut stack = Stack::start().await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", stack.api.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let health = HealthClient::new(channel);
+    let status = |service: &'static str| {
+        let mut health = health.clone();
+        async move {
+            health
+                .check(HealthCheckRequest {
+                    service: service.into(),
+                })
+                .await
+                .map(|r| r.into_inner().status())
+                .ok()
+        }
+    };
+    assert_eq!(
+        status("credentials.v1.AccessService").await,
+        Some(ServingStatus::Serving)
+    );
+
+    assert!(stack.kms.stop().await.success());
+    let down = wait_until(std::time::Duration::from_secs(10), || async {
+        status("credentials.v1.AccessService").await == Some(ServingStatus::NotServing)
+    })
+    .await;
+    assert!(down, "health stayed SERVING with the kms down");
+    assert_eq!(status("").await, Some(ServingStatus::NotServing));
+
+    stack.restart_kms().await;
+    let up = wait_until(std::time::Duration::from_secs(10), || async {
+        status("credentials.v1.CredentialsService").await == Some(ServingStatus::Serving)
+    })
+    .await;
+    assert!(up, "health did not recover after the kms restarted");
+}
+
+#[tokio::test]
+async fn a_sweep_interrupted_by_a_crash_completes_after_restart() {
+    let mut stack = Stack::start_with(&[
+        "--rewrap-batch-size",
+        "4",
+        "--rewrap-pause",
+        "150ms",
+        "--rewrap-interval",
+        "0",
+    ])
+    .await;
+    let token = stack.token(&["ws"], ALL);
+    let ids = create_many(&mut stack.management().await, &token, "ws", 40).await;
+    stack.keyring_and_reload(&["rotate"]).await;
+    stack
+        .admin()
+        .await
+        .start_rewrap(authed(pb::StartRewrapRequest { dry_run: false }, &token))
+        .await
+        .unwrap();
+    // Crash once it is part-way.
+    let partway = wait_until(Duration::from_secs(20), || async {
+        let s = rewrap_status(&mut stack.admin().await, &token).await;
+        s.last_run.is_some_and(|r| r.rewrapped >= 4) && s.remaining > 0
+    })
+    .await;
+    assert!(partway, "the sweep made no progress");
+    stack.api.kill();
+    let left = {
+        let client = stack.db.client().await;
+        let row = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE master_key_version = 1), count(*) FROM credentials",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get::<_, i64>(0), row.get::<_, i64>(1))
+    };
+    assert!(
+        left.0 > 0 && left.0 < 40,
+        "crash came too late or too early: {left:?}"
+    );
+
+    // On restart the unfinished sweep resumes by itself.
+    stack.restart_api().await;
+    let run = wait_for_sweep(&mut stack.admin().await, &token, || stack.api.logs()).await;
+    assert_eq!(run.state, pb::RewrapState::Succeeded as i32, "{run:?}");
+    let after = rewrap_status(&mut stack.admin().await, &token).await;
+    assert_eq!((after.remaining, on(&after, "default", 2)), (0, 40));
+    let mut a = stack.access().await;
+    for (i, id) in ids.iter().enumerate() {
+        let got = a
+            .access_credential(authed(by_id_in("", id), &token))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(got.secret, format!("sk-ws-initial-{i:04}-abcdefghij"));
+    }
 }

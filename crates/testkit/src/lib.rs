@@ -41,6 +41,7 @@ use std::time::{Duration, Instant};
 
 mod password;
 pub use password::{PasswordPg, password_pg};
+pub mod stack;
 
 use tokio::sync::{Mutex, OnceCell};
 use tokio_postgres::config::{Host, SslMode};

@@ -1,52 +1,15 @@
-//! End-to-end tests of validation and schema discovery through the real credentials-api:
-//! outcomes stored on the credential and audited, proposed values tested without storing,
-//! discovery stored and served as structure and DDL, and the egress guard at its default.
+//! Validation and schema discovery: outcomes stored on the credential and audited, proposed
+//! values tested without storing, discovery stored and served as structure and DDL, and the
+//! egress guard at its default.
 
-#![allow(clippy::unwrap_used)]
-
+use crate::support::*;
 use credentials_proto::credentials::v1 as pb;
 use std::io::{BufRead, BufReader, Write};
-use tests::{Stack, authed};
 use tonic::Code;
 
-const ALL: &[&str] = &["read", "write", "access", "admin"];
-
-fn secret(value: &str) -> Option<pb::CredentialValue> {
-    Some(pb::CredentialValue {
-        kind: Some(pb::credential_value::Kind::Secret(value.into())),
-    })
-}
-
-async fn create(
-    stack: &Stack,
-    token: &str,
-    name: &str,
-    type_id: &str,
-    value: &str,
-) -> pb::Credential {
+async fn validate(stack: &TestApi, token: &str, id: &str) -> pb::ValidateCredentialResponse {
     stack
         .management()
-        .await
-        .create_credential(authed(
-            pb::CreateCredentialRequest {
-                name: name.into(),
-                r#type: type_id.into(),
-                value: secret(value),
-                ..Default::default()
-            },
-            token,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .credential
-        .unwrap()
-}
-
-async fn validate(stack: &Stack, token: &str, id: &str) -> pb::ValidateCredentialResponse {
-    stack
-        .management()
-        .await
         .validate_credential(authed(
             pb::ValidateCredentialRequest {
                 id: id.into(),
@@ -107,10 +70,57 @@ async fn sales_database(password: &str) -> (String, String) {
     (role, db)
 }
 
+/// A fake OpenAI API: GET /v1/models answers 200 for the good key and OpenAI's documented 401
+/// error body otherwise.
+fn fake_openai(good_key: &'static str) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut auth_ok = false;
+            let mut path_ok = false;
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                if line.starts_with("GET /v1/models ") {
+                    path_ok = true;
+                }
+                if line.to_ascii_lowercase().starts_with("authorization:")
+                    && line.trim_end().ends_with(&format!("Bearer {good_key}"))
+                {
+                    auth_ok = true;
+                }
+                if line == "\r\n" {
+                    break;
+                }
+                line.clear();
+            }
+            let (status, body) = if path_ok && auth_ok {
+                (
+                    "200 OK",
+                    r#"{"object":"list","data":[{"id":"gpt-4o","object":"model"}]}"#,
+                )
+            } else {
+                (
+                    "401 Unauthorized",
+                    r#"{"error":{"message":"Incorrect API key provided.","type":"invalid_request_error","code":"invalid_api_key"}}"#,
+                )
+            };
+            let mut stream = stream;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
 #[tokio::test]
 async fn a_postgres_credential_validates_and_its_schema_is_discovered() {
     let stack =
-        Stack::start_with(&["--egress-allow", "127.0.0.0/8", "--rewrap-interval", "0"]).await;
+        TestApi::start_with(&["--egress-allow", "127.0.0.0/8", "--rewrap-interval", "0"]).await;
     let token = stack.token(&["ws"], ALL);
     let password = "Pw-MARKER-4417-sales";
     let (role, db) = sales_database(password).await;
@@ -124,7 +134,9 @@ async fn a_postgres_credential_validates_and_its_schema_is_discovered() {
         pg.port()
     );
 
-    let c = create(&stack, &token, "sales", "postgresql", &good).await;
+    let c = stack
+        .create(&token, create("sales", "postgresql", secret(&good)))
+        .await;
     let answer = validate(&stack, &token, &c.id).await;
     let result = answer.result.unwrap();
     assert_eq!(
@@ -146,7 +158,9 @@ async fn a_postgres_credential_validates_and_its_schema_is_discovered() {
     // Validation does not change the value, so the etag stays.
     assert_eq!(after.etag, c.etag);
 
-    let wrong = create(&stack, &token, "sales wrong", "postgresql", &bad).await;
+    let wrong = stack
+        .create(&token, create("sales wrong", "postgresql", secret(&bad)))
+        .await;
     let result = validate(&stack, &token, &wrong.id).await.result.unwrap();
     assert_eq!(
         result.outcome,
@@ -161,10 +175,9 @@ async fn a_postgres_credential_validates_and_its_schema_is_discovered() {
     );
 
     // A proposed value is tested without being stored: the stored one with its password replaced.
-    let rows = count(&stack, "credentials").await;
+    let rows = stack.count("credentials").await;
     let tested = stack
         .management()
-        .await
         .test_credential(authed(
             pb::TestCredentialRequest {
                 credential_id: wrong.id.clone(),
@@ -186,7 +199,6 @@ async fn a_postgres_credential_validates_and_its_schema_is_discovered() {
     );
     let tested = stack
         .management()
-        .await
         .test_credential(authed(
             pb::TestCredentialRequest {
                 r#type: "postgresql".into(),
@@ -204,10 +216,10 @@ async fn a_postgres_credential_validates_and_its_schema_is_discovered() {
         tested.outcome,
         pb::ValidationOutcome::InvalidCredentials as i32
     );
-    assert_eq!(count(&stack, "credentials").await, rows);
+    assert_eq!(stack.count("credentials").await, rows);
 
     // Discovery: stored, then served structured and as DDL.
-    let mut m = stack.management().await;
+    let mut m = stack.management();
     let discovered = m
         .discover_schema(authed(
             pb::DiscoverSchemaRequest {
@@ -266,14 +278,12 @@ async fn a_postgres_credential_validates_and_its_schema_is_discovered() {
     );
 
     // A non-database type has no schema discovery.
-    let key = create(
-        &stack,
-        &token,
-        "openai",
-        "openai",
-        "sk-0123456789abcdefghijklmn",
-    )
-    .await;
+    let key = stack
+        .create(
+            &token,
+            create("openai", "openai", secret("sk-0123456789abcdefghijklmn")),
+        )
+        .await;
     let err = m
         .discover_schema(authed(
             pb::DiscoverSchemaRequest {
@@ -322,7 +332,7 @@ async fn a_postgres_credential_validates_and_its_schema_is_discovered() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(actions, [6, 6, 7]);
-    assert!(!stack.api.logs().contains(password));
+    assert!(!stack.logs().contains(password));
     for row in client
         .query("SELECT t::text FROM credentials t", &[])
         .await
@@ -332,69 +342,11 @@ async fn a_postgres_credential_validates_and_its_schema_is_discovered() {
     }
 }
 
-async fn count(stack: &Stack, table: &str) -> i64 {
-    stack
-        .db
-        .client()
-        .await
-        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
-        .await
-        .unwrap()
-        .get(0)
-}
-
-/// A fake OpenAI API: GET /v1/models answers 200 for the good key and OpenAI's documented 401
-/// error body otherwise.
-fn fake_openai(good_key: &'static str) -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut auth_ok = false;
-            let mut path_ok = false;
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap_or(0) > 0 {
-                if line.starts_with("GET /v1/models ") {
-                    path_ok = true;
-                }
-                if line.to_ascii_lowercase().starts_with("authorization:")
-                    && line.trim_end().ends_with(&format!("Bearer {good_key}"))
-                {
-                    auth_ok = true;
-                }
-                if line == "\r\n" {
-                    break;
-                }
-                line.clear();
-            }
-            let (status, body) = if path_ok && auth_ok {
-                (
-                    "200 OK",
-                    r#"{"object":"list","data":[{"id":"gpt-4o","object":"model"}]}"#,
-                )
-            } else {
-                (
-                    "401 Unauthorized",
-                    r#"{"error":{"message":"Incorrect API key provided.","type":"invalid_request_error","code":"invalid_api_key"}}"#,
-                )
-            };
-            let mut stream = stream;
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    port
-}
-
 #[tokio::test]
 async fn an_llm_key_is_checked_against_the_configured_provider_url() {
     let port = fake_openai("sk-good-0123456789abcdefghij");
     let url = format!("openai=http://127.0.0.1:{port}/v1");
-    let stack = Stack::start_with(&[
+    let stack = TestApi::start_with(&[
         "--egress-allow",
         "127.0.0.0/8",
         "--provider-url",
@@ -404,22 +356,18 @@ async fn an_llm_key_is_checked_against_the_configured_provider_url() {
     ])
     .await;
     let token = stack.token(&["ws"], ALL);
-    let good = create(
-        &stack,
-        &token,
-        "good",
-        "openai",
-        "sk-good-0123456789abcdefghij",
-    )
-    .await;
-    let bad = create(
-        &stack,
-        &token,
-        "bad",
-        "openai",
-        "sk-bad-0123456789abcdefghijk",
-    )
-    .await;
+    let good = stack
+        .create(
+            &token,
+            create("good", "openai", secret("sk-good-0123456789abcdefghij")),
+        )
+        .await;
+    let bad = stack
+        .create(
+            &token,
+            create("bad", "openai", secret("sk-bad-0123456789abcdefghijk")),
+        )
+        .await;
     let result = validate(&stack, &token, &good.id).await.result.unwrap();
     assert_eq!(
         result.outcome,
@@ -442,7 +390,12 @@ async fn an_llm_key_is_checked_against_the_configured_provider_url() {
     assert!(!result.message.contains("sk-bad"), "{}", result.message);
 
     // A type that cannot be probed says why; it is never reported valid.
-    let pika = create(&stack, &token, "pika", "pika", "pk-0123456789abcdefghijklm").await;
+    let pika = stack
+        .create(
+            &token,
+            create("pika", "pika", secret("pk-0123456789abcdefghijklm")),
+        )
+        .await;
     let answer = validate(&stack, &token, &pika.id).await;
     let result = answer.result.unwrap();
     assert_eq!(
@@ -459,7 +412,6 @@ async fn an_llm_key_is_checked_against_the_configured_provider_url() {
     let reader = stack.token(&["ws"], &["read"]);
     let err = stack
         .management()
-        .await
         .validate_credential(authed(
             pb::ValidateCredentialRequest {
                 id: good.id,
@@ -474,7 +426,7 @@ async fn an_llm_key_is_checked_against_the_configured_provider_url() {
 
 #[tokio::test]
 async fn the_egress_guard_refuses_internal_targets_by_default() {
-    let stack = Stack::start_with(&["--rewrap-interval", "0"]).await;
+    let stack = TestApi::start_with(&["--rewrap-interval", "0"]).await;
     let token = stack.token(&["ws"], ALL);
     let pg = testkit::password_pg().await;
     let internal = [
@@ -494,7 +446,12 @@ async fn the_egress_guard_refuses_internal_targets_by_default() {
         ),
     ];
     for (i, (type_id, value)) in internal.iter().enumerate() {
-        let c = create(&stack, &token, &format!("internal {i}"), type_id, value).await;
+        let c = stack
+            .create(
+                &token,
+                create(&format!("internal {i}"), type_id, secret(value)),
+            )
+            .await;
         let result = validate(&stack, &token, &c.id).await.result.unwrap();
         assert_eq!(
             result.outcome,

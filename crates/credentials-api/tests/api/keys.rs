@@ -1,8 +1,7 @@
-//! End-to-end tests of the key lifecycle with the real binaries: rotation and the re-wrap sweep
-//! under client traffic, crash safety, per-workspace master keys, and admin permissions.
+//! The key life cycle: rotation and the re-wrap sweep under traffic, per-workspace master
+//! keys, admin permissions. Each test rotates or disables keys in its own kms.
 
-#![allow(clippy::unwrap_used)]
-
+use crate::support::*;
 use credentials_proto::credentials::v1 as pb;
 use std::{
     collections::HashMap,
@@ -10,104 +9,15 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
 };
-use tests::{Stack, authed, wait_until};
+use testkit::stack::{create_many, create_named, on, rewrap_status, wait_for_sweep};
 use tonic::Code;
-
-const ALL: &[&str] = &["read", "write", "access", "admin"];
-
-fn secret(value: &str) -> Option<pb::CredentialValue> {
-    Some(pb::CredentialValue {
-        kind: Some(pb::credential_value::Kind::Secret(value.into())),
-    })
-}
-
-fn by_id(workspace: &str, id: &str) -> pb::AccessCredentialRequest {
-    pb::AccessCredentialRequest {
-        workspace_id: workspace.into(),
-        selector: Some(pb::access_credential_request::Selector::Id(id.into())),
-    }
-}
-
-async fn create_many(stack: &Stack, token: &str, workspace: &str, n: usize) -> Vec<String> {
-    create_named(stack, token, workspace, workspace, n).await
-}
-
-async fn create_named(
-    stack: &Stack,
-    token: &str,
-    workspace: &str,
-    prefix: &str,
-    n: usize,
-) -> Vec<String> {
-    let mut m = stack.management().await;
-    let mut ids = Vec::new();
-    for i in 0..n {
-        let c = m
-            .create_credential(authed(
-                pb::CreateCredentialRequest {
-                    workspace_id: workspace.into(),
-                    name: format!("{prefix}-{i}"),
-                    r#type: "openai".into(),
-                    value: secret(&format!("sk-{workspace}-initial-{i:04}-abcdefghij")),
-                    ..Default::default()
-                },
-                token,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .credential
-            .unwrap();
-        ids.push(c.id);
-    }
-    ids
-}
-
-async fn status(stack: &Stack, token: &str) -> pb::GetRewrapStatusResponse {
-    stack
-        .admin()
-        .await
-        .get_rewrap_status(authed(pb::GetRewrapStatusRequest {}, token))
-        .await
-        .unwrap()
-        .into_inner()
-}
-
-/// Waits for the latest sweep to finish and returns its record.
-async fn wait_for_sweep(stack: &Stack, token: &str) -> pb::RewrapRun {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let last = status(stack, token).await.last_run;
-        if let Some(run) = &last
-            && run.state != pb::RewrapState::Running as i32
-        {
-            return run.clone();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the sweep did not finish: {last:?}\n{}",
-            stack.api.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn on(status: &pb::GetRewrapStatusResponse, key: &str, version: u32) -> i64 {
-    status
-        .key_versions
-        .iter()
-        .filter(|k| k.key_id == key && k.key_version == version)
-        .map(|k| k.credentials)
-        .sum()
-}
 
 /// The operator procedure, with a client reading and updating all the while: rotate, reload,
 /// sweep, check nothing is left on v1, disable v1.
 #[tokio::test]
 async fn rotation_and_sweep_under_traffic_lose_nothing() {
-    let stack = Stack::start_with(&[
+    let stack = TestApi::start_with(&[
         "--rewrap-batch-size",
         "7",
         "--rewrap-pause",
@@ -117,19 +27,18 @@ async fn rotation_and_sweep_under_traffic_lose_nothing() {
     ])
     .await;
     let token = stack.token(&["ws"], ALL);
-    let ids = create_many(&stack, &token, "ws", 60).await;
-    let before = status(&stack, &token).await;
+    let ids = create_many(&mut stack.management(), &token, "ws", 60).await;
+    let before = rewrap_status(&mut stack.admin(), &token).await;
     assert_eq!((on(&before, "default", 1), before.remaining), (60, 0));
 
     stack.keyring_and_reload(&["rotate"]).await;
-    let rotated = status(&stack, &token).await;
+    let rotated = rewrap_status(&mut stack.admin(), &token).await;
     assert_eq!(rotated.remaining, 60);
     assert!(!rotated.key_versions[0].is_target);
 
     // A dry run counts and changes nothing.
     let dry = stack
         .admin()
-        .await
         .start_rewrap(authed(pb::StartRewrapRequest { dry_run: true }, &token))
         .await
         .unwrap()
@@ -138,7 +47,10 @@ async fn rotation_and_sweep_under_traffic_lose_nothing() {
         dry.would_move.iter().map(|k| k.credentials).sum::<i64>(),
         60
     );
-    assert_eq!(status(&stack, &token).await.remaining, 60);
+    assert_eq!(
+        rewrap_status(&mut stack.admin(), &token).await.remaining,
+        60
+    );
 
     // Client traffic: read everything in turn, update every third, remember the latest values.
     let stop = Arc::new(AtomicBool::new(false));
@@ -150,15 +62,15 @@ async fn rotation_and_sweep_under_traffic_lose_nothing() {
     ));
     let traffic = {
         let (stop, latest, ids) = (stop.clone(), latest.clone(), ids.clone());
-        let mut m = stack.management().await;
-        let mut a = stack.access().await;
+        let mut m = stack.management();
+        let mut a = stack.access();
         let token = token.clone();
         tokio::spawn(async move {
             let mut errors = Vec::new();
             let mut n = 0usize;
             while !stop.load(Ordering::SeqCst) {
                 let id = &ids[n % ids.len()];
-                match a.access_credential(authed(by_id("", id), &token)).await {
+                match a.access_credential(authed(by_id_in("", id), &token)).await {
                     Ok(r) => {
                         let expected = latest.lock().unwrap()[id].clone();
                         if r.into_inner().secret != expected {
@@ -189,7 +101,6 @@ async fn rotation_and_sweep_under_traffic_lose_nothing() {
 
     let started = stack
         .admin()
-        .await
         .start_rewrap(authed(pb::StartRewrapRequest { dry_run: false }, &token))
         .await
         .unwrap()
@@ -197,7 +108,7 @@ async fn rotation_and_sweep_under_traffic_lose_nothing() {
         .run
         .unwrap();
     assert_eq!(started.state, pb::RewrapState::Running as i32);
-    let run = wait_for_sweep(&stack, &token).await;
+    let run = wait_for_sweep(&mut stack.admin(), &token, || stack.logs()).await;
     stop.store(true, Ordering::SeqCst);
     let (errors, operations) = traffic.await.unwrap();
     assert!(errors.is_empty(), "{errors:#?}");
@@ -210,7 +121,7 @@ async fn rotation_and_sweep_under_traffic_lose_nothing() {
     assert_eq!(run.rewrapped + run.skipped, run.examined);
 
     // Nothing is left on v1; every credential decrypts to its latest value.
-    let after = status(&stack, &token).await;
+    let after = rewrap_status(&mut stack.admin(), &token).await;
     assert_eq!(
         (
             after.remaining,
@@ -219,11 +130,11 @@ async fn rotation_and_sweep_under_traffic_lose_nothing() {
         ),
         (0, 0, 60)
     );
-    let mut a = stack.access().await;
+    let mut a = stack.access();
     let latest = latest.lock().unwrap().clone();
     for id in &ids {
         let got = a
-            .access_credential(authed(by_id("", id), &token))
+            .access_credential(authed(by_id_in("", id), &token))
             .await
             .unwrap()
             .into_inner();
@@ -236,7 +147,7 @@ async fn rotation_and_sweep_under_traffic_lose_nothing() {
         .await;
     for id in &ids {
         let got = a
-            .access_credential(authed(by_id("", id), &token))
+            .access_credential(authed(by_id_in("", id), &token))
             .await
             .unwrap()
             .into_inner();
@@ -250,81 +161,16 @@ async fn rotation_and_sweep_under_traffic_lose_nothing() {
         .unwrap()
         .get(0);
     assert_eq!(rewraps, run.rewrapped);
-    assert!(
-        stack.api.error_lines().is_empty(),
-        "{:?}",
-        stack.api.error_lines()
-    );
-}
-
-#[tokio::test]
-async fn a_sweep_interrupted_by_a_crash_completes_after_restart() {
-    let mut stack = Stack::start_with(&[
-        "--rewrap-batch-size",
-        "4",
-        "--rewrap-pause",
-        "150ms",
-        "--rewrap-interval",
-        "0",
-    ])
-    .await;
-    let token = stack.token(&["ws"], ALL);
-    let ids = create_many(&stack, &token, "ws", 40).await;
-    stack.keyring_and_reload(&["rotate"]).await;
-    stack
-        .admin()
-        .await
-        .start_rewrap(authed(pb::StartRewrapRequest { dry_run: false }, &token))
-        .await
-        .unwrap();
-    // Crash once it is part-way.
-    let partway = wait_until(Duration::from_secs(20), || async {
-        let s = status(&stack, &token).await;
-        s.last_run.is_some_and(|r| r.rewrapped >= 4) && s.remaining > 0
-    })
-    .await;
-    assert!(partway, "the sweep made no progress");
-    stack.api.kill();
-    let left = {
-        let client = stack.db.client().await;
-        let row = client
-            .query_one(
-                "SELECT count(*) FILTER (WHERE master_key_version = 1), count(*) FROM credentials",
-                &[],
-            )
-            .await
-            .unwrap();
-        (row.get::<_, i64>(0), row.get::<_, i64>(1))
-    };
-    assert!(
-        left.0 > 0 && left.0 < 40,
-        "crash came too late or too early: {left:?}"
-    );
-
-    // On restart the unfinished sweep resumes by itself.
-    stack.restart_api().await;
-    let run = wait_for_sweep(&stack, &token).await;
-    assert_eq!(run.state, pb::RewrapState::Succeeded as i32, "{run:?}");
-    let after = status(&stack, &token).await;
-    assert_eq!((after.remaining, on(&after, "default", 2)), (0, 40));
-    let mut a = stack.access().await;
-    for (i, id) in ids.iter().enumerate() {
-        let got = a
-            .access_credential(authed(by_id("", id), &token))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(got.secret, format!("sk-ws-initial-{i:04}-abcdefghij"));
-    }
+    assert!(stack.error_lines().is_empty(), "{:?}", stack.error_lines());
 }
 
 #[tokio::test]
 async fn a_workspace_key_when_disabled_fails_only_its_workspace() {
-    let stack = Stack::start_with(&["--rewrap-interval", "0"]).await;
+    let stack = TestApi::start_with(&["--rewrap-interval", "0"]).await;
     let token = stack.token(&["ws-a", "ws-b"], ALL);
-    let a_ids = create_many(&stack, &token, "ws-a", 5).await;
-    let b_ids = create_many(&stack, &token, "ws-b", 5).await;
-    let mut admin = stack.admin().await;
+    let a_ids = create_many(&mut stack.management(), &token, "ws-a", 5).await;
+    let b_ids = create_many(&mut stack.management(), &token, "ws-b", 5).await;
+    let mut admin = stack.admin();
 
     // Unknown key: refused with a clear message.
     let err = admin
@@ -371,12 +217,12 @@ async fn a_workspace_key_when_disabled_fails_only_its_workspace() {
     assert!(got.dedicated);
 
     // New credentials of ws-b are wrapped under its key at once; the sweep moves the old ones.
-    let fresh = create_named(&stack, &token, "ws-b", "fresh", 1).await;
+    let fresh = create_named(&mut stack.management(), &token, "ws-b", "fresh", 1).await;
     admin
         .start_rewrap(authed(pb::StartRewrapRequest { dry_run: false }, &token))
         .await
         .unwrap();
-    let run = wait_for_sweep(&stack, &token).await;
+    let run = wait_for_sweep(&mut stack.admin(), &token, || stack.logs()).await;
     assert_eq!(
         (run.state, run.rewrapped),
         (pb::RewrapState::Succeeded as i32, 5)
@@ -401,10 +247,10 @@ async fn a_workspace_key_when_disabled_fails_only_its_workspace() {
     stack
         .keyring_and_reload(&["disable-key", "--key-id", "ws-b-key"])
         .await;
-    let mut a = stack.access().await;
+    let mut a = stack.access();
     for id in b_ids.iter().chain(&fresh) {
         let err = a
-            .access_credential(authed(by_id("ws-b", id), &token))
+            .access_credential(authed(by_id_in("ws-b", id), &token))
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
@@ -415,12 +261,12 @@ async fn a_workspace_key_when_disabled_fails_only_its_workspace() {
         );
     }
     for id in &a_ids {
-        a.access_credential(authed(by_id("ws-a", id), &token))
+        a.access_credential(authed(by_id_in("ws-a", id), &token))
             .await
             .unwrap();
     }
     // And ws-b cannot get new credentials under a disabled key either.
-    let mut m = stack.management().await;
+    let mut m = stack.management();
     let err = m
         .create_credential(authed(
             pb::CreateCredentialRequest {
@@ -436,7 +282,7 @@ async fn a_workspace_key_when_disabled_fails_only_its_workspace() {
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     // The default key cannot be disabled.
-    let out = tests::kms_keyring(&[
+    let out = testkit::stack::kms_keyring(&[
         "disable-key",
         "--key-id",
         "default",
@@ -449,9 +295,9 @@ async fn a_workspace_key_when_disabled_fails_only_its_workspace() {
 
 #[tokio::test]
 async fn the_admin_api_needs_the_admin_permission() {
-    let stack = Stack::start_with(&["--rewrap-interval", "0"]).await;
+    let stack = TestApi::start_with(&["--rewrap-interval", "0"]).await;
     let token = stack.token(&["ws"], &["read", "write", "access"]);
-    let mut admin = stack.admin().await;
+    let mut admin = stack.admin();
     fn denied<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>) {
         let e = r.unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");

@@ -1,0 +1,18 @@
+//! In-process tests of credentials-api: the whole server on a real socket, a database of each
+//! test's own and the real kms. What needs the binaries themselves (signals, sockets, TLS,
+//! crashes, telemetry) is tested end to end in the `tests` package.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+mod access_control;
+mod bad_input;
+mod concurrency;
+mod harness;
+mod keys;
+mod kms_outage;
+mod lifecycle;
+mod listing;
+mod secrets;
+mod validation;

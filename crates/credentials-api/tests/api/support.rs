@@ -1,0 +1,489 @@
+//! The in-process harness: [`TestApi`] serves the whole API with [`credentials_api::start`] on
+//! `127.0.0.1:0`, on a database of the test's own (cloned from a template migrated once per
+//! test binary), against the real kms binary with its own keyring and socket.
+//!
+//! ```ignore
+//! let stack = TestApi::start().await;
+//! let token = stack.token(&["ws"], ALL);
+//! let created = stack.create(&token, create("k", "openai", secret("sk-..."))).await;
+//! let got = stack.access_as(&token).access_credential(by_id(&created.id)).await?;
+//! ```
+//!
+//! The server's logs are captured per test (JSON lines, as the binary writes them):
+//! [`TestApi::logs`]. When the stack is dropped, an ERROR line in the server's or the kms's
+//! log fails the test unless [`Options::tolerate_error`] expected it.
+//!
+//! Log capture sets the test thread's default subscriber, so tests run on the default
+//! current-thread runtime (`#[tokio::test]`): everything the server spawns runs on that
+//! thread. [`TestApi::start`] refuses a multi-thread runtime rather than capture nothing.
+
+use credentials_api::{Running, ServeConfig};
+use credentials_proto::credentials::v1 as pb;
+use pb::{
+    access_service_client::AccessServiceClient, admin_service_client::AdminServiceClient,
+    credentials_service_client::CredentialsServiceClient,
+};
+use std::{
+    io::Write,
+    net::SocketAddr,
+    str::FromStr as _,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+use testkit::TestDb;
+use testkit::stack::{KmsProcess, wait_until};
+use tonic::{
+    Code, Request, Status,
+    metadata::AsciiMetadataValue,
+    service::{Interceptor, interceptor::InterceptedService},
+    transport::Channel,
+};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+pub use testkit::stack::{
+    ALL, authed, by_id, by_id_in, create, default_for, fields, secret, token_with,
+};
+
+/// A client whose every request carries one token (a request's own `authorization` wins).
+pub type Authed = InterceptedService<Channel, Bearer>;
+
+/// How [`TestApi`] starts; [`TestApi::options`] begins one.
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct Options {
+    args: Vec<String>,
+    kms_args: Vec<String>,
+    tolerated: Vec<String>,
+}
+
+impl Options {
+    /// Extra `credentials-api serve` flags (after the harness's own, so they win).
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Extra `kms serve` flags.
+    pub fn kms_args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
+        self.kms_args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Expects ERROR log lines containing `needle` (in the server's or the kms's log).
+    pub fn tolerate_error(mut self, needle: &str) -> Self {
+        self.tolerated.push(needle.to_owned());
+        self
+    }
+
+    /// Starts the stack.
+    pub async fn start(self) -> TestApi {
+        TestApi::start_with_options(self).await
+    }
+}
+
+/// credentials-api served in-process, its own database and its own kms process.
+///
+/// Fields drop in order: the server first, then the kms, the database and the directory.
+pub struct TestApi {
+    running: Option<Running>,
+    addr: SocketAddr,
+    channel: Channel,
+    logs: Logs,
+    /// Where this stack's lines begin in the thread's captured log.
+    logs_from: usize,
+    /// The kms (its own: rotating or disabling keys affects no other test).
+    pub kms: KmsProcess,
+    /// The test's own database, migrated.
+    pub db: TestDb,
+    dir: tempfile::TempDir,
+    options: Options,
+}
+
+impl TestApi {
+    /// Starts everything with the harness's flags only.
+    pub async fn start() -> Self {
+        Self::start_with_options(Options::default()).await
+    }
+
+    /// Starts everything with extra `credentials-api serve` flags.
+    pub async fn start_with(args: &[&str]) -> Self {
+        Self::options().args(args.iter().copied()).start().await
+    }
+
+    /// Options to start with: `TestApi::options().args([..]).start().await`.
+    pub fn options() -> Options {
+        Options::default()
+    }
+
+    async fn start_with_options(options: Options) -> Self {
+        assert_eq!(
+            tokio::runtime::Handle::current().runtime_flavor(),
+            tokio::runtime::RuntimeFlavor::CurrentThread,
+            "TestApi captures the server's logs on the test's thread: use #[tokio::test]"
+        );
+        let logs = Logs::of_this_thread();
+        let logs_from = logs.len();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (db, kms) = tokio::join!(migrated_db(), async {
+            let keyring = KmsProcess::create_keyring(dir.path());
+            KmsProcess::start(dir.path(), &keyring, &as_strs(&options.kms_args)).await
+        });
+        let secret = testkit::stack::write_jwt_secret(dir.path());
+        let running = credentials_api::start(serve_config(&db, &kms, &secret, &options.args))
+            .await
+            .unwrap_or_else(|e| panic!("credentials-api did not start: {e}"));
+        let addr = running.local_addr();
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect_lazy();
+        let stack = Self {
+            running: Some(running),
+            addr,
+            channel,
+            logs,
+            logs_from,
+            kms,
+            db,
+            dir,
+            options,
+        };
+        stack.wait_until_serving().await;
+        assert!(
+            stack.logs().contains("\"message\":\"listening\""),
+            "the server's logs are not captured:\n{}",
+            stack.logs()
+        );
+        stack
+    }
+
+    async fn wait_until_serving(&self) {
+        let health = self.health();
+        let serving = wait_until(Duration::from_secs(10), || {
+            let mut health = health.clone();
+            async move {
+                health
+                    .check(HealthCheckRequest::default())
+                    .await
+                    .is_ok_and(|r| r.into_inner().status() == ServingStatus::Serving)
+            }
+        })
+        .await;
+        assert!(serving, "credentials-api not ready; log:\n{}", self.logs());
+    }
+
+    /// Where the API listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A token for `workspaces` with `permissions`, valid for an hour.
+    pub fn token(&self, workspaces: &[&str], permissions: &[&str]) -> String {
+        testkit::stack::token(workspaces, permissions)
+    }
+
+    /// A management client; give each request a token with [`authed`].
+    pub fn management(&self) -> CredentialsServiceClient<Channel> {
+        CredentialsServiceClient::new(self.channel.clone())
+    }
+
+    /// An access client; give each request a token with [`authed`].
+    pub fn access(&self) -> AccessServiceClient<Channel> {
+        AccessServiceClient::new(self.channel.clone())
+    }
+
+    /// An admin client; give each request a token with [`authed`].
+    pub fn admin(&self) -> AdminServiceClient<Channel> {
+        AdminServiceClient::new(self.channel.clone())
+    }
+
+    /// A health client (health needs no token).
+    pub fn health(&self) -> HealthClient<Channel> {
+        HealthClient::new(self.channel.clone())
+    }
+
+    /// A management client that sends `token` with every request.
+    pub fn credentials(&self, token: &str) -> CredentialsServiceClient<Authed> {
+        CredentialsServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
+    }
+
+    /// An access client that sends `token` with every request.
+    pub fn access_as(&self, token: &str) -> AccessServiceClient<Authed> {
+        AccessServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
+    }
+
+    /// An admin client that sends `token` with every request.
+    pub fn admin_as(&self, token: &str) -> AdminServiceClient<Authed> {
+        AdminServiceClient::with_interceptor(self.channel.clone(), Bearer::new(token))
+    }
+
+    /// Creates a credential with `token` and returns it; panics on refusal.
+    pub async fn create(
+        &self,
+        token: &str,
+        request: pb::CreateCredentialRequest,
+    ) -> pb::Credential {
+        let name = request.name.clone();
+        self.credentials(token)
+            .create_credential(request)
+            .await
+            .unwrap_or_else(|e| panic!("create {name:?}: {e:?}"))
+            .into_inner()
+            .credential
+            .expect("a created credential")
+    }
+
+    /// The number of rows in `table` of the test's database.
+    pub async fn count(&self, table: &str) -> i64 {
+        testkit::stack::count(&self.db, table).await
+    }
+
+    /// Everything the server has logged since it started (JSON lines).
+    pub fn logs(&self) -> String {
+        self.logs.since(self.logs_from)
+    }
+
+    /// The server's log lines at ERROR level.
+    pub fn error_lines(&self) -> Vec<String> {
+        error_lines(&self.logs())
+    }
+
+    /// Changes the keyring with `kms keyring <args>` and has the kms reload it.
+    pub async fn keyring_and_reload(&self, args: &[&str]) {
+        self.kms.keyring_and_reload(args).await;
+    }
+
+    /// Starts the kms again on the same keyring and socket.
+    pub async fn restart_kms(&mut self) {
+        let keyring = self.kms.keyring.clone();
+        self.kms =
+            KmsProcess::start(self.dir.path(), &keyring, &as_strs(&self.options.kms_args)).await;
+    }
+
+    /// Shuts the server down as SIGTERM would: NOT_SERVING, drain, close.
+    pub async fn shutdown(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+    }
+
+    fn unexpected_errors(&self) -> Vec<String> {
+        let tolerated = |line: &String| self.options.tolerated.iter().any(|t| line.contains(t));
+        let api = self.error_lines().into_iter().map(|l| format!("api: {l}"));
+        let kms = self
+            .kms
+            .error_lines()
+            .into_iter()
+            .map(|l| format!("kms: {l}"));
+        api.chain(kms).filter(|l| !tolerated(l)).collect()
+    }
+}
+
+impl Drop for TestApi {
+    fn drop(&mut self) {
+        // Dropping `Running` ends serving; the runtime's end stops its background tasks.
+        drop(self.running.take());
+        if !std::thread::panicking() {
+            let unexpected = self.unexpected_errors();
+            assert!(
+                unexpected.is_empty(),
+                "unexpected ERROR log lines:\n{}",
+                unexpected.join("\n")
+            );
+        }
+    }
+}
+
+/// Sends one bearer token with every request that has none of its own.
+#[derive(Clone)]
+pub struct Bearer(AsciiMetadataValue);
+
+impl Bearer {
+    fn new(token: &str) -> Self {
+        Self(format!("Bearer {token}").parse().expect("ascii token"))
+    }
+}
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if !request.metadata().contains_key("authorization") {
+            request
+                .metadata_mut()
+                .insert("authorization", self.0.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// Everything a client can observe of an error answer.
+pub fn wire(status: &Status) -> (Code, String, Vec<u8>) {
+    (
+        status.code(),
+        status.message().to_owned(),
+        status.details().to_vec(),
+    )
+}
+
+/// The field of the first violation in an INVALID_ARGUMENT's details.
+pub fn field_of(status: &Status) -> String {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .and_then(|b| b.field_violations.first().map(|v| v.field.clone()))
+        .unwrap_or_default()
+}
+
+/// A random number, for markers no other test uses.
+pub fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+/// The configuration `credentials-api serve` would get from these flags.
+fn serve_config(
+    db: &TestDb,
+    kms: &KmsProcess,
+    secret: &std::path::Path,
+    extra: &[String],
+) -> ServeConfig {
+    #[derive(clap::Parser)]
+    struct Serve {
+        #[command(flatten)]
+        config: ServeConfig,
+    }
+    let harness = [
+        "--listen".to_owned(),
+        "127.0.0.1:0".to_owned(),
+        "--database-url".to_owned(),
+        db.url(),
+        "--kms-endpoint".to_owned(),
+        format!("unix://{}", kms.socket.display()),
+        "--kms-timeout".to_owned(),
+        "1s".to_owned(),
+        "--jwt-hs256-secret-file".to_owned(),
+        secret.display().to_string(),
+        "--db-wait-timeout".to_owned(),
+        "2s".to_owned(),
+        "--shutdown-grace".to_owned(),
+        "10s".to_owned(),
+    ];
+    let args = std::iter::once("serve".to_owned())
+        .chain(harness)
+        .chain(extra.iter().cloned());
+    <Serve as clap::Parser>::try_parse_from(args)
+        .unwrap_or_else(|e| panic!("serve flags {extra:?}: {e}"))
+        .config
+}
+
+/// A database of the test's own with the migrations applied (to a template, once per binary).
+async fn migrated_db() -> TestDb {
+    TestDb::create("credentials-api", |url| async move {
+        let store = credentials_store::Store::new(&credentials_store::StoreConfig {
+            url: url.clone(),
+            max_connections: 1,
+            wait_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            ca_pem: None,
+        })
+        .expect("store configuration");
+        store.migrate().await.expect("migrate the template");
+        store.close();
+        drop(store);
+        wait_until_unused(&url).await;
+    })
+    .await
+}
+
+/// Waits until no session is connected to the database of `url`: a template cannot be cloned
+/// while in use, and a closed pool ends its connections asynchronously.
+async fn wait_until_unused(url: &str) {
+    let config = tokio_postgres::Config::from_str(url).expect("connection string");
+    let dbname = config.get_dbname().expect("dbname").to_owned();
+    let admin = testkit::pg_server().await.admin().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let sessions: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                &[&dbname],
+            )
+            .await
+            .expect("count sessions")
+            .get(0);
+        if sessions == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{dbname} still has {sessions} session(s) after the store was closed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn as_strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+fn error_lines(logs: &str) -> Vec<String> {
+    logs.lines()
+        .filter(|l| l.contains("\"level\":\"ERROR\""))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The log lines of everything that ran on one test thread, formatted as the binary does.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+thread_local! {
+    static THREAD_LOGS: Logs = Logs::install();
+}
+
+impl Logs {
+    fn of_this_thread() -> Self {
+        THREAD_LOGS.with(Clone::clone)
+    }
+
+    /// Makes a JSON subscriber writing here the thread's default, for the thread's lifetime.
+    fn install() -> Self {
+        let logs = Self::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .finish();
+        // The guard would restore the previous default when dropped; this thread's tests
+        // want capture until the thread ends.
+        std::mem::forget(tracing::subscriber::set_default(subscriber));
+        logs
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn since(&self, from: usize) -> String {
+        String::from_utf8_lossy(&self.lock()[from..]).into_owned()
+    }
+}
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.lock().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
