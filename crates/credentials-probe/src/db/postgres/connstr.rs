@@ -5,7 +5,7 @@
 //!
 //! Parse errors never repeat the string: any character of it may be the password's.
 
-use super::super::net::{Failure, Verify};
+use crate::db::net::{Failure, Verify};
 use std::str::FromStr;
 use tokio_postgres::Config;
 use tokio_postgres::config::Host;
