@@ -1,6 +1,10 @@
 //! Harness for end-to-end tests: finds the workspace's binaries (built by the test command before
 //! the tests run), starts them with their own temporary directory and log file, waits until they
 //! are ready, and stops them.
+//!
+//! ERROR means a human must look, so a process that logged an ERROR line fails its test: the
+//! check runs when the process handle is dropped (a [`Stack`] checks both of its processes).
+//! A test that provokes an ERROR names it first with `expect_error(message)` on the handle.
 
 #![forbid(unsafe_code)]
 
@@ -13,8 +17,68 @@ use std::{
     fs,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Output, Stdio},
+    sync::{Mutex, PoisonError},
     time::{Duration, Instant},
 };
+
+/// The ERROR lines of a process's JSON log that no `expect_error` call allowed.
+#[derive(Debug, Default)]
+pub(crate) struct ErrorCheck {
+    /// Messages the test expects at ERROR level (substrings of the line).
+    expected: Mutex<Vec<String>>,
+    /// Set once the check ran, so it runs once per process.
+    done: bool,
+}
+
+impl ErrorCheck {
+    fn expect(&self, message: &str) {
+        self.expected
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(message.to_owned());
+    }
+
+    fn unexpected(&self, logs: &str) -> Vec<String> {
+        let expected = self.expected.lock().unwrap_or_else(PoisonError::into_inner);
+        error_lines(logs)
+            .into_iter()
+            .filter(|line| !expected.iter().any(|m| line.contains(m.as_str())))
+            .collect()
+    }
+
+    /// The unexpected ERROR lines of `log`, prefixed with `what`, the first time it is called.
+    pub(crate) fn take(&mut self, what: &str, log: &Path) -> Vec<String> {
+        if std::mem::replace(&mut self.done, true) {
+            return Vec::new();
+        }
+        let logs = fs::read_to_string(log).unwrap_or_default();
+        self.unexpected(&logs)
+            .into_iter()
+            .map(|line| format!("{what} ({}): {line}", log.display()))
+            .collect()
+    }
+}
+
+/// Panics with `lines` unless they are empty or the thread is already panicking (a second
+/// panic would abort the test binary and hide the first failure).
+pub(crate) fn fail_on_unexpected_errors(lines: &[String]) {
+    if lines.is_empty() || std::thread::panicking() {
+        return;
+    }
+    panic!(
+        "unexpected ERROR log lines (if the test provokes them, name each with \
+         expect_error(message) on the process handle):\n{}",
+        lines.join("\n")
+    );
+}
+
+/// Lines of a JSON log at ERROR level.
+fn error_lines(logs: &str) -> Vec<String> {
+    logs.lines()
+        .filter(|l| l.contains("\"level\":\"ERROR\""))
+        .map(str::to_owned)
+        .collect()
+}
 
 /// Path of a workspace binary in the target directory this test was built into.
 pub fn bin(name: &str) -> PathBuf {
@@ -79,6 +143,7 @@ pub struct KmsProcess {
     pub socket: PathBuf,
     /// stderr of the process (JSON logs).
     pub log: PathBuf,
+    errors: ErrorCheck,
 }
 
 impl KmsProcess {
@@ -127,6 +192,7 @@ impl KmsProcess {
             keyring: keyring.to_owned(),
             socket,
             log,
+            errors: ErrorCheck::default(),
         }
     }
 
@@ -172,11 +238,22 @@ impl KmsProcess {
 
     /// Log lines at ERROR level.
     pub fn error_lines(&self) -> Vec<String> {
-        self.logs()
-            .lines()
-            .filter(|l| l.contains("\"level\":\"ERROR\""))
-            .map(str::to_owned)
-            .collect()
+        error_lines(&self.logs())
+    }
+
+    /// Allows ERROR log lines containing `message`: the test provokes them on purpose. Any
+    /// other ERROR line fails the test when this handle is dropped.
+    pub fn expect_error(&self, message: &str) {
+        self.errors.expect(message);
+    }
+
+    /// Kills the process if it still runs and returns its unexpected ERROR lines (once).
+    pub(crate) fn finish(&mut self) -> Vec<String> {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.errors.take("kms", &self.log)
     }
 
     /// Waits until a log line contains `needle`, returning the line.
@@ -256,10 +333,62 @@ pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
 }
 
 impl Drop for KmsProcess {
+    /// Kills the process, then fails the test on unexpected ERROR lines.
     fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
+        let lines = self.finish();
+        fail_on_unexpected_errors(&lines);
+    }
+}
+
+#[cfg(test)]
+mod error_check_tests {
+    use super::*;
+
+    const LOG: &str = concat!(
+        r#"{"level":"INFO","fields":{"message":"listening"}}"#,
+        "\n",
+        r#"{"level":"ERROR","fields":{"message":"keyring reload failed; still serving"}}"#,
+        "\n",
+        r#"{"level":"ERROR","fields":{"message":"internal error"}}"#,
+        "\n",
+    );
+
+    #[test]
+    fn only_error_lines_no_expectation_names_are_reported_and_only_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("kms-1.log");
+        fs::write(&log, LOG).expect("write log");
+        let mut check = ErrorCheck::default();
+        check.expect("keyring reload failed");
+        let lines = check.take("kms", &log);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].starts_with("kms ("), "{}", lines[0]);
+        assert!(lines[0].contains("internal error"), "{}", lines[0]);
+        assert!(check.take("kms", &log).is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "unexpected ERROR log lines")]
+    fn unexpected_lines_fail_the_test() {
+        fail_on_unexpected_errors(&["kms: an ERROR".to_owned()]);
+    }
+
+    #[test]
+    fn nothing_is_raised_while_already_panicking() {
+        struct FailsInDrop;
+        impl Drop for FailsInDrop {
+            fn drop(&mut self) {
+                fail_on_unexpected_errors(&["kms: an ERROR".to_owned()]);
+            }
         }
+        let result = std::panic::catch_unwind(|| {
+            let _guard = FailsInDrop;
+            panic!("the test's own failure");
+        });
+        let payload = result.expect_err("the first panic propagates");
+        assert_eq!(
+            payload.downcast_ref::<&str>(),
+            Some(&"the test's own failure")
+        );
     }
 }
