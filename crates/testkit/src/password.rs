@@ -33,6 +33,7 @@ impl PasswordPg {
     pub fn port(&self) -> u16 {
         self.cluster.port
     }
+
     /// PEM of the throwaway CA that signed the server's certificate (for `127.0.0.1` and
     /// `localhost`): the cluster serves TLS too, so `sslmode=require` with this CA trusted
     /// connects, and without it the certificate is refused.
