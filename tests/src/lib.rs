@@ -2,6 +2,10 @@
 //! the tests run), starts them with their own temporary directory and log file, waits until they
 //! are ready, and stops them. The kms launcher and the process helpers live in `testkit::stack`,
 //! shared with the in-process API tests.
+//!
+//! ERROR means a human must look, so a process that logged an ERROR line fails its test: the
+//! check runs when the process handle is dropped (a [`Stack`] checks both of its processes).
+//! A test that provokes an ERROR names it first with `expect_error(message)` on the handle.
 
 #![forbid(unsafe_code)]
 

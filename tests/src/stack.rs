@@ -14,6 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 use testkit::TestDb;
+use testkit::stack::{ErrorCheck, fail_on_unexpected_errors};
 use tonic::transport::Channel;
 
 /// A running `credentials-api serve`.
@@ -23,6 +24,7 @@ pub struct ApiProcess {
     pub log: PathBuf,
     /// Where it listens.
     pub addr: String,
+    errors: ErrorCheck,
 }
 
 impl ApiProcess {
@@ -70,6 +72,7 @@ impl ApiProcess {
             child: Some(child),
             log,
             addr: String::new(),
+            errors: ErrorCheck::default(),
         };
         let mut addr = None;
         let mut ready = false;
@@ -100,11 +103,19 @@ impl ApiProcess {
 
     /// Log lines at ERROR level.
     pub fn error_lines(&self) -> Vec<String> {
-        self.logs()
-            .lines()
-            .filter(|l| l.contains("\"level\":\"ERROR\""))
-            .map(str::to_owned)
-            .collect()
+        testkit::stack::error_lines(&self.logs())
+    }
+
+    /// Allows ERROR log lines containing `message`: the test provokes them on purpose. Any
+    /// other ERROR line fails the test when this handle is dropped.
+    pub fn expect_error(&self, message: &str) {
+        self.errors.expect(message);
+    }
+
+    /// Kills the process if it still runs and returns its unexpected ERROR lines (once).
+    pub(crate) fn finish(&mut self) -> Vec<String> {
+        self.kill();
+        self.errors.take("credentials-api", &self.log)
     }
 
     /// The process id.
@@ -167,11 +178,10 @@ impl ApiProcess {
 }
 
 impl Drop for ApiProcess {
+    /// Kills the process, then fails the test on unexpected ERROR lines.
     fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        let lines = self.finish();
+        fail_on_unexpected_errors(&lines);
     }
 }
 
@@ -204,18 +214,31 @@ impl StackOptions {
 }
 
 /// Postgres + kms + credentials-api for one test.
+///
+/// Dropping it stops the processes first (the API, then the kms), fails the test on their
+/// unexpected ERROR lines, and only then drops the database and deletes the directory, so no
+/// process outlives what it uses. Fields drop in declaration order; [`Drop`] does the rest.
 pub struct Stack {
-    /// The test's directory (keyring, socket, logs, token secret).
-    pub dir: tempfile::TempDir,
-    /// The test's own database.
-    pub db: TestDb,
-    /// The kms.
-    pub kms: KmsProcess,
     /// The API.
     pub api: ApiProcess,
+    /// The kms.
+    pub kms: KmsProcess,
+    /// The test's own database.
+    pub db: TestDb,
+    /// The test's directory (keyring, socket, logs, token secret).
+    pub dir: tempfile::TempDir,
     /// The token secret file.
     pub secret: PathBuf,
     options: StackOptions,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // Both processes are checked before either panics, so one report names every line.
+        let mut lines = self.api.finish();
+        lines.extend(self.kms.finish());
+        fail_on_unexpected_errors(&lines);
+    }
 }
 
 impl Stack {
@@ -252,10 +275,10 @@ impl Stack {
         )
         .await;
         Self {
-            dir,
-            db,
-            kms,
             api,
+            kms,
+            db,
+            dir,
             secret,
             options,
         }

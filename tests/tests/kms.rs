@@ -298,6 +298,7 @@ async fn a_bad_keyring_on_sighup_keeps_the_old_one() {
     let dir = tempfile::tempdir().unwrap();
     let keyring = KmsProcess::create_keyring(dir.path());
     let kms = KmsProcess::start(dir.path(), &keyring, &[]).await;
+    kms.expect_error("keyring reload failed");
     let client = kms.client();
     let before = client.generate_data_key(None, &ctx("c1")).await.unwrap();
 
@@ -348,6 +349,7 @@ async fn startup_refuses_unsafe_configuration() {
 
     fs::set_permissions(&keyring, fs::Permissions::from_mode(0o640)).unwrap();
     let mut kms = KmsProcess::spawn(dir.path(), &keyring, &[]);
+    kms.expect_error("kms failed");
     let status = kms.wait_exit(Duration::from_secs(10)).await.expect("exits");
     assert!(!status.success());
     assert!(kms.logs().contains("mode 640"), "{}", kms.logs());
@@ -369,6 +371,7 @@ async fn startup_refuses_unsafe_configuration() {
     // TCP without TLS material is refused unless the development flag is given.
     fs::set_permissions(&keyring, fs::Permissions::from_mode(0o600)).unwrap();
     let mut kms = KmsProcess::spawn(dir.path(), &keyring, &["--tcp", "127.0.0.1:0"]);
+    kms.expect_error("kms failed");
     assert!(
         !kms.wait_exit(Duration::from_secs(10))
             .await

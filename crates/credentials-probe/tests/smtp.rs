@@ -1,5 +1,6 @@
-//! SMTP logins against aiosmtpd (tests/fixtures/smtp_server.py). The tests install nothing:
-//! without `aiosmtpd` for `python3` the server-backed tests are skipped with a loud message.
+//! SMTP logins against aiosmtpd (tests/fixtures/smtp_server.py). When `python3` cannot import
+//! aiosmtpd 1.4.6, the tests install it from PyPI into a virtual environment under the target
+//! directory, once; when that is impossible they fail and say what is missing.
 
 #![allow(clippy::unwrap_used)]
 
@@ -7,7 +8,9 @@ mod db_support;
 
 use credentials_probe::ValidationOutcome;
 use db_support::*;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
@@ -19,27 +22,112 @@ struct SmtpServer {
     stdout: BufReader<ChildStdout>,
 }
 
-fn aiosmtpd_available() -> bool {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import aiosmtpd"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!(
-            "\n\n*** SKIPPED: python3 cannot import aiosmtpd; run `pip install aiosmtpd==1.4.6` \
-             to test SMTP probes against a real server ***\n"
-        );
+/// The version the fixture is written for.
+const AIOSMTPD: &str = "aiosmtpd==1.4.6";
+
+/// Sets up a virtual environment with aiosmtpd in `$1` unless it is there (`$1/ready`); run
+/// under `flock`, so parallel test processes set it up once. Exit codes name the missing piece.
+const SETUP_SCRIPT: &str = r#"
+set -u
+venv=$1
+requirement=$2
+[ -f "$venv/ready" ] && exit 0
+command -v python3 >/dev/null 2>&1 || exit 10
+rm -rf "$venv"
+python3 -m venv "$venv" || exit 11
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$requirement" || exit 12
+"$venv/bin/python" -c "import aiosmtpd" || exit 13
+touch "$venv/ready"
+"#;
+
+/// A Python that can import aiosmtpd 1.4.6: `python3` when it already can (e.g. a venv on
+/// `PATH`), else one in a virtual environment under the target directory, set up on first use
+/// from PyPI. Panics with what is missing when neither works, so the SMTP tests never pass
+/// without a server.
+fn smtp_python() -> &'static Path {
+    static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match PYTHON.get_or_init(find_or_install_aiosmtpd) {
+        Ok(python) => python,
+        Err(message) => panic!(
+            "the SMTP tests need Python 3 with {AIOSMTPD} and could not set it up: {message}"
+        ),
     }
-    ok
+}
+
+fn find_or_install_aiosmtpd() -> Result<PathBuf, String> {
+    let has_it = |python: &Path| {
+        std::process::Command::new(python)
+            .args([
+                "-c",
+                "import sys, aiosmtpd; sys.exit(aiosmtpd.__version__ != '1.4.6')",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if has_it(Path::new("python3")) {
+        return Ok(PathBuf::from("python3"));
+    }
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("aiosmtpd-1.4.6");
+    let lock = Path::new(env!("CARGO_TARGET_TMPDIR")).join("aiosmtpd-1.4.6.lock");
+    std::fs::create_dir_all(env!("CARGO_TARGET_TMPDIR"))
+        .map_err(|e| format!("could not create {}: {e}", env!("CARGO_TARGET_TMPDIR")))?;
+    let out = std::process::Command::new("flock")
+        .args(["--wait", "600"])
+        .arg(&lock)
+        .args(["sh", "-c", SETUP_SCRIPT, "setup-aiosmtpd"])
+        .arg(&venv)
+        .arg(AIOSMTPD)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("could not run `flock` (util-linux), which guards the set-up: {e}"))?;
+    let python = venv.join("bin").join("python");
+    let output = || {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    match out.status.code() {
+        Some(0) if has_it(&python) => Ok(python),
+        Some(0) => Err(format!(
+            "{} exists but cannot import aiosmtpd 1.4.6; delete {} to set it up again",
+            python.display(),
+            venv.display()
+        )),
+        Some(10) => Err(
+            "python3 is not on PATH (install Python 3: apt-get install -y \
+                         python3 python3-venv)"
+                .to_owned(),
+        ),
+        Some(11) => Err(format!(
+            "`python3 -m venv {}` failed (on Debian and Ubuntu: apt-get install -y \
+             python3-venv): {}",
+            venv.display(),
+            output()
+        )),
+        Some(12) => Err(format!(
+            "`pip install {AIOSMTPD}` into {} failed (PyPI unreachable? set PIP_INDEX_URL for \
+             a mirror): {}",
+            venv.display(),
+            output()
+        )),
+        _ => Err(format!(
+            "setting up {} failed ({}): {}",
+            venv.display(),
+            out.status,
+            output()
+        )),
+    }
 }
 
 impl SmtpServer {
     async fn start(flags: &[&str]) -> SmtpServer {
         let port = closed_port();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/smtp_server.py");
-        let mut child = Command::new("python3")
+        let mut child = Command::new(smtp_python())
             .arg(script)
             .arg(port.to_string())
             .arg("alice")
@@ -97,9 +185,6 @@ impl SmtpServer {
 
 #[tokio::test]
 async fn auth_plain_good_and_bad() {
-    if !aiosmtpd_available() {
-        return;
-    }
     let server = SmtpServer::start(&[]).await;
     let prober = prober(Duration::from_secs(10));
     for extra in [&[("security", "none")][..], &[]] {
@@ -124,9 +209,6 @@ async fn auth_plain_good_and_bad() {
 
 #[tokio::test]
 async fn auth_login_good_and_bad() {
-    if !aiosmtpd_available() {
-        return;
-    }
     let server = SmtpServer::start(&["--login-only"]).await;
     let prober = prober(Duration::from_secs(10));
     let good = prober.validate("smtp", &server.value(MARKER, &[])).await;
@@ -144,9 +226,6 @@ async fn auth_login_good_and_bad() {
 
 #[tokio::test]
 async fn no_auth_and_missing_tls_are_provider_errors() {
-    if !aiosmtpd_available() {
-        return;
-    }
     let server = SmtpServer::start(&["--no-auth"]).await;
     let prober = prober(Duration::from_secs(10));
     let no_auth = prober.validate("smtp", &server.value(MARKER, &[])).await;

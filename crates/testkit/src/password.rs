@@ -1,35 +1,29 @@
 //! A throwaway cluster with password (scram-sha-256) authentication on a free TCP port of
-//! 127.0.0.1, for tests of logins: a server that trusts local connections ignores passwords, so
-//! a wrong one could not be told from a good one. Started at most once per test process and
-//! stopped, with its directory deleted, when the process exits (the same watchdog as the
-//! default cluster).
+//! 127.0.0.1, serving TLS too, for tests of logins and certificates: a server that trusts local
+//! connections ignores passwords, so a wrong one could not be told from a good one. Started at
+//! most once per test process by the same launcher as the default cluster, and like it stopped,
+//! with its directory deleted, when the process exits.
 
-use super::{WATCHDOG_SCRIPT, conn_value, find_pg_bin_dir, pg_command, read_log, running_as_root};
-use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use crate::cluster::{self, Cluster, Spec, run};
+use crate::quote::conn_value;
+use std::path::Path;
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::OnceCell;
 use tokio_postgres::{Client, NoTls};
 
-/// How long to wait for the cluster to accept connections.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// The password-authenticated cluster of this test process.
 pub struct PasswordPg {
-    port: u16,
     password: String,
     ca_pem: String,
-    log: PathBuf,
-    /// Write end of the watchdog's stdin; never dropped, so the pipe closes when the process
-    /// exits.
-    _keepalive: ChildStdin,
+    cluster: Cluster,
 }
 
 impl std::fmt::Debug for PasswordPg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PasswordPg")
-            .field("port", &self.port)
-            .field("log", &self.log)
+            .field("port", &self.cluster.port)
+            .field("log", &self.cluster.log)
             .finish()
     }
 }
@@ -37,7 +31,7 @@ impl std::fmt::Debug for PasswordPg {
 impl PasswordPg {
     /// The TCP port on 127.0.0.1.
     pub fn port(&self) -> u16 {
-        self.port
+        self.cluster.port
     }
 
     /// PEM of the throwaway CA that signed the server's certificate (for `127.0.0.1` and
@@ -56,7 +50,7 @@ impl PasswordPg {
     pub fn url(&self, user: &str, password: &str, dbname: &str) -> String {
         format!(
             "host=127.0.0.1 port={} user={} password={} dbname={}",
-            self.port,
+            self.cluster.port,
             conn_value(user),
             conn_value(password),
             conn_value(dbname)
@@ -71,8 +65,8 @@ impl PasswordPg {
             .unwrap_or_else(|e| {
                 panic!(
                     "testkit: could not connect to the password cluster on port {} ({e}); log: {}",
-                    self.port,
-                    self.log.display()
+                    self.cluster.port,
+                    self.cluster.log.display()
                 )
             });
         tokio::spawn(async move {
@@ -102,136 +96,17 @@ async fn start() -> Result<PasswordPg, String> {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     let password = format!("su-{}-{nanos}", std::process::id());
-    let pw = password.clone();
-    let (dir, mut child, port, ca_pem) = tokio::task::spawn_blocking(move || spawn(&pw))
-        .await
-        .map_err(|e| format!("the start-up task failed: {e}"))??;
-    let log = dir.join("postgres.log");
-    let keepalive = child
-        .stdin
-        .take()
-        .ok_or("the watchdog's stdin is not piped (testkit bug)")?;
-    let url = format!(
-        "host=127.0.0.1 port={port} user=postgres password={} dbname=postgres",
-        conn_value(&password)
-    );
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!(
-                "postgres exited during startup ({status}); log {}:\n{}",
-                log.display(),
-                read_log(&log)
-            ));
-        }
-        match tokio::time::timeout(Duration::from_secs(2), tokio_postgres::connect(&url, NoTls))
-            .await
-        {
-            Ok(Ok((client, conn))) => {
-                drop(client);
-                let _ = conn.await;
-                break;
-            }
-            Ok(Err(e)) if Instant::now() > deadline => {
-                return Err(format!(
-                    "no connection within {START_TIMEOUT:?} ({e}); log {}:\n{}",
-                    log.display(),
-                    read_log(&log)
-                ));
-            }
-            Err(_) if Instant::now() > deadline => {
-                return Err(format!("no connection within {START_TIMEOUT:?}"));
-            }
-            _ => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    }
-    drop(child);
+    let spec = Spec {
+        prefix: "testkit-pgpw-",
+        password: Some(password.clone()),
+        tcp: true,
+    };
+    let (cluster, ca_pem) = cluster::launch(spec, enable_tls).await?;
     Ok(PasswordPg {
-        port,
         password,
         ca_pem,
-        log,
-        _keepalive: keepalive,
+        cluster,
     })
-}
-
-/// initdb with scram-sha-256 and the superuser password, then postgres on a free port of
-/// 127.0.0.1 under the watchdog. Blocking.
-fn spawn(password: &str) -> Result<(PathBuf, std::process::Child, u16, String), String> {
-    let bin = find_pg_bin_dir()?;
-    let as_postgres = running_as_root();
-    let tmp = tempfile::Builder::new()
-        .prefix("testkit-pgpw-")
-        .tempdir_in("/tmp")
-        .map_err(|e| format!("could not create a temporary directory: {e}"))?;
-    let dir = tmp.keep();
-    let result = spawn_in(&bin, &dir, as_postgres, password);
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    result.map(|(child, port, ca)| (dir, child, port, ca))
-}
-
-fn run(cmd: &mut Command) -> Result<(), String> {
-    match cmd.output() {
-        Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err(format!(
-            "{cmd:?} failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )),
-        Err(e) => Err(format!("could not run {cmd:?}: {e}")),
-    }
-}
-
-fn spawn_in(
-    bin: &Path,
-    dir: &Path,
-    as_postgres: bool,
-    password: &str,
-) -> Result<(std::process::Child, u16, String), String> {
-    let data = dir.join("data");
-    let log = dir.join("postgres.log");
-    let pwfile = dir.join("pwfile");
-    std::fs::write(&pwfile, format!("{password}\n"))
-        .map_err(|e| format!("could not write {}: {e}", pwfile.display()))?;
-    if as_postgres {
-        run(Command::new("chown").arg("-R").arg("postgres").arg(dir))?;
-    }
-    run(pg_command(as_postgres, &bin.join("initdb"))
-        .arg("-D")
-        .arg(&data)
-        .args(["-U", "postgres", "-A", "scram-sha-256", "-E", "UTF8"])
-        .args(["--locale=C", "--no-sync"])
-        .arg(format!("--pwfile={}", pwfile.display()))
-        .current_dir(dir)
-        .stdin(Stdio::null()))?;
-    let _ = std::fs::remove_file(&pwfile);
-    let ca_pem = enable_tls(&data, as_postgres)?;
-    // A free port: bound then released; postgres takes it a moment later.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| format!("could not find a free port: {e}"))?
-        .port();
-    let child = pg_command(as_postgres, Path::new("/bin/sh"))
-        .arg("-c")
-        .arg(WATCHDOG_SCRIPT)
-        .arg("testkit-pgpw-watchdog")
-        .arg(bin.join("postgres"))
-        .arg(&data)
-        .arg(dir)
-        .arg(&log)
-        .arg(dir)
-        .arg(port.to_string())
-        .arg("127.0.0.1")
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("could not start postgres: {e}"))?;
-    Ok((child, port, ca_pem))
 }
 
 /// Gives the cluster a server certificate for 127.0.0.1 and localhost, signed by a fresh CA,

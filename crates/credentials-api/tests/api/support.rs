@@ -130,6 +130,9 @@ impl TestApi {
             let keyring = KmsProcess::create_keyring(dir.path());
             KmsProcess::start(dir.path(), &keyring, &as_strs(&options.kms_args)).await
         });
+        for needle in &options.tolerated {
+            kms.expect_error(needle);
+        }
         let secret = testkit::stack::write_jwt_secret(dir.path());
         let running = credentials_api::start(serve_config(&db, &kms, &secret, &options.args))
             .await
@@ -259,6 +262,9 @@ impl TestApi {
         let keyring = self.kms.keyring.clone();
         self.kms =
             KmsProcess::start(self.dir.path(), &keyring, &as_strs(&self.options.kms_args)).await;
+        for needle in &self.options.tolerated {
+            self.kms.expect_error(needle);
+        }
     }
 
     /// Shuts the server down as SIGTERM would: NOT_SERVING, drain, close.
@@ -268,15 +274,18 @@ impl TestApi {
         }
     }
 
-    fn unexpected_errors(&self) -> Vec<String> {
+    /// The server's unexpected ERROR lines and the kms's (which its own handle also checks
+    /// when dropped: this reports both in one failure).
+    fn unexpected_errors(&mut self) -> Vec<String> {
         let tolerated = |line: &String| self.options.tolerated.iter().any(|t| line.contains(t));
-        let api = self.error_lines().into_iter().map(|l| format!("api: {l}"));
-        let kms = self
-            .kms
+        let mut lines: Vec<String> = self
             .error_lines()
             .into_iter()
-            .map(|l| format!("kms: {l}"));
-        api.chain(kms).filter(|l| !tolerated(l)).collect()
+            .map(|l| format!("api: {l}"))
+            .filter(|l| !tolerated(l))
+            .collect();
+        lines.extend(self.kms.finish());
+        lines
     }
 }
 

@@ -1,6 +1,7 @@
 //! `kms serve` as a child process with its own directory, keyring, Unix socket and log file.
 
 use super::binaries::{bin, kms_keyring, logged_address, send_signal, wait_until};
+use super::errors::{ErrorCheck, error_lines, fail_on_unexpected_errors};
 use kms::{ClientConfig, KmsClient, KmsEndpoint};
 use std::{
     fs,
@@ -20,6 +21,7 @@ pub struct KmsProcess {
     pub socket: PathBuf,
     /// stderr of the process (JSON logs).
     pub log: PathBuf,
+    errors: ErrorCheck,
 }
 
 impl KmsProcess {
@@ -68,6 +70,7 @@ impl KmsProcess {
             keyring: keyring.to_owned(),
             socket,
             log,
+            errors: ErrorCheck::default(),
         }
     }
 
@@ -113,11 +116,22 @@ impl KmsProcess {
 
     /// Log lines at ERROR level.
     pub fn error_lines(&self) -> Vec<String> {
-        self.logs()
-            .lines()
-            .filter(|l| l.contains("\"level\":\"ERROR\""))
-            .map(str::to_owned)
-            .collect()
+        error_lines(&self.logs())
+    }
+
+    /// Allows ERROR log lines containing `message`: the test provokes them on purpose. Any
+    /// other ERROR line fails the test when this handle is dropped.
+    pub fn expect_error(&self, message: &str) {
+        self.errors.expect(message);
+    }
+
+    /// Kills the process if it still runs and returns its unexpected ERROR lines (once).
+    pub fn finish(&mut self) -> Vec<String> {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.errors.take("kms", &self.log)
     }
 
     /// Waits until a log line contains `needle`, returning the line.
@@ -187,10 +201,9 @@ impl KmsProcess {
 }
 
 impl Drop for KmsProcess {
+    /// Kills the process, then fails the test on unexpected ERROR lines.
     fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        let lines = self.finish();
+        fail_on_unexpected_errors(&lines);
     }
 }

@@ -6,12 +6,14 @@
 //! first (`cargo build --workspace --bins`); [`bin`] says so when one is missing.
 
 mod binaries;
+mod errors;
 mod kms;
 mod requests;
 mod rewrap;
 mod tokens;
 
 pub use binaries::{bin, kms_keyring, logged_address, send_signal, wait_until};
+pub use errors::{ErrorCheck, error_lines, fail_on_unexpected_errors};
 pub use kms::KmsProcess;
 pub use requests::{by_id, by_id_in, create, default_for, fields, secret};
 pub use rewrap::{create_many, create_named, on, rewrap_status, wait_for_sweep};
