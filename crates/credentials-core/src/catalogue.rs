@@ -1,4 +1,13 @@
-//! The type catalogue: every credential type the vault knows, its category and its value fields.
+//! The type catalogue: the one registry of what each credential type is. Every type declares, as
+//! data, its category and value fields (each with its role and format), how the vault probes it
+//! ([`Probe`], with the provider's default base URL), whether its schema can be discovered, and
+//! how its secret is attached to an outbound request ([`Attach`]).
+//!
+//! Adding a type is one entry in `TYPES` and one row in a migration of `credential_types`; the
+//! catalogue's tests (here, in `tests/catalogue.rs`, in credentials-probe and in the store's
+//! schema test) name whatever else an entry lacks.
+
+use crate::value::SecretValue;
 
 /// The family a credential type belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -46,6 +55,321 @@ impl Category {
     }
 }
 
+/// What a field is to its credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Secret material: the credential itself (a key, password, token, private key, signed URL).
+    Secret,
+    /// Whose credential it is, not secret: a user name, a client id.
+    Identity,
+    /// Where the credential is sent: a host, port, endpoint, URL, token URL, region or account.
+    /// Only an audited update changes it, since it decides who receives the secret.
+    Destination,
+    /// A setting of how the credential is used, not where: a default database, scopes, a header
+    /// name, a transport mode.
+    Option,
+}
+
+/// The shape of a field's value.
+///
+/// Writes enforce only [`Format::OneOf`] (see `value::check`), so every value stored before
+/// formats were declared stays accepted; the other formats are checked by whoever uses the field
+/// (a probe, the gateway) with [`Format::accepts`] or a full parser of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Free or opaque text: API keys and tokens, names, scopes.
+    Text,
+    /// Exactly one of these values.
+    OneOf(&'static [&'static str]),
+    /// An absolute URL with one of these (lower-case) schemes.
+    Url(&'static [&'static str]),
+    /// A host name or IP address.
+    Host,
+    /// A TCP port, 1-65535.
+    Port,
+    /// A cloud region such as `us-east-1`, which becomes part of a host name.
+    Region,
+    /// An account identifier such as `myorg-myaccount`, which becomes part of a host name.
+    Account,
+    /// A JSON object with at least these keys.
+    Json(&'static [&'static str]),
+    /// A PEM-encoded key.
+    Pem,
+    /// A connection string (URL or key=value form) of this engine, credentials included.
+    ConnectionString(Engine),
+    /// A connection string of the engine that the named field of the same value chooses.
+    ConnectionStringOf(&'static str),
+    /// An HTTP header name.
+    HeaderName,
+    /// An email address.
+    Email,
+}
+
+impl Format {
+    /// The only values accepted, for [`Format::OneOf`]; empty for every other format.
+    pub const fn allowed_values(&self) -> &'static [&'static str] {
+        match self {
+            Format::OneOf(values) => values,
+            _ => &[],
+        }
+    }
+
+    /// Whether `value` has this format. Formats whose users parse them fully (text, host, PEM,
+    /// JSON, connection strings, email) accept anything here.
+    pub fn accepts(&self, value: &str) -> bool {
+        match self {
+            Format::OneOf(values) => values.contains(&value),
+            Format::Url(schemes) => value
+                .split_once("://")
+                .is_some_and(|(scheme, _)| schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme))),
+            Format::Port => value.parse::<u16>().is_ok_and(|p| p != 0),
+            // Lands in a host name: letters, digits and dashes only.
+            Format::Region => {
+                !value.is_empty()
+                    && value.len() <= 32
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            }
+            // Lands in a host name; dots separate an optional region suffix.
+            Format::Account => {
+                value.len() <= 255
+                    && !value.starts_with(['.', '-'])
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+            }
+            Format::HeaderName => {
+                !value.is_empty()
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+            }
+            Format::Text
+            | Format::Host
+            | Format::Json(_)
+            | Format::Pem
+            | Format::ConnectionString(_)
+            | Format::ConnectionStringOf(_)
+            | Format::Email => true,
+        }
+    }
+}
+
+/// A database engine, as the `database` tool type's `schema_type` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Engine {
+    /// PostgreSQL.
+    PostgreSql,
+    /// MySQL or MariaDB.
+    MySql,
+    /// Amazon Redshift (the PostgreSQL protocol).
+    Redshift,
+    /// Microsoft SQL Server.
+    MsSql,
+    /// ClickHouse (its HTTP interface).
+    ClickHouse,
+    /// Google BigQuery.
+    BigQuery,
+    /// Snowflake.
+    Snowflake,
+}
+
+/// Whether the vault probes connection strings of an engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineProbe {
+    /// A login plus `SELECT 1` validates it, and its schema can be discovered.
+    LoginAndDiscovery,
+    /// Neither, for this reason (shown to users).
+    Unsupported(&'static str),
+}
+
+impl Engine {
+    /// Every engine, in the order `schema_type` lists them.
+    pub const ALL: [Engine; 7] = [
+        Engine::PostgreSql,
+        Engine::MySql,
+        Engine::Redshift,
+        Engine::MsSql,
+        Engine::ClickHouse,
+        Engine::BigQuery,
+        Engine::Snowflake,
+    ];
+
+    /// The stable name, e.g. `postgresql`: a `schema_type` value and the id of its own type.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Engine::PostgreSql => "postgresql",
+            Engine::MySql => "mysql",
+            Engine::Redshift => "redshift",
+            Engine::MsSql => "mssql",
+            Engine::ClickHouse => "clickhouse",
+            Engine::BigQuery => "bigquery",
+            Engine::Snowflake => "snowflake",
+        }
+    }
+
+    /// The engine with this name; `None` if unknown.
+    pub fn parse(s: &str) -> Option<Engine> {
+        Self::ALL.into_iter().find(|e| e.as_str() == s)
+    }
+
+    /// Whether the vault probes connection strings of this engine.
+    pub const fn probe(self) -> EngineProbe {
+        match self {
+            Engine::PostgreSql | Engine::MySql | Engine::Redshift | Engine::ClickHouse => {
+                EngineProbe::LoginAndDiscovery
+            }
+            Engine::MsSql => EngineProbe::Unsupported(
+                "SQL Server needs a TDS client this build does not include; the credential is \
+                 stored but cannot be checked",
+            ),
+            Engine::BigQuery => EngineProbe::Unsupported(
+                "a bigquery database given as a connection string cannot be probed; store it as \
+                 a bigquery credential, whose fields the probe understands",
+            ),
+            Engine::Snowflake => EngineProbe::Unsupported(
+                "a snowflake database given as a connection string cannot be probed; store it \
+                 as a snowflake credential, whose fields the probe understands",
+            ),
+        }
+    }
+
+    /// Whether a login validates it and its schema can be discovered.
+    pub const fn is_probed(self) -> bool {
+        matches!(self.probe(), EngineProbe::LoginAndDiscovery)
+    }
+}
+
+/// How a provider reports a refused key beyond the HTTP status, for [`KeyRead`] probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorDialect {
+    /// Statuses, plus the "invalid api key" and quota bodies most APIs share.
+    Common,
+    /// Google APIs: a bad key is 400 (or 403) with reason `API_KEY_INVALID`.
+    Google,
+    /// ElevenLabs: a key lacking a permission is 401 `missing_permissions`.
+    ElevenLabs,
+}
+
+/// A provider's cheapest authenticated read: `GET {base_url}{path}` with the key attached as the
+/// type's [`Attach`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRead {
+    /// The provider's API base URL, without a trailing slash (overridable per deployment).
+    pub base_url: &'static str,
+    /// Path and query of the read, under the base URL.
+    pub path: &'static str,
+    /// Fixed headers the API requires besides the key, e.g. a version.
+    pub headers: &'static [(&'static str, &'static str)],
+    /// How the API words a refusal.
+    pub errors: ErrorDialect,
+}
+
+/// How the vault checks a credential against its real target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// An OpenAI-compatible API: `GET {base_url}/models` with the key.
+    OpenAiCompatible {
+        /// The API base URL, without a trailing slash.
+        base_url: &'static str,
+    },
+    /// Another provider API's cheapest authenticated read.
+    KeyRead(KeyRead),
+    /// AWS STS `GetCallerIdentity`, SigV4-signed for the value's region.
+    AwsCallerIdentity {
+        /// The STS URL, with `{region}` filled from the value's [`Format::Region`] field.
+        base_url: &'static str,
+    },
+    /// A login plus `SELECT 1` on a database of this engine.
+    Database(Engine),
+    /// As [`Probe::Database`], of the engine the named field's value chooses.
+    DatabaseOfField(&'static str),
+    /// An SMTP login that never sends a message.
+    SmtpLogin,
+    /// Google's OAuth JWT-bearer grant for the service account, at its own `token_uri`.
+    ServiceAccountToken,
+    /// Snowflake's REST login request, session closed afterwards.
+    SnowflakeLogin {
+        /// The account URL, with `{account}` filled from the value's [`Format::Account`] field.
+        base_url: &'static str,
+    },
+    /// The URL of the value is readable.
+    ReadableUrl,
+    /// `GET` the value's own endpoint with the key.
+    KeyAtEndpoint,
+    /// A `refresh_token` grant at the value's own token URL.
+    OAuthRefresh,
+    /// Not probed, for this reason (shown to users).
+    Unsupported(&'static str),
+}
+
+/// The reason of an entry that forgot its probe; a test names such entries.
+const NO_PROBE_DECLARED: &str = "no probe is declared for this type";
+
+impl Probe {
+    /// The default base URL (or URL template) of the target, without a trailing slash.
+    pub const fn default_base_url(&self) -> Option<&'static str> {
+        match self {
+            Probe::OpenAiCompatible { base_url }
+            | Probe::AwsCallerIdentity { base_url }
+            | Probe::SnowflakeLogin { base_url } => Some(base_url),
+            Probe::KeyRead(read) => Some(read.base_url),
+            _ => None,
+        }
+    }
+
+    /// Whether validating answers anything but "unsupported".
+    pub const fn validates(&self) -> bool {
+        match self {
+            Probe::Unsupported(_) => false,
+            Probe::Database(engine) => engine.is_probed(),
+            _ => true,
+        }
+    }
+
+    /// Whether the schema of some values can be discovered (for [`Probe::DatabaseOfField`],
+    /// those of the engines that are probed).
+    pub const fn discovers(&self) -> bool {
+        match self {
+            Probe::Database(engine) => engine.is_probed(),
+            Probe::DatabaseOfField(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether this entry forgot to declare its probe.
+    pub fn is_undeclared(&self) -> bool {
+        *self == Probe::Unsupported(NO_PROBE_DECLARED)
+    }
+}
+
+/// How the secret (the type's primary field, or its key pair for SigV4) is attached to an
+/// outbound HTTP request to the credential's own target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attach {
+    /// `Authorization: Bearer KEY`.
+    Bearer,
+    /// `Authorization: SCHEME KEY`, e.g. Deepgram's `Token` and fal's `Key`.
+    Scheme(&'static str),
+    /// The key alone in this header, e.g. `x-api-key`.
+    Header(&'static str),
+    /// The key in this query parameter, e.g. `key`.
+    Query(&'static str),
+    /// HTTP Basic with the key as the user name and an empty password.
+    Basic,
+    /// In the header the named field of the value gives, else `Authorization: Bearer KEY`.
+    HeaderNamedBy(&'static str),
+    /// An AWS Signature Version 4 for this service.
+    SigV4 {
+        /// The signing name of the service, e.g. `bedrock`.
+        service: &'static str,
+    },
+    /// Not attached to HTTP requests as it is: it opens a connection, a login or a token
+    /// exchange, or it is itself the URL.
+    NotHttp,
+}
+
 /// One field of a credential type's value.
 #[derive(Debug)]
 pub struct FieldSpec {
@@ -53,12 +377,48 @@ pub struct FieldSpec {
     pub name: &'static str,
     /// What the field holds, for humans.
     pub description: &'static str,
-    /// Whether the field is secret; non-secret fields appear in the masked preview.
+    /// Whether the field is secret (its role is [`Role::Secret`]); non-secret fields appear in
+    /// the masked preview.
     pub secret: bool,
     /// Whether every value must carry the field.
     pub required: bool,
-    /// The only values accepted; empty means any.
+    /// The only values accepted (those of a [`Format::OneOf`]); empty means any.
     pub allowed_values: &'static [&'static str],
+    /// What the field is to the credential.
+    pub role: Role,
+    /// The shape of its value.
+    pub format: Format,
+}
+
+impl FieldSpec {
+    const fn new(
+        name: &'static str,
+        description: &'static str,
+        required: bool,
+        role: Role,
+        format: Format,
+    ) -> FieldSpec {
+        FieldSpec {
+            name,
+            description,
+            secret: matches!(role, Role::Secret),
+            required,
+            allowed_values: format.allowed_values(),
+            role,
+            format,
+        }
+    }
+
+    /// The same field with another format.
+    const fn formatted(self, format: Format) -> FieldSpec {
+        FieldSpec::new(
+            self.name,
+            self.description,
+            self.required,
+            self.role,
+            format,
+        )
+    }
 }
 
 /// A credential type.
@@ -78,9 +438,13 @@ pub struct TypeSpec {
     pub primary_field: &'static str,
     /// At least one of these fields must be present; empty means no such rule.
     pub requires_one_of: &'static [&'static str],
-    /// Whether the vault can probe the credential against its target.
+    /// How the vault checks it against its target.
+    pub probe: Probe,
+    /// How its secret is attached to an outbound request.
+    pub attach: Attach,
+    /// Whether the vault can probe the credential against its target (from [`Probe::validates`]).
     pub supports_validation: bool,
-    /// Whether the vault can discover the target's schema.
+    /// Whether the vault can discover the target's schema (from [`Probe::discovers`]).
     pub supports_schema_discovery: bool,
 }
 
@@ -88,6 +452,79 @@ impl TypeSpec {
     /// The field with this name; `None` if the type has no such field.
     pub fn field(&self, name: &str) -> Option<&'static FieldSpec> {
         self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// The fields with this role, in display order.
+    pub fn fields_with_role(&self, role: Role) -> impl Iterator<Item = &'static FieldSpec> {
+        self.fields.iter().filter(move |f| f.role == role)
+    }
+
+    /// The default base URL of its target, when it has a fixed one.
+    pub const fn default_base_url(&self) -> Option<&'static str> {
+        self.probe.default_base_url()
+    }
+
+    /// The engine of a database value: the type's own, or the one its engine field names.
+    pub fn engine_of(&self, value: &SecretValue) -> Option<Engine> {
+        match self.probe {
+            Probe::Database(engine) => Some(engine),
+            Probe::DatabaseOfField(field) => {
+                value.get(field).and_then(|v| Engine::parse(v.expose()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether this value's schema can be discovered: for tools `database`, by its engine.
+    pub fn supports_schema_discovery_of(&self, value: &SecretValue) -> bool {
+        self.engine_of(value).is_some_and(Engine::is_probed)
+    }
+
+    /// A type with these essentials; the builder methods below add the rest.
+    const fn new(
+        id: &'static str,
+        category: Category,
+        display_name: &'static str,
+        description: &'static str,
+    ) -> TypeSpec {
+        let probe = Probe::Unsupported(NO_PROBE_DECLARED);
+        TypeSpec {
+            id,
+            category,
+            display_name,
+            description,
+            fields: API_KEY,
+            primary_field: "api_key",
+            requires_one_of: &[],
+            probe,
+            attach: Attach::NotHttp,
+            supports_validation: probe.validates(),
+            supports_schema_discovery: probe.discovers(),
+        }
+    }
+
+    const fn fields(mut self, fields: &'static [FieldSpec], primary_field: &'static str) -> Self {
+        self.fields = fields;
+        self.primary_field = primary_field;
+        self
+    }
+
+    const fn requires_one_of(mut self, names: &'static [&'static str]) -> Self {
+        self.requires_one_of = names;
+        self
+    }
+
+    /// Sets the probe and what derives from it.
+    const fn probe(mut self, probe: Probe) -> Self {
+        self.probe = probe;
+        self.supports_validation = probe.validates();
+        self.supports_schema_discovery = probe.discovers();
+        self
+    }
+
+    const fn attach(mut self, attach: Attach) -> Self {
+        self.attach = attach;
+        self
     }
 }
 
@@ -103,25 +540,27 @@ pub fn lookup(id: &str) -> Option<&'static TypeSpec> {
 
 const REQUIRED: bool = true;
 const OPTIONAL: bool = false;
+const HTTP_URL: Format = Format::Url(&["https", "http"]);
 
 const fn secret(name: &'static str, description: &'static str, required: bool) -> FieldSpec {
-    FieldSpec {
-        name,
-        description,
-        secret: true,
-        required,
-        allowed_values: &[],
-    }
+    FieldSpec::new(name, description, required, Role::Secret, Format::Text)
 }
 
-const fn plain(name: &'static str, description: &'static str, required: bool) -> FieldSpec {
-    FieldSpec {
-        name,
-        description,
-        secret: false,
-        required,
-        allowed_values: &[],
-    }
+const fn identity(name: &'static str, description: &'static str, required: bool) -> FieldSpec {
+    FieldSpec::new(name, description, required, Role::Identity, Format::Text)
+}
+
+const fn destination(
+    name: &'static str,
+    description: &'static str,
+    required: bool,
+    format: Format,
+) -> FieldSpec {
+    FieldSpec::new(name, description, required, Role::Destination, format)
+}
+
+const fn option(name: &'static str, description: &'static str, required: bool) -> FieldSpec {
+    FieldSpec::new(name, description, required, Role::Option, Format::Text)
 }
 
 const fn choice(
@@ -130,67 +569,13 @@ const fn choice(
     required: bool,
     allowed_values: &'static [&'static str],
 ) -> FieldSpec {
-    FieldSpec {
+    FieldSpec::new(
         name,
         description,
-        secret: false,
         required,
-        allowed_values,
-    }
-}
-
-const fn same(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
-
-/// Types that cannot be probed: Pika has no public API to check a key against, and SQL Server
-/// needs a TDS client this build does not include. Validating them answers UNSUPPORTED_TYPE.
-const UNPROBED: &[&str] = &["pika", "mssql"];
-/// Types whose database schema can be discovered (tools `database` too, by its schema_type).
-const DISCOVERABLE: &[&str] = &["postgresql", "redshift", "mysql", "clickhouse", "database"];
-
-const fn listed(id: &str, list: &[&str]) -> bool {
-    let mut i = 0;
-    while i < list.len() {
-        if same(id, list[i]) {
-            return true;
-        }
-        i += 1;
-    }
-    false
-}
-
-const fn ty(
-    id: &'static str,
-    category: Category,
-    display_name: &'static str,
-    description: &'static str,
-    fields: &'static [FieldSpec],
-    primary_field: &'static str,
-    requires_one_of: &'static [&'static str],
-) -> TypeSpec {
-    TypeSpec {
-        id,
-        category,
-        display_name,
-        description,
-        fields,
-        primary_field,
-        requires_one_of,
-        supports_validation: !listed(id, UNPROBED),
-        supports_schema_discovery: listed(id, DISCOVERABLE),
-    }
+        Role::Option,
+        Format::OneOf(allowed_values),
+    )
 }
 
 const API_KEY: &[FieldSpec] = &[secret(
@@ -199,45 +584,74 @@ const API_KEY: &[FieldSpec] = &[secret(
     REQUIRED,
 )];
 
-/// A provider authenticated by a single API key.
+/// A provider authenticated by a single API key, probed and attached as given.
 const fn keyed(
     id: &'static str,
     category: Category,
     display_name: &'static str,
     description: &'static str,
+    probe: Probe,
+    attach: Attach,
 ) -> TypeSpec {
-    ty(
+    TypeSpec::new(id, category, display_name, description)
+        .probe(probe)
+        .attach(attach)
+}
+
+/// An OpenAI-compatible provider at this base URL, with a bearer key.
+const fn openai_compatible(
+    id: &'static str,
+    category: Category,
+    display_name: &'static str,
+    description: &'static str,
+    base_url: &'static str,
+) -> TypeSpec {
+    keyed(
         id,
         category,
         display_name,
         description,
-        API_KEY,
-        "api_key",
-        &[],
+        Probe::OpenAiCompatible { base_url },
+        Attach::Bearer,
     )
 }
 
-const CONNECTION_STRING: &[FieldSpec] = &[secret(
-    "connection_string",
-    "Connection URL or key=value string, including the credentials.",
-    REQUIRED,
-)];
+/// A [`Probe::KeyRead`] without fixed headers, read the common way.
+const fn read(base_url: &'static str, path: &'static str) -> KeyRead {
+    KeyRead {
+        base_url,
+        path,
+        headers: &[],
+        errors: ErrorDialect::Common,
+    }
+}
 
-/// A database reached through one connection string.
+const fn connection_string(engine: Engine) -> FieldSpec {
+    secret(
+        "connection_string",
+        "Connection URL or key=value string, including the credentials.",
+        REQUIRED,
+    )
+    .formatted(Format::ConnectionString(engine))
+}
+
+const POSTGRESQL: &[FieldSpec] = &[connection_string(Engine::PostgreSql)];
+const MYSQL: &[FieldSpec] = &[connection_string(Engine::MySql)];
+const REDSHIFT: &[FieldSpec] = &[connection_string(Engine::Redshift)];
+const MSSQL: &[FieldSpec] = &[connection_string(Engine::MsSql)];
+const CLICKHOUSE: &[FieldSpec] = &[connection_string(Engine::ClickHouse)];
+
+/// A database of `engine` reached through one connection string in `fields`.
 const fn database(
     id: &'static str,
+    engine: Engine,
+    fields: &'static [FieldSpec],
     display_name: &'static str,
     description: &'static str,
 ) -> TypeSpec {
-    ty(
-        id,
-        DataWarehouse,
-        display_name,
-        description,
-        CONNECTION_STRING,
-        "connection_string",
-        &[],
-    )
+    TypeSpec::new(id, DataWarehouse, display_name, description)
+        .fields(fields, "connection_string")
+        .probe(Probe::Database(engine))
 }
 
 const BEDROCK: &[FieldSpec] = &[
@@ -251,10 +665,11 @@ const BEDROCK: &[FieldSpec] = &[
         "AWS secret access key paired with the access key id.",
         REQUIRED,
     ),
-    plain(
+    destination(
         "region",
         "AWS region hosting the models, e.g. us-east-1.",
         REQUIRED,
+        Format::Region,
     ),
     secret(
         "session_token",
@@ -264,12 +679,14 @@ const BEDROCK: &[FieldSpec] = &[
 ];
 
 const BIGQUERY: &[FieldSpec] = &[
+    // The key file names its own token endpoint (token_uri): a destination inside the secret.
     secret(
         "service_account_json",
         "The service account key file, as JSON.",
         REQUIRED,
-    ),
-    plain(
+    )
+    .formatted(Format::Json(&["client_email", "private_key"])),
+    option(
         "project_id",
         "Project to bill queries to, when not the service account's own.",
         OPTIONAL,
@@ -277,12 +694,13 @@ const BIGQUERY: &[FieldSpec] = &[
 ];
 
 const SNOWFLAKE: &[FieldSpec] = &[
-    plain(
+    destination(
         "account",
         "Account identifier, e.g. myorg-myaccount.",
         REQUIRED,
+        Format::Account,
     ),
-    plain("username", "Login name of the user.", REQUIRED),
+    identity("username", "Login name of the user.", REQUIRED),
     secret(
         "password",
         "Password, for password authentication.",
@@ -292,30 +710,35 @@ const SNOWFLAKE: &[FieldSpec] = &[
         "private_key",
         "PEM private key, for key-pair authentication.",
         OPTIONAL,
-    ),
-    plain("warehouse", "Default virtual warehouse.", OPTIONAL),
-    plain("database", "Default database.", OPTIONAL),
-    plain("schema", "Default schema.", OPTIONAL),
-    plain("role", "Role to assume after login.", OPTIONAL),
+    )
+    .formatted(Format::Pem),
+    option("warehouse", "Default virtual warehouse.", OPTIONAL),
+    option("database", "Default database.", OPTIONAL),
+    option("schema", "Default schema.", OPTIONAL),
+    option("role", "Role to assume after login.", OPTIONAL),
 ];
 
 const STATIC_FILE: &[FieldSpec] = &[secret(
     "url",
     "URL of the file; secret because signed URLs carry access tokens.",
     REQUIRED,
-)];
+)
+.formatted(HTTP_URL)];
 
 const TOOL_API_KEY: &[FieldSpec] = &[
     secret("api_key", "The API key.", REQUIRED),
-    plain(
+    destination(
         "endpoint",
         "HTTPS URL of the service, which a validator may probe.",
         OPTIONAL,
+        HTTP_URL,
     ),
-    plain(
+    FieldSpec::new(
         "header_name",
         "HTTP header carrying the key, e.g. Authorization.",
         OPTIONAL,
+        Role::Option,
+        Format::HeaderName,
     ),
 ];
 
@@ -326,10 +749,15 @@ const OAUTH: &[FieldSpec] = &[
         "Refresh token, to obtain new access tokens.",
         OPTIONAL,
     ),
-    plain("client_id", "OAuth client id.", OPTIONAL),
+    identity("client_id", "OAuth client id.", OPTIONAL),
     secret("client_secret", "OAuth client secret.", OPTIONAL),
-    plain("token_url", "Token endpoint used to refresh.", OPTIONAL),
-    plain("scopes", "Granted scopes, space-separated.", OPTIONAL),
+    destination(
+        "token_url",
+        "Token endpoint used to refresh.",
+        OPTIONAL,
+        HTTP_URL,
+    ),
+    option("scopes", "Granted scopes, space-separated.", OPTIONAL),
 ];
 
 const TOOL_DATABASE: &[FieldSpec] = &[
@@ -337,6 +765,7 @@ const TOOL_DATABASE: &[FieldSpec] = &[
         "schema_type",
         "The database engine.",
         REQUIRED,
+        // Engine::ALL's names, in its order; a test keeps them equal.
         &[
             "postgresql",
             "mysql",
@@ -351,13 +780,19 @@ const TOOL_DATABASE: &[FieldSpec] = &[
         "connection_string",
         "Connection URL or key=value string, including the credentials.",
         REQUIRED,
-    ),
+    )
+    .formatted(Format::ConnectionStringOf("schema_type")),
 ];
 
 const SMTP: &[FieldSpec] = &[
-    plain("host", "SMTP server host name.", REQUIRED),
-    plain("port", "SMTP server port, e.g. 587.", OPTIONAL),
-    plain("username", "Login name.", REQUIRED),
+    destination("host", "SMTP server host name.", REQUIRED, Format::Host),
+    destination(
+        "port",
+        "SMTP server port, e.g. 587.",
+        OPTIONAL,
+        Format::Port,
+    ),
+    identity("username", "Login name.", REQUIRED),
     secret("password", "Login password.", REQUIRED),
     choice(
         "security",
@@ -365,10 +800,11 @@ const SMTP: &[FieldSpec] = &[
         OPTIONAL,
         &["starttls", "tls", "none"],
     ),
-    plain("from_address", "Default sender address.", OPTIONAL),
+    option("from_address", "Default sender address.", OPTIONAL).formatted(Format::Email),
 ];
 
 use Category::{DataWarehouse, Image, Llm, Speech, Tools, Video};
+use Probe::KeyRead as Reads;
 
 // Kept sorted by category then id; a test checks it.
 static TYPES: [TypeSpec; 46] = [
@@ -377,213 +813,380 @@ static TYPES: [TypeSpec; 46] = [
         Llm,
         "Anthropic",
         "Anthropic API (Claude models).",
+        Reads(KeyRead {
+            headers: &[("anthropic-version", "2023-06-01")],
+            ..read("https://api.anthropic.com/v1", "/models?limit=1")
+        }),
+        Attach::Header("x-api-key"),
     ),
-    ty(
+    TypeSpec::new(
         "bedrock",
         Llm,
         "Amazon Bedrock",
         "Amazon Bedrock, authenticated with AWS IAM access keys.",
-        BEDROCK,
-        "access_key_id",
-        &[],
+    )
+    .fields(BEDROCK, "access_key_id")
+    // Every valid AWS key may call GetCallerIdentity.
+    .probe(Probe::AwsCallerIdentity {
+        base_url: "https://sts.{region}.amazonaws.com",
+    })
+    .attach(Attach::SigV4 { service: "bedrock" }),
+    openai_compatible(
+        "cerebras",
+        Llm,
+        "Cerebras",
+        "Cerebras inference API.",
+        "https://api.cerebras.ai/v1",
     ),
-    keyed("cerebras", Llm, "Cerebras", "Cerebras inference API."),
-    keyed("chutes", Llm, "Chutes", "Chutes inference API."),
+    openai_compatible(
+        "chutes",
+        Llm,
+        "Chutes",
+        "Chutes inference API.",
+        "https://llm.chutes.ai/v1",
+    ),
     keyed(
         "cohere",
         Llm,
         "Cohere",
         "Cohere API (Command, Embed, Rerank).",
+        Reads(read("https://api.cohere.com/v1", "/models?page_size=1")),
+        Attach::Bearer,
     ),
-    keyed(
+    openai_compatible(
         "dashscope",
         Llm,
         "Alibaba DashScope",
         "Alibaba Cloud DashScope API (Qwen models).",
+        "https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
     ),
-    keyed("deepinfra", Llm, "DeepInfra", "DeepInfra inference API."),
-    keyed("deepseek", Llm, "DeepSeek", "DeepSeek API."),
-    keyed(
+    openai_compatible(
+        "deepinfra",
+        Llm,
+        "DeepInfra",
+        "DeepInfra inference API.",
+        "https://api.deepinfra.com/v1/openai",
+    ),
+    openai_compatible(
+        "deepseek",
+        Llm,
+        "DeepSeek",
+        "DeepSeek API.",
+        "https://api.deepseek.com",
+    ),
+    openai_compatible(
         "fireworks",
         Llm,
         "Fireworks AI",
         "Fireworks AI inference API.",
+        "https://api.fireworks.ai/inference/v1",
     ),
-    keyed("friendli", Llm, "FriendliAI", "FriendliAI inference API."),
+    openai_compatible(
+        "friendli",
+        Llm,
+        "FriendliAI",
+        "FriendliAI inference API.",
+        "https://api.friendli.ai/serverless/v1",
+    ),
     keyed(
         "gemini",
         Llm,
         "Google Gemini",
         "Google Gemini API (AI Studio key).",
+        Reads(KeyRead {
+            errors: ErrorDialect::Google,
+            ..read(
+                "https://generativelanguage.googleapis.com/v1beta",
+                "/models?pageSize=1",
+            )
+        }),
+        Attach::Header("x-goog-api-key"),
     ),
-    keyed("groq", Llm, "Groq", "Groq inference API."),
+    openai_compatible(
+        "groq",
+        Llm,
+        "Groq",
+        "Groq inference API.",
+        "https://api.groq.com/openai/v1",
+    ),
     keyed(
         "huggingface",
         Llm,
         "Hugging Face",
         "Hugging Face access token for inference and the Hub.",
+        Reads(read("https://huggingface.co/api", "/whoami-v2")),
+        Attach::Bearer,
     ),
-    keyed("hyperbolic", Llm, "Hyperbolic", "Hyperbolic inference API."),
-    keyed("mistral", Llm, "Mistral AI", "Mistral AI API."),
-    keyed(
+    openai_compatible(
+        "hyperbolic",
+        Llm,
+        "Hyperbolic",
+        "Hyperbolic inference API.",
+        "https://api.hyperbolic.xyz/v1",
+    ),
+    openai_compatible(
+        "mistral",
+        Llm,
+        "Mistral AI",
+        "Mistral AI API.",
+        "https://api.mistral.ai/v1",
+    ),
+    openai_compatible(
         "moonshot",
         Llm,
         "Moonshot AI",
         "Moonshot AI API (Kimi models).",
+        "https://api.moonshot.ai/v1",
     ),
-    keyed("novita", Llm, "Novita AI", "Novita AI inference API."),
-    keyed(
+    openai_compatible(
+        "novita",
+        Llm,
+        "Novita AI",
+        "Novita AI inference API.",
+        "https://api.novita.ai/v3/openai",
+    ),
+    openai_compatible(
         "openai",
         Llm,
         "OpenAI",
         "OpenAI API (GPT models, embeddings).",
+        "https://api.openai.com/v1",
     ),
     keyed(
         "openrouter",
         Llm,
         "OpenRouter",
         "OpenRouter, one API routing to many model providers.",
+        // Its /models answers without a key, so it proves nothing; /key describes the key.
+        Reads(read("https://openrouter.ai/api/v1", "/key")),
+        Attach::Bearer,
     ),
     keyed(
         "perplexity",
         Llm,
         "Perplexity",
         "Perplexity API (Sonar models).",
+        // No models endpoint is documented; listing the caller's async jobs is the cheapest
+        // documented authenticated read.
+        Reads(read(
+            "https://api.perplexity.ai",
+            "/async/chat/completions?limit=1",
+        )),
+        Attach::Bearer,
     ),
-    keyed(
+    openai_compatible(
         "sambanova",
         Llm,
         "SambaNova",
         "SambaNova Cloud inference API.",
+        "https://api.sambanova.ai/v1",
     ),
-    keyed(
+    openai_compatible(
         "together_ai",
         Llm,
         "Together AI",
         "Together AI inference API.",
+        "https://api.together.xyz/v1",
     ),
-    keyed("xai", Llm, "xAI", "xAI API (Grok models)."),
-    keyed("zai", Llm, "Z.ai", "Z.ai API (GLM models)."),
+    openai_compatible(
+        "xai",
+        Llm,
+        "xAI",
+        "xAI API (Grok models).",
+        "https://api.x.ai/v1",
+    ),
+    openai_compatible(
+        "zai",
+        Llm,
+        "Z.ai",
+        "Z.ai API (GLM models).",
+        "https://api.z.ai/api/paas/v4",
+    ),
     keyed(
         "deepgram",
         Speech,
         "Deepgram",
         "Deepgram speech-to-text API.",
+        Reads(read("https://api.deepgram.com/v1", "/projects")),
+        Attach::Scheme("Token"),
     ),
     keyed(
         "elevenlabs",
         Speech,
         "ElevenLabs",
         "ElevenLabs text-to-speech and voice API.",
+        Reads(KeyRead {
+            errors: ErrorDialect::ElevenLabs,
+            ..read("https://api.elevenlabs.io/v1", "/user")
+        }),
+        Attach::Header("xi-api-key"),
     ),
-    keyed(
+    openai_compatible(
         "openai_audio",
         Speech,
         "OpenAI Audio",
         "OpenAI audio API (transcription, text-to-speech).",
+        "https://api.openai.com/v1",
     ),
-    keyed("fal", Image, "fal.ai", "fal.ai generative media API."),
     keyed(
+        "fal",
+        Image,
+        "fal.ai",
+        "fal.ai generative media API.",
+        // The Platform API documents its pricing endpoint as requiring a key (its model list
+        // does not), so a price lookup for one public model is the cheapest real check.
+        Reads(read(
+            "https://api.fal.ai/v1",
+            "/models/pricing?endpoint_id=fal-ai/flux/dev",
+        )),
+        Attach::Scheme("Key"),
+    ),
+    openai_compatible(
         "openai_image",
         Image,
         "OpenAI Images",
         "OpenAI image generation API.",
+        "https://api.openai.com/v1",
     ),
     keyed(
         "replicate",
         Image,
         "Replicate",
         "Replicate API for hosted models.",
+        Reads(read("https://api.replicate.com/v1", "/account")),
+        Attach::Bearer,
     ),
     keyed(
         "stability",
         Image,
         "Stability AI",
         "Stability AI image generation API.",
+        Reads(read("https://api.stability.ai/v1", "/user/account")),
+        Attach::Bearer,
     ),
-    keyed("luma", Video, "Luma AI", "Luma AI Dream Machine video API."),
-    keyed("pika", Video, "Pika", "Pika video generation API."),
-    keyed("runway", Video, "Runway", "Runway video generation API."),
-    ty(
+    keyed(
+        "luma",
+        Video,
+        "Luma AI",
+        "Luma AI Dream Machine video API.",
+        Reads(read(
+            "https://api.lumalabs.ai/dream-machine/v1",
+            "/generations?limit=1",
+        )),
+        Attach::Bearer,
+    ),
+    keyed(
+        "pika",
+        Video,
+        "Pika",
+        "Pika video generation API.",
+        Probe::Unsupported("Pika has no public API to check a key against"),
+        // Without a public API there is nothing to attach the key to.
+        Attach::NotHttp,
+    ),
+    keyed(
+        "runway",
+        Video,
+        "Runway",
+        "Runway video generation API.",
+        Reads(KeyRead {
+            headers: &[("x-runway-version", "2024-11-06")],
+            ..read("https://api.dev.runwayml.com/v1", "/organization")
+        }),
+        Attach::Bearer,
+    ),
+    TypeSpec::new(
         "bigquery",
         DataWarehouse,
         "BigQuery",
         "Google BigQuery, authenticated with a service account key.",
-        BIGQUERY,
-        "service_account_json",
-        &[],
+    )
+    .fields(BIGQUERY, "service_account_json")
+    .probe(Probe::ServiceAccountToken),
+    database(
+        "clickhouse",
+        Engine::ClickHouse,
+        CLICKHOUSE,
+        "ClickHouse",
+        "ClickHouse database.",
     ),
-    database("clickhouse", "ClickHouse", "ClickHouse database."),
     database(
         "mssql",
+        Engine::MsSql,
+        MSSQL,
         "Microsoft SQL Server",
         "Microsoft SQL Server or Azure SQL Database.",
     ),
-    database("mysql", "MySQL", "MySQL or MariaDB database."),
+    database(
+        "mysql",
+        Engine::MySql,
+        MYSQL,
+        "MySQL",
+        "MySQL or MariaDB database.",
+    ),
     database(
         "postgresql",
+        Engine::PostgreSql,
+        POSTGRESQL,
         "PostgreSQL",
         "PostgreSQL database, as a URL or libpq key=value string.",
     ),
     database(
         "redshift",
+        Engine::Redshift,
+        REDSHIFT,
         "Amazon Redshift",
         "Amazon Redshift cluster or serverless workgroup.",
     ),
-    ty(
+    TypeSpec::new(
         "snowflake",
         DataWarehouse,
         "Snowflake",
         "Snowflake, authenticated with a password or a key pair.",
-        SNOWFLAKE,
-        "password",
-        &["password", "private_key"],
-    ),
-    ty(
+    )
+    .fields(SNOWFLAKE, "password")
+    .requires_one_of(&["password", "private_key"])
+    .probe(Probe::SnowflakeLogin {
+        base_url: "https://{account}.snowflakecomputing.com",
+    }),
+    TypeSpec::new(
         "static_file",
         DataWarehouse,
         "Static file",
         "A data file (CSV, Parquet, JSON) fetched from a URL.",
-        STATIC_FILE,
-        "url",
-        &[],
-    ),
-    ty(
+    )
+    .fields(STATIC_FILE, "url")
+    .probe(Probe::ReadableUrl),
+    TypeSpec::new(
         "api_key",
         Tools,
         "API key",
         "A generic API key for a tool or HTTP service.",
-        TOOL_API_KEY,
-        "api_key",
-        &[],
-    ),
-    ty(
+    )
+    .fields(TOOL_API_KEY, "api_key")
+    .probe(Probe::KeyAtEndpoint)
+    .attach(Attach::HeaderNamedBy("header_name")),
+    TypeSpec::new(
         "database",
         Tools,
         "Database",
         "A database a tool connects to, of a stated engine.",
-        TOOL_DATABASE,
-        "connection_string",
-        &[],
-    ),
-    ty(
+    )
+    .fields(TOOL_DATABASE, "connection_string")
+    .probe(Probe::DatabaseOfField("schema_type")),
+    TypeSpec::new(
         "oauth",
         Tools,
         "OAuth",
         "OAuth 2.0 tokens and client credentials for a tool.",
-        OAUTH,
-        "access_token",
-        &["access_token", "refresh_token"],
-    ),
-    ty(
-        "smtp",
-        Tools,
-        "SMTP",
-        "An SMTP server for sending email.",
-        SMTP,
-        "password",
-        &[],
-    ),
+    )
+    .fields(OAUTH, "access_token")
+    .requires_one_of(&["access_token", "refresh_token"])
+    .probe(Probe::OAuthRefresh)
+    .attach(Attach::Bearer),
+    TypeSpec::new("smtp", Tools, "SMTP", "An SMTP server for sending email.")
+        .fields(SMTP, "password")
+        .probe(Probe::SmtpLogin),
 ];
 
 #[cfg(test)]
