@@ -530,7 +530,7 @@ impl TypeSpec {
 
 /// Every type, sorted by category (in enum order) then id.
 pub fn all() -> &'static [TypeSpec] {
-    &TYPES
+    TYPES
 }
 
 /// The type with this id; `None` if unknown.
@@ -807,7 +807,7 @@ use Category::{DataWarehouse, Image, Llm, Speech, Tools, Video};
 use Probe::KeyRead as Reads;
 
 // Kept sorted by category then id; a test checks it.
-static TYPES: [TypeSpec; 46] = [
+static TYPES: &[TypeSpec] = &[
     keyed(
         "anthropic",
         Llm,
