@@ -1,6 +1,7 @@
 //! The domain of the credentials vault, free of gRPC and SQL types:
 //!
-//! - [`catalogue`]: every credential type, its category and its value fields;
+//! - [`catalogue`]: every credential type: its category, value fields (role and format), how it
+//!   is probed and how its secret is attached to a request;
 //! - [`value`]: checking a written value against the catalogue into a normalized [`SecretValue`];
 //! - [`mask`]: the masked preview shown instead of a secret;
 //! - [`payload`]: sealing a value with a data key, bound to its [`EncryptionContext`] (the type
@@ -20,7 +21,10 @@ pub mod schema;
 mod secret;
 pub mod value;
 
-pub use catalogue::{Category, FieldSpec, TypeSpec};
+pub use catalogue::{
+    Attach, Category, Engine, EngineProbe, ErrorDialect, FieldSpec, Format, KeyRead, Probe, Role,
+    TypeSpec,
+};
 pub use encryption_context::EncryptionContext;
 pub use secret::SecretString;
 pub use value::{FieldViolation, SecretValue, ValueInput};

@@ -1,6 +1,6 @@
 //! Masked previews: what management responses show instead of a secret.
 
-use crate::catalogue::TypeSpec;
+use crate::catalogue::{Format, TypeSpec};
 use crate::value::SecretValue;
 
 const HIDDEN: &str = "****";
@@ -11,7 +11,9 @@ const FIELD_MAX_CHARS: usize = 64;
 /// The preview of a value: its masked primary secret, then its non-secret fields.
 pub fn preview(spec: &TypeSpec, value: &SecretValue) -> String {
     let mut out = match value.primary_entry(spec) {
-        Some(("connection_string" | "url", v)) => mask_connection_string(v.expose()),
+        Some((name, v)) if spec.field(name).is_some_and(|f| shows_location(f.format)) => {
+            mask_connection_string(v.expose())
+        }
         Some((_, v)) => mask_secret(v.expose()),
         None => HIDDEN.to_owned(),
     };
@@ -32,6 +34,15 @@ pub fn preview(spec: &TypeSpec, value: &SecretValue) -> String {
         out = format!("{out} ({})", plain.join(", "));
     }
     truncate(&out, PREVIEW_MAX_CHARS).to_owned()
+}
+
+/// Whether a secret of this format is a location (a connection string or URL) whose non-secret
+/// parts the preview may show.
+fn shows_location(format: Format) -> bool {
+    matches!(
+        format,
+        Format::ConnectionString(_) | Format::ConnectionStringOf(_) | Format::Url(_)
+    )
 }
 
 /// A secret with only its ends shown, and nothing at all of a short one.

@@ -1,7 +1,7 @@
 //! Checking a written value against its type into a normalized [`SecretValue`], and its stored
 //! JSON form.
 
-use crate::catalogue::TypeSpec;
+use crate::catalogue::{Format, TypeSpec};
 use crate::limits::{MAX_FIELD_NAME_BYTES, MAX_FIELDS, MAX_VALUE_BYTES};
 use crate::secret::SecretString;
 use serde::{Deserialize, Serialize};
@@ -248,12 +248,17 @@ fn check_fields(
                     format!("required for type {}", spec.id),
                 ));
             }
+            // Of the declared formats only a choice is enforced on write: values stored before
+            // formats were declared must stay writable; their users check the rest.
             Some(value)
-                if !f.allowed_values.is_empty() && !f.allowed_values.contains(&value.expose()) =>
+                if matches!(f.format, Format::OneOf(_)) && !f.format.accepts(value.expose()) =>
             {
                 return Err(violation(
                     field_path(f.name),
-                    format!("must be one of {}", names(f.allowed_values.iter().copied())),
+                    format!(
+                        "must be one of {}",
+                        names(f.format.allowed_values().iter().copied())
+                    ),
                 ));
             }
             _ => {}

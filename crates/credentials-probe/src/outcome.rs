@@ -95,7 +95,8 @@ impl Default for ProbeConfig {
     }
 }
 
-/// Base URLs of providers, overridable (so tests point them at local servers).
+/// Base URLs of providers: the catalogue's defaults, overridable (so tests point them at local
+/// servers).
 ///
 /// Two defaults are templates filled from the credential after strict checks: bedrock's
 /// `{region}` and snowflake's `{account}`. BigQuery has no default: the service account's own
@@ -105,53 +106,12 @@ pub struct ProviderEndpoints {
     urls: BTreeMap<String, String>,
 }
 
-/// The real providers' base URLs, without a trailing slash.
-const DEFAULTS: &[(&str, &str)] = &[
-    ("openai", "https://api.openai.com/v1"),
-    ("openai_audio", "https://api.openai.com/v1"),
-    ("openai_image", "https://api.openai.com/v1"),
-    ("deepseek", "https://api.deepseek.com"),
-    ("fireworks", "https://api.fireworks.ai/inference/v1"),
-    ("xai", "https://api.x.ai/v1"),
-    ("together_ai", "https://api.together.xyz/v1"),
-    ("mistral", "https://api.mistral.ai/v1"),
-    ("groq", "https://api.groq.com/openai/v1"),
-    ("cerebras", "https://api.cerebras.ai/v1"),
-    ("sambanova", "https://api.sambanova.ai/v1"),
-    ("hyperbolic", "https://api.hyperbolic.xyz/v1"),
-    ("deepinfra", "https://api.deepinfra.com/v1/openai"),
-    ("novita", "https://api.novita.ai/v3/openai"),
-    ("friendli", "https://api.friendli.ai/serverless/v1"),
-    ("chutes", "https://llm.chutes.ai/v1"),
-    ("zai", "https://api.z.ai/api/paas/v4"),
-    ("moonshot", "https://api.moonshot.ai/v1"),
-    (
-        "dashscope",
-        "https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
-    ),
-    ("perplexity", "https://api.perplexity.ai"),
-    ("openrouter", "https://openrouter.ai/api/v1"),
-    ("anthropic", "https://api.anthropic.com/v1"),
-    ("gemini", "https://generativelanguage.googleapis.com/v1beta"),
-    ("cohere", "https://api.cohere.com/v1"),
-    ("huggingface", "https://huggingface.co/api"),
-    ("bedrock", "https://sts.{region}.amazonaws.com"),
-    ("elevenlabs", "https://api.elevenlabs.io/v1"),
-    ("deepgram", "https://api.deepgram.com/v1"),
-    ("replicate", "https://api.replicate.com/v1"),
-    ("stability", "https://api.stability.ai/v1"),
-    ("fal", "https://api.fal.ai/v1"),
-    ("runway", "https://api.dev.runwayml.com/v1"),
-    ("luma", "https://api.lumalabs.ai/dream-machine/v1"),
-    ("snowflake", "https://{account}.snowflakecomputing.com"),
-];
-
 impl Default for ProviderEndpoints {
     fn default() -> Self {
         Self {
-            urls: DEFAULTS
+            urls: credentials_core::catalogue::all()
                 .iter()
-                .map(|(id, url)| ((*id).to_owned(), (*url).to_owned()))
+                .filter_map(|t| Some((t.id.to_owned(), t.default_base_url()?.to_owned())))
                 .collect(),
         }
     }

@@ -1,5 +1,6 @@
-//! Probes of LLM, speech, image and video providers: each provider's documented cheap
-//! authenticated read, with its own auth scheme, and Amazon Bedrock through STS.
+//! Probes of LLM, speech, image and video providers: the cheap authenticated read the catalogue
+//! declares for each, with the key attached as the catalogue says, and Amazon Bedrock through
+//! STS. What each answer means (the shared error bodies, each [`ErrorDialect`]) lives here.
 //!
 //! Response bodies are read only to classify an answer; they never reach a message, since some
 //! providers echo part of the key back.
@@ -7,174 +8,104 @@
 use crate::http::{HttpClient, Request, Response};
 use crate::outcome::{ProbeConfig, ProbeResult};
 use crate::sigv4;
-use credentials_core::SecretValue;
+use credentials_core::catalogue::{Attach, ErrorDialect, Format, KeyRead, TypeSpec};
+use credentials_core::{SecretString, SecretValue};
 use http::Method;
 
-/// How a provider expects its key.
-#[derive(Debug, Clone, Copy)]
-enum Auth {
-    /// `Authorization: Bearer KEY`.
-    Bearer,
-    /// `Authorization: SCHEME KEY`, e.g. Deepgram's `Token` and fal's `Key`.
-    Scheme(&'static str),
-    /// The key alone in a dedicated header, e.g. `x-api-key`.
-    Header(&'static str),
-}
+/// Where an OpenAI-compatible API lists its models: the cheapest authenticated read.
+const OPENAI_MODELS: KeyRead = KeyRead {
+    base_url: "",
+    path: "/models",
+    headers: &[],
+    errors: ErrorDialect::Common,
+};
 
-/// How a provider's non-2xx answers are read beyond the common mapping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Quirk {
-    None,
-    /// Google APIs answer a bad key with 400 and reason `API_KEY_INVALID`.
-    Google,
-    /// ElevenLabs answers a key lacking a permission with 401 `missing_permissions`.
-    ElevenLabs,
-}
-
-/// One provider's probe: path under its base URL, auth scheme and fixed headers.
-#[derive(Debug, Clone, Copy)]
-struct KeyProbe {
-    path: &'static str,
-    auth: Auth,
-    headers: &'static [(&'static str, &'static str)],
-    quirk: Quirk,
-}
-
-const fn probe(path: &'static str, auth: Auth) -> KeyProbe {
-    KeyProbe {
-        path,
-        auth,
-        headers: &[],
-        quirk: Quirk::None,
-    }
-}
-
-/// OpenAI-compatible APIs: `GET {base}/models` with a bearer key.
-const OPENAI_COMPATIBLE: &[&str] = &[
-    "openai",
-    "openai_audio",
-    "openai_image",
-    "deepseek",
-    "fireworks",
-    "xai",
-    "together_ai",
-    "mistral",
-    "groq",
-    "cerebras",
-    "sambanova",
-    "hyperbolic",
-    "deepinfra",
-    "novita",
-    "friendli",
-    "chutes",
-    "zai",
-    "moonshot",
-    "dashscope",
+/// Headers a user-chosen header name may not replace: they frame the HTTP exchange.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "keep-alive",
+    "proxy-connection",
 ];
 
-fn key_probe(type_id: &str) -> Option<KeyProbe> {
-    if OPENAI_COMPATIBLE.contains(&type_id) {
-        return Some(probe("/models", Auth::Bearer));
-    }
-    Some(match type_id {
-        // Perplexity documents no models endpoint; listing the caller's async jobs is its
-        // cheapest documented authenticated read.
-        "perplexity" => probe("/async/chat/completions?limit=1", Auth::Bearer),
-        // OpenRouter's /models answers without a key, so it proves nothing; /key describes
-        // the calling key.
-        "openrouter" => probe("/key", Auth::Bearer),
-        "anthropic" => KeyProbe {
-            headers: &[("anthropic-version", "2023-06-01")],
-            ..probe("/models?limit=1", Auth::Header("x-api-key"))
+/// Attaches `key` to `request` the way the catalogue says for the type.
+pub(crate) fn attach_key(
+    request: Request,
+    attach: Attach,
+    key: &str,
+    value: &SecretValue,
+) -> Result<Request, ProbeResult> {
+    Ok(match attach {
+        Attach::Bearer => request.header("authorization", &format!("Bearer {key}")),
+        Attach::Scheme(scheme) => request.header("authorization", &format!("{scheme} {key}")),
+        Attach::Header(header) => request.header(header, key),
+        Attach::HeaderNamedBy(field) => match value
+            .get(field)
+            .map(|v| v.expose().trim())
+            .filter(|v| !v.is_empty())
+        {
+            None => request.header("authorization", &format!("Bearer {key}")),
+            Some(name) if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) => {
+                return Err(ProbeResult::invalid(format!("{field} cannot be {name}")));
+            }
+            Some(name) => request.header(name, key),
         },
-        "gemini" => KeyProbe {
-            quirk: Quirk::Google,
-            ..probe("/models?pageSize=1", Auth::Header("x-goog-api-key"))
-        },
-        "cohere" => probe("/models?page_size=1", Auth::Bearer),
-        "huggingface" => probe("/whoami-v2", Auth::Bearer),
-        "elevenlabs" => KeyProbe {
-            quirk: Quirk::ElevenLabs,
-            ..probe("/user", Auth::Header("xi-api-key"))
-        },
-        "deepgram" => probe("/projects", Auth::Scheme("Token")),
-        "replicate" => probe("/account", Auth::Bearer),
-        "stability" => probe("/user/account", Auth::Bearer),
-        // fal's Platform API documents its pricing endpoint as requiring a key (its model
-        // list does not), so a price lookup for one public model is the cheapest real check.
-        "fal" => probe(
-            "/models/pricing?endpoint_id=fal-ai/flux/dev",
-            Auth::Scheme("Key"),
-        ),
-        "runway" => KeyProbe {
-            headers: &[("x-runway-version", "2024-11-06")],
-            ..probe("/organization", Auth::Bearer)
-        },
-        "luma" => probe("/generations?limit=1", Auth::Bearer),
-        _ => return None,
+        // Not yet needed by a probed type: a key in the URL or in Basic auth needs its own
+        // care (redirects, logs), SigV4 signs a whole request, and NotHttp is no header.
+        other @ (Attach::Query(_) | Attach::Basic | Attach::SigV4 { .. } | Attach::NotHttp) => {
+            return Err(ProbeResult::unsupported(format!(
+                "the probe cannot attach a key as {other:?}"
+            )));
+        }
     })
 }
 
-/// Whether this module has a probe for the type.
-pub(crate) fn handles(type_id: &str) -> bool {
-    type_id == "bedrock" || type_id == "pika" || key_probe(type_id).is_some()
-}
-
-/// The type's display name from the catalogue, for messages.
-pub(crate) fn display_name(type_id: &str) -> &'static str {
-    credentials_core::catalogue::lookup(type_id).map_or("the provider", |t| t.display_name)
-}
-
-/// Probes a provider credential.
-pub(crate) async fn validate(
+/// Probes a provider key with the type's documented cheap read (an OpenAI-compatible API's
+/// model list when `read` is `None`).
+pub(crate) async fn key_read(
     config: &ProbeConfig,
     client: &HttpClient,
-    type_id: &str,
+    spec: &TypeSpec,
+    read: Option<&KeyRead>,
     value: &SecretValue,
 ) -> ProbeResult {
-    match type_id {
-        "bedrock" => return bedrock(config, client, value).await,
-        "pika" => {
-            return ProbeResult::unsupported("Pika has no public API to check a key against");
-        }
-        _ => {}
-    }
-    let Some(probe) = key_probe(type_id) else {
-        return ProbeResult::unsupported(format!("no probe is known for type {type_id}"));
+    let read = read.unwrap_or(&OPENAI_MODELS);
+    let name = spec.display_name;
+    let Some(key) = value.get(spec.primary_field).map(SecretString::expose) else {
+        return ProbeResult::invalid(format!("the {} field is missing", spec.primary_field));
     };
-    let name = display_name(type_id);
-    let Some(key) = value.get("api_key") else {
-        return ProbeResult::invalid("the api_key field is missing");
-    };
-    let Some(base) = config.endpoints.base_url(type_id) else {
+    let Some(base) = config.endpoints.base_url(spec.id) else {
         return ProbeResult::unsupported(format!("no endpoint is configured for {name}"));
     };
-    let key = key.expose().trim();
-    let mut request =
-        Request::get(format!("{base}{}", probe.path)).plain_header("accept", "application/json");
-    request = match probe.auth {
-        Auth::Bearer => request.header("authorization", &format!("Bearer {key}")),
-        Auth::Scheme(scheme) => request.header("authorization", &format!("{scheme} {key}")),
-        Auth::Header(header) => request.header(header, key),
+    let request =
+        Request::get(format!("{base}{}", read.path)).plain_header("accept", "application/json");
+    let mut request = match attach_key(request, spec.attach, key.trim(), value) {
+        Ok(request) => request,
+        Err(refused) => return refused,
     };
-    for (header, value) in probe.headers {
+    for (header, value) in read.headers {
         request = request.plain_header(header, value);
     }
     match client.send(request).await {
-        Ok(response) => classify(name, probe.quirk, &response),
+        Ok(response) => classify(name, read.errors, &response),
         Err(e) => e.to_result(),
     }
 }
 
 /// Maps a provider's answer to an outcome.
-fn classify(name: &str, quirk: Quirk, response: &Response) -> ProbeResult {
+fn classify(name: &str, errors: ErrorDialect, response: &Response) -> ProbeResult {
     let status = response.status.as_u16();
     let body = response.text().to_ascii_lowercase();
-    match (quirk, status) {
-        (Quirk::Google, 400 | 403) if body.contains("api_key_invalid") => {
+    match (errors, status) {
+        (ErrorDialect::Google, 400 | 403) if body.contains("api_key_invalid") => {
             return ProbeResult::invalid(format!("{name} rejected the key (API_KEY_INVALID)"));
         }
-        (Quirk::ElevenLabs, 401) if body.contains("missing_permissions") => {
+        (ErrorDialect::ElevenLabs, 401) if body.contains("missing_permissions") => {
             return ProbeResult::forbidden(format!(
                 "{name} accepted the key but it lacks the user_read permission"
             ));
@@ -223,9 +154,23 @@ pub(crate) fn classify_status(name: &str, what: &str, status: u16) -> ProbeResul
     }
 }
 
+/// The fields [`aws_caller_identity`] reads.
+#[cfg(test)]
+pub(crate) const AWS_FIELDS: &[&str] = &[
+    "access_key_id",
+    "secret_access_key",
+    "region",
+    "session_token",
+];
+
 /// Amazon Bedrock: STS `GetCallerIdentity`, which every valid AWS key may call, signed with
 /// SigV4 for the credential's region.
-async fn bedrock(config: &ProbeConfig, client: &HttpClient, value: &SecretValue) -> ProbeResult {
+pub(crate) async fn aws_caller_identity(
+    config: &ProbeConfig,
+    client: &HttpClient,
+    spec: &TypeSpec,
+    value: &SecretValue,
+) -> ProbeResult {
     let field = |name: &str| value.get(name).map(|v| v.expose().trim());
     let (Some(access_key_id), Some(secret_access_key)) =
         (field("access_key_id"), field("secret_access_key"))
@@ -233,16 +178,11 @@ async fn bedrock(config: &ProbeConfig, client: &HttpClient, value: &SecretValue)
         return ProbeResult::invalid("access_key_id and secret_access_key are required");
     };
     let region = field("region").unwrap_or("us-east-1");
-    // The region lands in a host name: letters, digits and dashes only.
-    if region.is_empty()
-        || region.len() > 32
-        || !region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
+    // The region lands in a host name.
+    if !Format::Region.accepts(region) {
         return ProbeResult::invalid("region must look like us-east-1");
     }
-    let Some(template) = config.endpoints.base_url("bedrock") else {
+    let Some(template) = config.endpoints.base_url(spec.id) else {
         return ProbeResult::unsupported("no endpoint is configured for AWS STS");
     };
     let mut base = template.replace("{region}", region);
@@ -347,19 +287,6 @@ fn xml_text(body: &str, tag: &str) -> Option<String> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn every_keyed_provider_type_has_a_probe_or_a_reason() {
-        use credentials_core::Category;
-        for t in credentials_core::catalogue::all() {
-            if matches!(
-                t.category,
-                Category::Llm | Category::Speech | Category::Image | Category::Video
-            ) {
-                assert!(handles(t.id), "{}", t.id);
-            }
-        }
-    }
 
     #[test]
     fn xml_text_reads_sts_answers() {

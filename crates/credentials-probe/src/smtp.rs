@@ -22,6 +22,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
+/// The fields [`validate`] reads.
+#[cfg(test)]
+pub(crate) const FIELDS: &[&str] = &["host", "port", "username", "password", "security"];
+
 /// The longest reply line read; RFC 5321 allows 512 bytes, servers sometimes send more.
 const MAX_LINE: u64 = 4096;
 /// The most lines in one reply.

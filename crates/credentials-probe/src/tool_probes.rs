@@ -3,27 +3,27 @@
 
 use crate::http::{HttpClient, Request, Response, Url, form_escape};
 use crate::outcome::ProbeResult;
-use crate::providers::classify_status;
+use crate::providers::{attach_key, classify_status};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use credentials_core::SecretValue;
+use credentials_core::catalogue::TypeSpec;
 
-/// Headers a user-chosen `header_name` may not replace: they frame the HTTP exchange.
-const RESERVED_HEADERS: &[&str] = &[
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "upgrade",
-    "te",
-    "trailer",
-    "keep-alive",
-    "proxy-connection",
-];
+/// The fields [`api_key`] reads besides the key's header field.
+#[cfg(test)]
+pub(crate) const API_KEY_FIELDS: &[&str] = &["api_key", "endpoint"];
+/// The fields [`oauth`] reads.
+#[cfg(test)]
+pub(crate) const OAUTH_FIELDS: &[&str] =
+    &["token_url", "refresh_token", "client_id", "client_secret"];
 
-/// Tools `api_key`: GET the credential's `endpoint` with the key, as
-/// `Authorization: Bearer KEY` or, when `header_name` is set, as `header_name: KEY`.
-pub(crate) async fn api_key(client: &HttpClient, value: &SecretValue) -> ProbeResult {
+/// Tools `api_key`: GET the credential's `endpoint` with the key, attached as the catalogue
+/// says (`Authorization: Bearer KEY`, or `header_name: KEY` when that field is set).
+pub(crate) async fn api_key(
+    client: &HttpClient,
+    spec: &TypeSpec,
+    value: &SecretValue,
+) -> ProbeResult {
     let field = |name: &str| {
         value
             .get(name)
@@ -42,12 +42,9 @@ pub(crate) async fn api_key(client: &HttpClient, value: &SecretValue) -> ProbeRe
         return e.to_result();
     }
     let request = Request::get(endpoint).plain_header("accept", "application/json");
-    let request = match field("header_name") {
-        None => request.header("authorization", &format!("Bearer {key}")),
-        Some(name) if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) => {
-            return ProbeResult::invalid(format!("header_name cannot be {name}"));
-        }
-        Some(name) => request.header(name, key),
+    let request = match attach_key(request, spec.attach, key, value) {
+        Ok(request) => request,
+        Err(refused) => return refused,
     };
     let response = match client.send(request).await {
         Ok(response) => response,

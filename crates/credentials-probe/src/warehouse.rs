@@ -7,12 +7,32 @@ use crate::outcome::{ProbeConfig, ProbeResult};
 use crate::providers::classify_status;
 use crate::tool_probes::oauth_error;
 use credentials_core::SecretValue;
+use credentials_core::catalogue::{Format, TypeSpec};
 use serde::Deserialize;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
 const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 const BIGQUERY_SCOPE: &str = "https://www.googleapis.com/auth/bigquery.readonly";
+
+/// The fields [`bigquery`] reads.
+#[cfg(test)]
+pub(crate) const BIGQUERY_FIELDS: &[&str] = &["service_account_json"];
+/// The fields [`snowflake`] reads.
+#[cfg(test)]
+pub(crate) const SNOWFLAKE_FIELDS: &[&str] = &[
+    "account",
+    "username",
+    "password",
+    "private_key",
+    "warehouse",
+    "database",
+    "schema",
+    "role",
+];
+/// The fields [`static_file`] reads.
+#[cfg(test)]
+pub(crate) const STATIC_FILE_FIELDS: &[&str] = &["url"];
 
 /// The fields of a service account key file this probe reads.
 #[derive(Deserialize)]
@@ -30,6 +50,7 @@ struct ServiceAccount {
 pub(crate) async fn bigquery(
     config: &ProbeConfig,
     client: &HttpClient,
+    spec: &TypeSpec,
     value: &SecretValue,
 ) -> ProbeResult {
     let Some(json) = value.get("service_account_json") else {
@@ -69,7 +90,7 @@ pub(crate) async fn bigquery(
         Err(reason) => return ProbeResult::invalid(format!("service_account_json: {reason}")),
     };
     // token_uri comes from the user's JSON: it goes through the egress guard like any URL.
-    let target = config.endpoints.base_url("bigquery").unwrap_or(token_uri);
+    let target = config.endpoints.base_url(spec.id).unwrap_or(token_uri);
     let request = Request::post(target)
         .plain_header("accept", "application/json")
         .form(&[
@@ -112,6 +133,7 @@ pub(crate) async fn bigquery(
 pub(crate) async fn snowflake(
     config: &ProbeConfig,
     client: &HttpClient,
+    spec: &TypeSpec,
     value: &SecretValue,
 ) -> ProbeResult {
     let field = |name: &str| {
@@ -124,15 +146,10 @@ pub(crate) async fn snowflake(
         return ProbeResult::invalid("account and username are required");
     };
     // The account lands in a host name.
-    if account.len() > 255
-        || account.starts_with(['.', '-'])
-        || !account
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
-    {
+    if !Format::Account.accepts(account) {
         return ProbeResult::invalid("account must be an account identifier like myorg-myaccount");
     }
-    let Some(template) = config.endpoints.base_url("snowflake") else {
+    let Some(template) = config.endpoints.base_url(spec.id) else {
         return ProbeResult::unsupported("no endpoint is configured for Snowflake");
     };
     // Snowflake accepts hyphens for underscores in host names, and TLS names want them.

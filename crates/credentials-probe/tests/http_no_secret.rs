@@ -6,7 +6,7 @@
 
 mod http_support;
 
-use credentials_core::catalogue;
+use credentials_core::catalogue::{self, Probe};
 use credentials_probe::{EgressPolicy, Prober, ValidationOutcome};
 use http_support::{MARKER, Reply, Seen, TestServer, config, value};
 use std::sync::Arc;
@@ -18,13 +18,13 @@ const TEST_KEY: &str = include_str!("fixtures/test_rsa_key.pem");
 fn http_types() -> Vec<&'static str> {
     catalogue::all()
         .iter()
-        .map(|t| t.id)
-        .filter(|id| {
+        .filter(|t| {
             !matches!(
-                *id,
-                "postgresql" | "redshift" | "mysql" | "mssql" | "clickhouse" | "database" | "smtp"
+                t.probe,
+                Probe::Database(_) | Probe::DatabaseOfField(_) | Probe::SmtpLogin
             )
         })
+        .map(|t| t.id)
         .collect()
 }
 

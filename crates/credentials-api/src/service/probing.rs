@@ -178,14 +178,7 @@ impl Credentials {
         let workspace_id = caller.workspace_for_item(&input.item.workspace_id)?;
         let (credential, value) = self.open_stored(&workspace_id, id).await?;
         let spec = stored_type(&credential)?;
-        let database_type = spec.id == "database"
-            && value.get("schema_type").is_some_and(|t| {
-                matches!(
-                    t.expose(),
-                    "postgresql" | "redshift" | "mysql" | "clickhouse"
-                )
-            });
-        if !spec.supports_schema_discovery && !database_type {
+        if !spec.supports_schema_discovery_of(&value) {
             return Err(ServiceError::FailedPrecondition(format!(
                 "schema discovery is not available for type '{}'",
                 spec.id

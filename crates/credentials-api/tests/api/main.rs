@@ -14,5 +14,6 @@ mod keys;
 mod kms_outage;
 mod lifecycle;
 mod listing;
+mod postgres_outage;
 mod secrets;
 mod validation;

@@ -30,8 +30,8 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
-use testkit::TestDb;
 use testkit::stack::{KmsProcess, wait_until};
+use testkit::{ChaosProxy, TestDb};
 use tonic::{
     Code, Request, Status,
     metadata::AsciiMetadataValue,
@@ -56,6 +56,7 @@ pub struct Options {
     args: Vec<String>,
     kms_args: Vec<String>,
     tolerated: Vec<String>,
+    postgres_proxy: bool,
 }
 
 impl Options {
@@ -68,6 +69,13 @@ impl Options {
     /// Extra `kms serve` flags.
     pub fn kms_args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
         self.kms_args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Connects the server to its database through a [`ChaosProxy`] ([`TestApi::postgres`]),
+    /// so the test can cut, stall and restore Postgres under it.
+    pub fn postgres_through_proxy(mut self) -> Self {
+        self.postgres_proxy = true;
         self
     }
 
@@ -88,6 +96,8 @@ impl Options {
 /// Fields drop in order: the server first, then the kms, the database and the directory.
 pub struct TestApi {
     running: Option<Running>,
+    /// The proxy between the server and Postgres, with [`Options::postgres_through_proxy`].
+    pub postgres: Option<ChaosProxy>,
     addr: SocketAddr,
     channel: Channel,
     logs: Logs,
@@ -134,15 +144,28 @@ impl TestApi {
             kms.expect_error(needle);
         }
         let secret = testkit::stack::write_jwt_secret(dir.path());
-        let running = credentials_api::start(serve_config(&db, &kms, &secret, &options.args))
-            .await
-            .unwrap_or_else(|e| panic!("credentials-api did not start: {e}"));
+        let postgres = match options.postgres_proxy {
+            true => Some(
+                ChaosProxy::for_postgres(&db.url())
+                    .await
+                    .expect("start the Postgres proxy"),
+            ),
+            false => None,
+        };
+        let database_url = postgres
+            .as_ref()
+            .map_or_else(|| db.url(), |proxy| proxy.postgres_url(&db.url()));
+        let running =
+            credentials_api::start(serve_config(&database_url, &kms, &secret, &options.args))
+                .await
+                .unwrap_or_else(|e| panic!("credentials-api did not start: {e}"));
         let addr = running.local_addr();
         let channel = Channel::from_shared(format!("http://{addr}"))
             .expect("uri")
             .connect_lazy();
         let stack = Self {
             running: Some(running),
+            postgres,
             addr,
             channel,
             logs,
@@ -351,7 +374,7 @@ pub fn rand_u64() -> u64 {
 
 /// The configuration `credentials-api serve` would get from these flags.
 fn serve_config(
-    db: &TestDb,
+    database_url: &str,
     kms: &KmsProcess,
     secret: &std::path::Path,
     extra: &[String],
@@ -365,7 +388,7 @@ fn serve_config(
         "--listen".to_owned(),
         "127.0.0.1:0".to_owned(),
         "--database-url".to_owned(),
-        db.url(),
+        database_url.to_owned(),
         "--kms-endpoint".to_owned(),
         format!("unix://{}", kms.socket.display()),
         "--kms-timeout".to_owned(),

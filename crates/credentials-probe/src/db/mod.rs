@@ -1,12 +1,12 @@
-//! Database probes: validation by a login plus `SELECT 1`, and schema discovery.
+//! Database probes: validation by a login plus `SELECT 1`, and schema discovery, for the types
+//! whose catalogue probe is a database engine (tools `database`: the engine its field names).
 //!
-//! | type | validation | discovery |
+//! | engine | validation | discovery |
 //! | --- | --- | --- |
-//! | `postgresql`, `redshift` | login + `SELECT 1` (tokio-postgres, libpq `sslmode`s) | `pg_catalog` |
-//! | `mysql` | login + `SELECT 1` (mysql_async) | `information_schema` |
-//! | `clickhouse` | `SELECT 1` over the HTTP interface | `system.tables`, `system.columns` |
-//! | `mssql` | unsupported: no TDS client in this build | unsupported |
-//! | `database` | by its `schema_type`, as above | as above |
+//! | PostgreSQL, Redshift | login + `SELECT 1` (tokio-postgres, libpq `sslmode`s) | `pg_catalog` |
+//! | MySQL | login + `SELECT 1` (mysql_async) | `information_schema` |
+//! | ClickHouse | `SELECT 1` over the HTTP interface | `system.tables`, `system.columns` |
+//! | others | unsupported, with the catalogue's reason | unsupported |
 
 mod clickhouse;
 mod mysql;
@@ -15,6 +15,7 @@ mod postgres;
 
 use crate::outcome::{ProbeConfig, ProbeResult, ValidationOutcome};
 use credentials_core::SecretValue;
+use credentials_core::catalogue::{Engine, EngineProbe, Format, Probe, TypeSpec};
 use credentials_core::schema::{DatabaseSchema, DiscoveryOptions};
 use net::{Failure, within};
 use postgres::Flavor;
@@ -39,82 +40,92 @@ impl From<Failure> for DiscoveryError {
     }
 }
 
-/// A database engine this module probes.
+/// How this module reaches a database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Engine {
+enum Client {
     Postgres(Flavor),
     MySql,
-    MsSql,
     ClickHouse,
 }
 
-const MSSQL_UNSUPPORTED: &str = "SQL Server validation needs a TDS client this build does not \
-     include; the credential is stored but cannot be checked";
-
-/// Whether `type_id` is one of the database types this module handles (`database` included).
-pub fn handles(type_id: &str) -> bool {
-    matches!(
-        type_id,
-        "postgresql" | "redshift" | "mysql" | "mssql" | "clickhouse" | "database"
-    )
+/// The client of an engine; `None` for the engines the catalogue declares unprobed (a test
+/// keeps the two in step).
+fn client(engine: Engine) -> Option<Client> {
+    match engine {
+        Engine::PostgreSql => Some(Client::Postgres(Flavor::Postgres)),
+        Engine::Redshift => Some(Client::Postgres(Flavor::Redshift)),
+        Engine::MySql => Some(Client::MySql),
+        Engine::ClickHouse => Some(Client::ClickHouse),
+        Engine::MsSql | Engine::BigQuery | Engine::Snowflake => None,
+    }
 }
 
-/// The engine and connection string of a value.
-fn target<'a>(type_id: &str, value: &'a SecretValue) -> Result<(Engine, &'a str), Failure> {
-    let engine_name = match type_id {
-        "database" => value
-            .get("schema_type")
-            .map(|s| s.expose())
-            .ok_or_else(|| Failure::invalid("a database credential needs its schema_type field"))?,
-        other => other,
-    };
-    let engine = match engine_name {
-        "postgresql" => Engine::Postgres(Flavor::Postgres),
-        "redshift" => Engine::Postgres(Flavor::Redshift),
-        "mysql" => Engine::MySql,
-        "mssql" => Engine::MsSql,
-        "clickhouse" => Engine::ClickHouse,
-        "bigquery" | "snowflake" => {
-            return Err(Failure::new(
-                ValidationOutcome::UnsupportedType,
-                format!(
-                    "a {engine_name} database given as a connection string cannot be probed; \
-                     store it as a {engine_name} credential, whose fields the probe understands"
-                ),
-            ));
+/// Whether this module has a client for the engine.
+#[cfg(test)]
+pub(crate) fn has_client(engine: Engine) -> bool {
+    client(engine).is_some()
+}
+
+/// The client and connection string of a value, by the type's probe.
+fn target<'a>(spec: &TypeSpec, value: &'a SecretValue) -> Result<(Client, &'a str), Failure> {
+    let engine = match spec.probe {
+        Probe::Database(engine) => engine,
+        Probe::DatabaseOfField(field) => {
+            let name = value.get(field).map(|s| s.expose()).ok_or_else(|| {
+                Failure::invalid(format!("a database credential needs its {field} field"))
+            })?;
+            Engine::parse(name).ok_or_else(|| {
+                Failure::new(
+                    ValidationOutcome::UnsupportedType,
+                    format!("{name:?} is not a database type this probe knows"),
+                )
+            })?
         }
-        other => {
+        _ => {
             return Err(Failure::new(
                 ValidationOutcome::UnsupportedType,
-                format!("{other:?} is not a database type this probe knows"),
+                format!("{} is not a database type", spec.id),
             ));
         }
     };
-    let connection_string = value
-        .get("connection_string")
+    if let EngineProbe::Unsupported(reason) = engine.probe() {
+        return Err(Failure::new(ValidationOutcome::UnsupportedType, reason));
+    }
+    let client = client(engine).ok_or_else(|| {
+        Failure::new(
+            ValidationOutcome::UnsupportedType,
+            format!("no {} client is built in", engine.as_str()),
+        )
+    })?;
+    let connection_string = spec
+        .fields
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.format,
+                Format::ConnectionString(_) | Format::ConnectionStringOf(_)
+            )
+        })
+        .find_map(|f| value.get(f.name))
         .map(|s| s.expose())
         .filter(|s| !s.trim().is_empty())
         .ok_or_else(|| Failure::invalid("the value has no connection_string"))?;
-    Ok((engine, connection_string))
+    Ok((client, connection_string))
 }
 
-/// Validates a database credential (`postgresql`, `redshift`, `mysql`, `mssql`, `clickhouse`
-/// or tools `database`) under `config.timeout`; the latency is left for the caller to set.
-pub async fn validate(type_id: &str, value: &SecretValue, config: &ProbeConfig) -> ProbeResult {
+/// Validates a database credential (a [`Probe::Database`] or [`Probe::DatabaseOfField`] type)
+/// under `config.timeout`; the latency is left for the caller to set.
+pub async fn validate(spec: &TypeSpec, value: &SecretValue, config: &ProbeConfig) -> ProbeResult {
     let result = async {
-        let (engine, connection_string) = target(type_id, value)?;
+        let (client, connection_string) = target(spec, value)?;
         let policy = &config.egress;
         within(config.timeout, "the database", async {
-            match engine {
-                Engine::Postgres(flavor) => {
+            match client {
+                Client::Postgres(flavor) => {
                     postgres::validate(connection_string, flavor, policy).await
                 }
-                Engine::MySql => mysql::validate(connection_string, policy).await,
-                Engine::ClickHouse => clickhouse::validate(connection_string, policy).await,
-                Engine::MsSql => Err(Failure::new(
-                    ValidationOutcome::UnsupportedType,
-                    MSSQL_UNSUPPORTED,
-                )),
+                Client::MySql => mysql::validate(connection_string, policy).await,
+                Client::ClickHouse => clickhouse::validate(connection_string, policy).await,
             }
         })
         .await
@@ -129,24 +140,20 @@ pub async fn validate(type_id: &str, value: &SecretValue, config: &ProbeConfig) 
 /// Discovers the schema of a database credential under `options.timeout`, connection
 /// included. System schemas are always left out.
 pub async fn discover(
-    type_id: &str,
+    spec: &TypeSpec,
     value: &SecretValue,
     config: &ProbeConfig,
     options: &DiscoveryOptions,
 ) -> Result<DatabaseSchema, DiscoveryError> {
-    let (engine, connection_string) = target(type_id, value)?;
+    let (client, connection_string) = target(spec, value)?;
     let policy = &config.egress;
     let schema = within(options.timeout, "schema discovery", async {
-        match engine {
-            Engine::Postgres(flavor) => {
+        match client {
+            Client::Postgres(flavor) => {
                 postgres::discover(connection_string, flavor, policy, options).await
             }
-            Engine::MySql => mysql::discover(connection_string, policy, options).await,
-            Engine::ClickHouse => clickhouse::discover(connection_string, policy, options).await,
-            Engine::MsSql => Err(Failure::new(
-                ValidationOutcome::UnsupportedType,
-                "SQL Server schema discovery needs a TDS client this build does not include",
-            )),
+            Client::MySql => mysql::discover(connection_string, policy, options).await,
+            Client::ClickHouse => clickhouse::discover(connection_string, policy, options).await,
         }
     })
     .await?;
