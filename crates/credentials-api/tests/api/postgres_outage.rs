@@ -48,11 +48,8 @@ async fn names(stack: &TestApi, token: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn a_cut_database_means_unavailable_then_recovery_with_nothing_lost() {
-    let stack = TestApi::options()
-        .postgres_through_proxy()
-        .args(["--db-wait-timeout", "1s"])
-        .start()
-        .await;
+    // The harness's --db-wait-timeout (2 s) bounds how long a call waits for a connection.
+    let stack = TestApi::options().postgres_through_proxy().start().await;
     let proxy = stack.postgres.as_ref().expect("proxy");
     let token = stack.token(&["ws"], ALL);
     let mut m = stack.management();
