@@ -207,6 +207,105 @@ fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Builds a [`DatabaseSchema`] from what a database's catalogue queries return, the same way
+/// for every engine: the tables the options want, sorted by namespace and name, cut to
+/// `max_tables` (and marked truncated), then columns and key columns attached to the tables
+/// that were kept (rows for any other table are ignored).
+#[derive(Debug)]
+pub struct SchemaBuilder {
+    tables: Vec<(String, Table)>,
+    index: std::collections::HashMap<(String, String), usize>,
+    truncated: bool,
+}
+
+impl SchemaBuilder {
+    /// Keeps the `(namespace, table)` pairs the options want, in order, up to `max_tables`.
+    pub fn new(
+        tables: impl IntoIterator<Item = (String, Table)>,
+        options: &DiscoveryOptions,
+    ) -> Self {
+        let mut tables: Vec<(String, Table)> = tables
+            .into_iter()
+            .filter(|(namespace, _)| options.wants(namespace))
+            .collect();
+        tables.sort_by(|a, b| (&a.0, &a.1.name).cmp(&(&b.0, &b.1.name)));
+        let truncated = tables.len() > options.max_tables;
+        tables.truncate(options.max_tables);
+        let index = tables
+            .iter()
+            .enumerate()
+            .map(|(i, (namespace, table))| ((namespace.clone(), table.name.clone()), i))
+            .collect();
+        Self {
+            tables,
+            index,
+            truncated,
+        }
+    }
+
+    /// Whether no table was kept (the column and key queries can then be skipped).
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+
+    /// The kept tables, in order, for engines that query columns by their own table ids.
+    pub fn tables(&self) -> impl Iterator<Item = (&str, &Table)> {
+        self.tables
+            .iter()
+            .map(|(namespace, table)| (namespace.as_str(), table))
+    }
+
+    /// The distinct namespaces of the kept tables, in order.
+    pub fn namespaces(&self) -> Vec<&str> {
+        let mut namespaces: Vec<&str> = self.tables.iter().map(|(ns, _)| ns.as_str()).collect();
+        namespaces.dedup();
+        namespaces
+    }
+
+    /// The kept table at position `i` of [`SchemaBuilder::tables`].
+    pub fn table_mut(&mut self, i: usize) -> Option<&mut Table> {
+        self.tables.get_mut(i).map(|(_, table)| table)
+    }
+
+    /// The kept table `namespace.table`, if it was kept.
+    pub fn find_mut(&mut self, namespace: String, table: String) -> Option<&mut Table> {
+        let i = *self.index.get(&(namespace, table))?;
+        self.table_mut(i)
+    }
+
+    /// Adds a column to `namespace.table` if that table was kept.
+    pub fn column(&mut self, namespace: String, table: String, column: Column) {
+        if let Some(table) = self.find_mut(namespace, table) {
+            table.columns.push(column);
+        }
+    }
+
+    /// Adds a primary-key column name to `namespace.table` if that table was kept.
+    pub fn key_column(&mut self, namespace: String, table: String, name: String) {
+        if let Some(table) = self.find_mut(namespace, table) {
+            table.primary_key.push(name);
+        }
+    }
+
+    /// The schema, grouped by namespace.
+    pub fn finish(self) -> DatabaseSchema {
+        let mut namespaces: Vec<SchemaNamespace> = Vec::new();
+        for (name, table) in self.tables {
+            match namespaces.last_mut() {
+                Some(last) if last.name == name => last.tables.push(table),
+                _ => namespaces.push(SchemaNamespace {
+                    name,
+                    tables: vec![table],
+                }),
+            }
+        }
+        DatabaseSchema {
+            namespaces,
+            truncated: self.truncated,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,5 +400,68 @@ CREATE TABLE shop.order_lines (
         assert!(!options.wants("audit") && options.wants("public"));
         options.include_schemas = vec!["audit".into(), "sales".into()];
         assert!(!options.wants("audit") && options.wants("sales") && !options.wants("public"));
+    }
+
+    fn table(name: &str) -> Table {
+        Table {
+            name: name.into(),
+            kind: TableKind::Table,
+            description: String::new(),
+            columns: Vec::new(),
+            primary_key: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_builder_filters_sorts_cuts_and_attaches_to_kept_tables_only() {
+        let options = DiscoveryOptions {
+            exclude_schemas: vec!["audit".into()],
+            max_tables: 3,
+            ..DiscoveryOptions::default()
+        };
+        let mut b = SchemaBuilder::new(
+            [
+                ("sales".to_owned(), table("orders")),
+                ("audit".to_owned(), table("log")),
+                ("app".to_owned(), table("users")),
+                ("sales".to_owned(), table("customers")),
+                ("zeta".to_owned(), table("cut_off")),
+            ],
+            &options,
+        );
+        assert_eq!(b.namespaces(), ["app", "sales"]);
+        let column = |name: &str| Column {
+            name: name.into(),
+            data_type: "text".into(),
+            nullable: true,
+            default_value: None,
+            description: String::new(),
+            position: 1,
+        };
+        b.column("sales".into(), "orders".into(), column("id"));
+        b.column("zeta".into(), "cut_off".into(), column("lost"));
+        b.key_column("sales".into(), "orders".into(), "id".into());
+        let schema = b.finish();
+        assert!(schema.truncated);
+        let names: Vec<(&str, &str)> = schema
+            .namespaces
+            .iter()
+            .flat_map(|n| {
+                n.tables
+                    .iter()
+                    .map(move |t| (n.name.as_str(), t.name.as_str()))
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("app", "users"),
+                ("sales", "customers"),
+                ("sales", "orders")
+            ]
+        );
+        let orders = &schema.namespaces[1].tables[1];
+        assert_eq!(orders.columns.len(), 1);
+        assert_eq!(orders.primary_key, ["id"]);
     }
 }

@@ -9,10 +9,9 @@
 use super::net::{self, Failure, Verify, excerpt};
 use crate::egress::{EgressPolicy, special_class};
 use credentials_core::schema::{
-    Column, DatabaseSchema, DiscoveryOptions, SchemaNamespace, Table, TableKind,
+    Column, DatabaseSchema, DiscoveryOptions, SchemaBuilder, Table, TableKind,
 };
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The most response bytes read (discovery of a large database returns megabytes).
@@ -405,67 +404,42 @@ pub(crate) async fn discover(
     let target = parse(connection_string)?;
     let result = async {
         let tables: Vec<TableRow> = rows(&query(&target, policy, TABLES_SQL).await?)?;
-        let mut found: Vec<(String, Table)> = tables
-            .into_iter()
-            .filter(|t| options.wants(&t.database))
-            .map(|t| {
-                let kind = match t.engine.as_str() {
-                    "View" | "MaterializedView" | "LiveView" | "WindowView" => TableKind::View,
-                    _ => TableKind::Table,
-                };
-                (
-                    t.database,
-                    Table {
-                        name: t.name,
-                        kind,
-                        description: t.comment,
-                        columns: Vec::new(),
-                        primary_key: key_columns(&t.primary_key),
-                    },
-                )
-            })
-            .collect();
-        found.sort_by(|a, b| (&a.0, &a.1.name).cmp(&(&b.0, &b.1.name)));
-        let truncated = found.len() > options.max_tables;
-        found.truncate(options.max_tables);
-        if !found.is_empty() {
-            let index: HashMap<(String, String), usize> = found
-                .iter()
-                .enumerate()
-                .map(|(i, (db, t))| ((db.clone(), t.name.clone()), i))
-                .collect();
-            let mut databases: Vec<String> = found.iter().map(|(db, _)| literal(db)).collect();
-            databases.dedup();
-            let sql = format!(
-                "{COLUMNS_SQL}({}) ORDER BY database, table, position FORMAT JSONEachRow",
-                databases.join(", ")
-            );
-            let columns: Vec<ColumnRow> = rows(&query(&target, policy, &sql).await?)?;
-            for c in columns {
-                let Some(&i) = index.get(&(c.database, c.table)) else {
-                    continue;
-                };
-                found[i].1.columns.push(Column {
-                    nullable: c.data_type.starts_with("Nullable("),
-                    name: c.name,
-                    data_type: c.data_type,
-                    default_value: Some(c.default_expression).filter(|d| !d.is_empty()),
-                    description: c.comment,
-                    position: c.position.get(),
-                });
-            }
+        let tables = tables.into_iter().map(|t| {
+            let kind = match t.engine.as_str() {
+                "View" | "MaterializedView" | "LiveView" | "WindowView" => TableKind::View,
+                _ => TableKind::Table,
+            };
+            let table = Table {
+                name: t.name,
+                kind,
+                description: t.comment,
+                columns: Vec::new(),
+                primary_key: key_columns(&t.primary_key),
+            };
+            (t.database, table)
+        });
+        let mut schema = SchemaBuilder::new(tables, options);
+        if schema.is_empty() {
+            return Ok(schema.finish());
         }
-        let mut namespaces: BTreeMap<String, Vec<Table>> = BTreeMap::new();
-        for (db, table) in found {
-            namespaces.entry(db).or_default().push(table);
+        let databases: Vec<String> = schema.namespaces().into_iter().map(literal).collect();
+        let sql = format!(
+            "{COLUMNS_SQL}({}) ORDER BY database, table, position FORMAT JSONEachRow",
+            databases.join(", ")
+        );
+        let columns: Vec<ColumnRow> = rows(&query(&target, policy, &sql).await?)?;
+        for c in columns {
+            let column = Column {
+                nullable: c.data_type.starts_with("Nullable("),
+                name: c.name,
+                data_type: c.data_type,
+                default_value: Some(c.default_expression).filter(|d| !d.is_empty()),
+                description: c.comment,
+                position: c.position.get(),
+            };
+            schema.column(c.database, c.table, column);
         }
-        Ok(DatabaseSchema {
-            namespaces: namespaces
-                .into_iter()
-                .map(|(name, tables)| SchemaNamespace { name, tables })
-                .collect(),
-            truncated,
-        })
+        Ok(schema.finish())
     }
     .await;
     result.map_err(|f: Failure| f.redacted(&secrets(&target, connection_string)))

@@ -6,11 +6,10 @@
 use super::net::{Failure, excerpt};
 use crate::egress::EgressPolicy;
 use credentials_core::schema::{
-    Column, DatabaseSchema, DiscoveryOptions, SchemaNamespace, Table, TableKind,
+    Column, DatabaseSchema, DiscoveryOptions, SchemaBuilder, Table, TableKind,
 };
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Error, IoError, Opts, OptsBuilder, Row, UrlError, Value};
-use std::collections::{BTreeMap, HashMap};
 
 const PARSE_HELP: &str =
     "the connection string is not a valid MySQL URL (mysql://user:password@host:3306/db)";
@@ -160,15 +159,11 @@ fn opt_text(row: &Row, i: usize) -> Option<String> {
 }
 
 async fn read_schema(conn: &mut Conn, options: &DiscoveryOptions) -> Result<DatabaseSchema, Error> {
-    let mut found: Vec<(String, Table)> = conn
+    let tables: Vec<(String, Table)> = conn
         .query::<Row, _>(TABLES_SQL)
         .await?
         .iter()
-        .filter_map(|row| {
-            let namespace = text(row, 0);
-            if !options.wants(&namespace) {
-                return None;
-            }
+        .map(|row| {
             let kind = match text(row, 2).as_str() {
                 "VIEW" => TableKind::View,
                 _ => TableKind::Table,
@@ -178,88 +173,63 @@ async fn read_schema(conn: &mut Conn, options: &DiscoveryOptions) -> Result<Data
             if kind == TableKind::View && description == "VIEW" {
                 description.clear();
             }
-            Some((
-                namespace,
-                Table {
-                    name: text(row, 1),
-                    kind,
-                    description,
-                    columns: Vec::new(),
-                    primary_key: Vec::new(),
-                },
-            ))
+            let table = Table {
+                name: text(row, 1),
+                kind,
+                description,
+                columns: Vec::new(),
+                primary_key: Vec::new(),
+            };
+            (text(row, 0), table)
         })
         .collect();
-    found.sort_by(|a, b| (&a.0, &a.1.name).cmp(&(&b.0, &b.1.name)));
-    let truncated = found.len() > options.max_tables;
-    found.truncate(options.max_tables);
+    let mut schema = SchemaBuilder::new(tables, options);
+    if schema.is_empty() {
+        return Ok(schema.finish());
+    }
+    let namespaces = schema.namespaces();
+    // Names go as parameters: no quoting rules (which depend on the SQL mode) to get right.
+    let placeholders = format!("({})", vec!["?"; namespaces.len()].join(", "));
+    let params: Vec<Value> = namespaces.into_iter().map(Value::from).collect();
 
-    if !found.is_empty() {
-        let index: HashMap<(String, String), usize> = found
-            .iter()
-            .enumerate()
-            .map(|(i, (ns, t))| ((ns.clone(), t.name.clone()), i))
-            .collect();
-        let mut namespaces: Vec<String> = found.iter().map(|(ns, _)| ns.clone()).collect();
-        namespaces.dedup();
-        // Names go as parameters: no quoting rules (which depend on the SQL mode) to get right.
-        let placeholders = format!("({})", vec!["?"; namespaces.len()].join(", "));
-        let params: Vec<Value> = namespaces.into_iter().map(Value::from).collect();
-
-        let columns: Vec<Row> = conn
-            .exec(
-                format!("{COLUMNS_SQL}{placeholders} ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION"),
-                params.clone(),
-            )
-            .await?;
-        for row in &columns {
-            let Some(&i) = index.get(&(text(row, 0), text(row, 1))) else {
-                continue;
-            };
-            let position = row
-                .get_opt::<u64, usize>(3)
-                .and_then(Result::ok)
-                .and_then(|p| u32::try_from(p).ok())
-                .unwrap_or(0);
-            // MariaDB spells "no default" on a nullable column as the word NULL (its literal
-            // defaults are quoted, so a string 'NULL' stays distinct).
-            let default_value = opt_text(row, 6).filter(|d| d != "NULL");
-            found[i].1.columns.push(Column {
-                name: text(row, 2),
-                data_type: text(row, 4),
-                nullable: text(row, 5) == "YES",
-                default_value,
-                description: text(row, 7),
-                position,
-            });
-        }
-
-        let keys: Vec<Row> = conn
-            .exec(
-                format!(
-                    "{KEYS_SQL}{placeholders} ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION"
-                ),
-                params,
-            )
-            .await?;
-        for row in &keys {
-            if let Some(&i) = index.get(&(text(row, 0), text(row, 1))) {
-                found[i].1.primary_key.push(text(row, 2));
-            }
-        }
+    let columns: Vec<Row> = conn
+        .exec(
+            format!(
+                "{COLUMNS_SQL}{placeholders} ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION"
+            ),
+            params.clone(),
+        )
+        .await?;
+    for row in &columns {
+        let position = row
+            .get_opt::<u64, usize>(3)
+            .and_then(Result::ok)
+            .and_then(|p| u32::try_from(p).ok())
+            .unwrap_or(0);
+        // MariaDB spells "no default" on a nullable column as the word NULL (its literal
+        // defaults are quoted, so a string 'NULL' stays distinct).
+        let default_value = opt_text(row, 6).filter(|d| d != "NULL");
+        let column = Column {
+            name: text(row, 2),
+            data_type: text(row, 4),
+            nullable: text(row, 5) == "YES",
+            default_value,
+            description: text(row, 7),
+            position,
+        };
+        schema.column(text(row, 0), text(row, 1), column);
     }
 
-    let mut namespaces: BTreeMap<String, Vec<Table>> = BTreeMap::new();
-    for (ns, table) in found {
-        namespaces.entry(ns).or_default().push(table);
+    let keys: Vec<Row> = conn
+        .exec(
+            format!("{KEYS_SQL}{placeholders} ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION"),
+            params,
+        )
+        .await?;
+    for row in &keys {
+        schema.key_column(text(row, 0), text(row, 1), text(row, 2));
     }
-    Ok(DatabaseSchema {
-        namespaces: namespaces
-            .into_iter()
-            .map(|(name, tables)| SchemaNamespace { name, tables })
-            .collect(),
-        truncated,
-    })
+    Ok(schema.finish())
 }
 
 #[cfg(test)]

@@ -14,9 +14,9 @@ use super::net::{self, Failure};
 use crate::egress::EgressPolicy;
 use connstr::{Target, TlsMode, parse, secrets};
 use credentials_core::schema::{
-    Column, DatabaseSchema, DiscoveryOptions, SchemaNamespace, Table, TableKind,
+    Column, DatabaseSchema, DiscoveryOptions, SchemaBuilder, Table, TableKind,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
@@ -250,99 +250,85 @@ async fn read_schema(
     client: &Client,
     options: &DiscoveryOptions,
 ) -> Result<DatabaseSchema, tokio_postgres::Error> {
-    struct Found {
-        oid: u32,
-        namespace: String,
-        table: Table,
-    }
-    let mut found: Vec<Found> = rows(client, TABLES_SQL)
+    // Each table's oid, keyed by namespace and name: columns and keys are read by oid.
+    let mut oids: HashMap<(String, String), u32> = HashMap::new();
+    let tables: Vec<(String, Table)> = rows(client, TABLES_SQL)
         .await?
         .iter()
         .filter_map(|row| {
-            let namespace = text(row, 1);
-            if !options.wants(&namespace) {
-                return None;
-            }
-            Some(Found {
-                oid: text(row, 0).parse().ok()?,
-                namespace,
-                table: Table {
-                    name: text(row, 2),
-                    kind: match text(row, 3).as_str() {
-                        "v" | "m" => TableKind::View,
-                        _ => TableKind::Table,
-                    },
-                    description: text(row, 4),
-                    columns: Vec::new(),
-                    primary_key: Vec::new(),
+            let oid = text(row, 0).parse().ok()?;
+            let table = Table {
+                name: text(row, 2),
+                kind: match text(row, 3).as_str() {
+                    "v" | "m" => TableKind::View,
+                    _ => TableKind::Table,
                 },
-            })
+                description: text(row, 4),
+                columns: Vec::new(),
+                primary_key: Vec::new(),
+            };
+            oids.insert((text(row, 1), table.name.clone()), oid);
+            Some((text(row, 1), table))
         })
         .collect();
-    found.sort_by(|a, b| (&a.namespace, &a.table.name).cmp(&(&b.namespace, &b.table.name)));
-    let truncated = found.len() > options.max_tables;
-    found.truncate(options.max_tables);
-
-    if !found.is_empty() {
-        // Server-issued numbers, so inlining them is safe; it spares array parameters, which
-        // Redshift's simple protocol does not take.
-        let oids = format!(
-            "({})",
-            found
-                .iter()
-                .map(|f| f.oid.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let index: HashMap<u32, usize> =
-            found.iter().enumerate().map(|(i, f)| (f.oid, i)).collect();
-        // attnum -> name, per table, to turn key numbers into names.
-        let mut attnames: HashMap<(u32, i32), String> = HashMap::new();
-        for row in rows(
-            client,
-            &format!("{COLUMNS_SQL}{oids} ORDER BY a.attrelid, a.attnum"),
-        )
-        .await?
-        {
-            let (Ok(oid), Ok(attnum)) =
-                (text(&row, 0).parse::<u32>(), text(&row, 6).parse::<i32>())
-            else {
-                continue;
-            };
-            let Some(&i) = index.get(&oid) else { continue };
-            let name = text(&row, 1);
-            attnames.insert((oid, attnum), name.clone());
-            found[i].table.columns.push(Column {
-                name,
-                data_type: text(&row, 2),
-                nullable: text(&row, 3) != "t",
-                default_value: row.get(4).cloned().flatten(),
-                description: text(&row, 5),
-                position: u32::try_from(attnum).unwrap_or(0),
-            });
-        }
-        for row in rows(client, &format!("{KEYS_SQL}{oids}")).await? {
-            let Ok(oid) = text(&row, 0).parse::<u32>() else {
-                continue;
-            };
-            let Some(&i) = index.get(&oid) else { continue };
-            found[i].table.primary_key = text(&row, 1)
-                .split(',')
-                .filter_map(|n| n.trim().parse::<i32>().ok())
-                .filter_map(|n| attnames.get(&(oid, n)).cloned())
-                .collect();
-        }
+    let mut schema = SchemaBuilder::new(tables, options);
+    if schema.is_empty() {
+        return Ok(schema.finish());
     }
-
-    let mut namespaces: BTreeMap<String, Vec<Table>> = BTreeMap::new();
-    for f in found {
-        namespaces.entry(f.namespace).or_default().push(f.table);
+    // Position in the builder's kept tables, by oid.
+    let index: HashMap<u32, usize> = schema
+        .tables()
+        .enumerate()
+        .filter_map(|(i, (ns, t))| Some((*oids.get(&(ns.to_owned(), t.name.clone()))?, i)))
+        .collect();
+    // Server-issued numbers, so inlining them is safe; it spares array parameters, which
+    // Redshift's simple protocol does not take.
+    let oid_list = format!(
+        "({})",
+        index
+            .keys()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    // attnum -> name, per table, to turn key numbers into names.
+    let mut attnames: HashMap<(u32, i32), String> = HashMap::new();
+    for row in rows(
+        client,
+        &format!("{COLUMNS_SQL}{oid_list} ORDER BY a.attrelid, a.attnum"),
+    )
+    .await?
+    {
+        let (Ok(oid), Ok(attnum)) = (text(&row, 0).parse::<u32>(), text(&row, 6).parse::<i32>())
+        else {
+            continue;
+        };
+        let Some(table) = index.get(&oid).and_then(|&i| schema.table_mut(i)) else {
+            continue;
+        };
+        let name = text(&row, 1);
+        attnames.insert((oid, attnum), name.clone());
+        table.columns.push(Column {
+            name,
+            data_type: text(&row, 2),
+            nullable: text(&row, 3) != "t",
+            default_value: row.get(4).cloned().flatten(),
+            description: text(&row, 5),
+            position: u32::try_from(attnum).unwrap_or(0),
+        });
     }
-    Ok(DatabaseSchema {
-        namespaces: namespaces
-            .into_iter()
-            .map(|(name, tables)| SchemaNamespace { name, tables })
-            .collect(),
-        truncated,
-    })
+    for row in rows(client, &format!("{KEYS_SQL}{oid_list}")).await? {
+        let Ok(oid) = text(&row, 0).parse::<u32>() else {
+            continue;
+        };
+        let Some(table) = index.get(&oid).and_then(|&i| schema.table_mut(i)) else {
+            continue;
+        };
+        table.primary_key = text(&row, 1)
+            .split(',')
+            .filter_map(|n| n.trim().parse::<i32>().ok())
+            .filter_map(|n| attnames.get(&(oid, n)).cloned())
+            .collect();
+    }
+    Ok(schema.finish())
 }
