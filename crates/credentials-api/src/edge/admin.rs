@@ -1,7 +1,8 @@
 //! `credentials.v1.AdminService`: the key lifecycle over gRPC.
 
+use super::convert;
 use super::grpc::caller;
-use crate::service::KeyLifecycle;
+use crate::service::{KeyLifecycle, WorkspaceKeyInput};
 use credentials_proto::credentials::v1 as pb;
 use credentials_store::{KeyVersionCount, RewrapRun, RunState};
 use tonic::{Request, Response, Status};
@@ -92,14 +93,11 @@ impl pb::admin_service_server::AdminService for AdminService {
         request: Request<pb::SetWorkspaceKeyRequest>,
     ) -> Result<Response<pb::SetWorkspaceKeyResponse>, Status> {
         let caller = caller(&request)?;
-        let r = request.into_inner();
-        let key_id = (!r.key_id.is_empty()).then_some(r.key_id.as_str());
-        let (key, to_move) = self
-            .lifecycle
-            .set_workspace_key(&caller, &r.workspace_id, key_id)
-            .await?;
+        let input = WorkspaceKeyInput::try_from(request.into_inner())?;
+        let workspace_id = input.workspace_id.clone();
+        let (key, to_move) = self.lifecycle.set_workspace_key(&caller, input).await?;
         Ok(Response::new(pb::SetWorkspaceKeyResponse {
-            workspace_id: r.workspace_id,
+            workspace_id,
             key_id: key.key_id,
             credentials_to_move: to_move,
         }))
@@ -110,10 +108,10 @@ impl pb::admin_service_server::AdminService for AdminService {
         request: Request<pb::GetWorkspaceKeyRequest>,
     ) -> Result<Response<pb::GetWorkspaceKeyResponse>, Status> {
         caller(&request)?;
-        let r = request.into_inner();
-        let key = self.lifecycle.workspace_key(&r.workspace_id).await?;
+        let workspace_id = convert::workspace_of(request.into_inner())?;
+        let key = self.lifecycle.workspace_key(&workspace_id).await?;
         Ok(Response::new(pb::GetWorkspaceKeyResponse {
-            workspace_id: r.workspace_id,
+            workspace_id,
             key_id: key.key_id,
             dedicated: key.dedicated,
         }))

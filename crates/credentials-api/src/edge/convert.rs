@@ -6,7 +6,7 @@ use crate::service::{
     AccessInput, AccessSelector, Accessed, AuditListInput, AuditPage, CreateInput, CredentialPage,
     DefaultChange, DeleteInput, DiscoverInput, Discovered, ItemRef, ListInput, Result,
     ServiceError, StoredSchema, TestInput, TestTarget, TypesInput, UpdateInput, Validated,
-    discovery_options, lookup_type,
+    WorkspaceKeyInput, discovery_options, lookup_type,
 };
 use credentials_core::{
     Category, SecretString, TypeSpec, ValueInput, limits,
@@ -303,6 +303,29 @@ impl TryFrom<pb::AccessCredentialRequest> for AccessInput {
             selector,
         })
     }
+}
+
+impl TryFrom<pb::SetWorkspaceKeyRequest> for WorkspaceKeyInput {
+    type Error = ServiceError;
+
+    fn try_from(r: pb::SetWorkspaceKeyRequest) -> Result<Self> {
+        limits::check_workspace_id(&r.workspace_id)?;
+        let key_id = (!r.key_id.is_empty()).then_some(r.key_id);
+        if let Some(key_id) = &key_id {
+            kms::validate_key_id("key_id", key_id)
+                .map_err(|e| ServiceError::invalid(e.field, e.reason))?;
+        }
+        Ok(WorkspaceKeyInput {
+            workspace_id: r.workspace_id,
+            key_id,
+        })
+    }
+}
+
+/// The workspace of a workspace-key lookup (checked).
+pub fn workspace_of(r: pb::GetWorkspaceKeyRequest) -> Result<String> {
+    limits::check_workspace_id(&r.workspace_id)?;
+    Ok(r.workspace_id)
 }
 
 /// A probe's result.

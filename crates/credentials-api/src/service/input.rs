@@ -152,6 +152,15 @@ pub struct TypesInput {
     pub category: Option<Category>,
 }
 
+/// A checked request to give a workspace its own master key (or the default back).
+#[derive(Debug)]
+pub struct WorkspaceKeyInput {
+    /// The workspace (checked).
+    pub workspace_id: String,
+    /// The key (checked); `None` for the kms's default.
+    pub key_id: Option<String>,
+}
+
 /// A page of credentials.
 #[derive(Debug)]
 pub struct CredentialPage {

@@ -12,7 +12,7 @@
 
 use super::caller::Caller;
 use super::error::{Result, ServiceError};
-use credentials_core::limits::check_workspace_id;
+use super::input::WorkspaceKeyInput;
 use credentials_core::{
     model::{AuditAction, AuditOutcome, NewAuditEvent},
     payload,
@@ -365,14 +365,9 @@ impl KeyLifecycle {
     pub async fn set_workspace_key(
         &self,
         caller: &Caller,
-        workspace_id: &str,
-        key_id: Option<&str>,
+        input: WorkspaceKeyInput,
     ) -> Result<(WorkspaceKey, i64)> {
-        check_workspace_id(workspace_id)?;
-        if let Some(key_id) = key_id {
-            kms::validate_key_id("key_id", key_id)
-                .map_err(|e| ServiceError::invalid(e.field, e.reason))?;
-        }
+        let (workspace_id, key_id) = (input.workspace_id.as_str(), input.key_id.as_deref());
         let keys = self.kms.describe_keys().await?;
         if let Some(key_id) = key_id {
             match keys.keys.iter().find(|k| k.key_id == key_id) {
@@ -411,7 +406,6 @@ impl KeyLifecycle {
 
     /// A workspace's master key.
     pub async fn workspace_key(&self, workspace_id: &str) -> Result<WorkspaceKey> {
-        check_workspace_id(workspace_id)?;
         Ok(match self.store.workspace_key(workspace_id).await? {
             Some(key_id) => WorkspaceKey {
                 key_id,

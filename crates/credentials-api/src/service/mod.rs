@@ -15,7 +15,7 @@ pub use error::{Code, Dependency, Result, ServiceError};
 pub use input::{
     AccessInput, AccessSelector, Accessed, AuditListInput, AuditPage, CreateInput, CredentialPage,
     DefaultChange, DeleteInput, DiscoverInput, Discovered, ItemRef, ListInput, StoredSchema,
-    TestInput, TestTarget, TypesInput, UpdateInput, Validated,
+    TestInput, TestTarget, TypesInput, UpdateInput, Validated, WorkspaceKeyInput,
 };
 pub use keys::{KeyLifecycle, SweepConfig, SweepStatus, VersionStatus, WorkspaceKey};
 pub use probing::discovery_options;
