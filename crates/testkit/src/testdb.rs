@@ -141,8 +141,9 @@ impl TestDb {
     /// A database cloned from the template named by `template_key` (e.g. `"credentials"`).
     ///
     /// `migrate` is called once per process per key, with the template database's
-    /// connection string; it must leave no connection open (a template cannot be cloned
-    /// while in use). If it panics, the next `create` with the same key starts over.
+    /// connection string. A template cannot be cloned while in use, so `create` then waits
+    /// until the connections `migrate` opened are gone (a closed pool ends them
+    /// asynchronously). If it panics, the next `create` with the same key starts over.
     pub async fn create<F, Fut>(template_key: &str, migrate: F) -> TestDb
     where
         F: FnOnce(String) -> Fut,
@@ -169,6 +170,7 @@ impl TestDb {
                 drop(admin);
                 create_database(server, &template, "template0").await;
                 migrate(server.url(&template)).await;
+                wait_until_unused(server, &template).await;
                 template
             })
             .await;
@@ -264,6 +266,31 @@ fn drop_database(admin_url: &str, name: &str) -> Result<(), String> {
         let _ = conn.await;
         result
     })
+}
+
+/// Waits until no session is connected to `dbname`: it is about to be cloned.
+async fn wait_until_unused(server: &PgServer, dbname: &str) {
+    let admin = server.admin().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let sessions: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                &[&dbname],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("testkit: count the sessions of {dbname}: {e}"))
+            .get(0);
+        if sessions == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "testkit: {dbname} still has {sessions} session(s) after its migration: \
+             close every connection the migration opened"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[cfg(test)]

@@ -4,8 +4,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::str::FromStr as _;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use credentials_core::catalogue;
 use credentials_core::model::{
@@ -32,36 +31,6 @@ pub fn config(url: String, max_connections: usize) -> StoreConfig {
     }
 }
 
-/// Waits until no session is connected to the database of `url` (a template cannot be
-/// cloned while in use, and a dropped pool closes its connections asynchronously).
-async fn wait_until_unused(url: &str) {
-    let dbname = tokio_postgres::Config::from_str(url)
-        .unwrap()
-        .get_dbname()
-        .unwrap()
-        .to_owned();
-    let admin = testkit::pg_server().await.admin().await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let sessions: i64 = admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
-                &[&dbname],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if sessions == 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{dbname} still has {sessions} session(s) after the store was closed"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// A fresh database with the store's migrations applied.
 pub async fn migrated_db() -> TestDb {
     TestDb::create("credentials", |url| async move {
@@ -69,7 +38,6 @@ pub async fn migrated_db() -> TestDb {
         store.migrate().await.unwrap();
         store.close();
         drop(store);
-        wait_until_unused(&url).await;
     })
     .await
 }
