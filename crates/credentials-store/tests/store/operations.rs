@@ -3,12 +3,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{
+use crate::common::{
     OTHER_WS, WS, all_audit, audit_counts, count, envelope, event, insert, migrated_db,
     new_credential, store_on, store_with,
 };

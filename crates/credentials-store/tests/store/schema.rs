@@ -3,11 +3,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::{config, count, migrated_db, store_on};
+use crate::common::{config, count, migrated_db, store_on};
 use credentials_core::catalogue;
 use credentials_core::model::new_credential_id;
 use credentials_store::Store;

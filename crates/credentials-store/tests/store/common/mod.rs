@@ -1,8 +1,6 @@
 //! Helpers shared by the store's integration tests: a migrated database per test, fake
 //! envelopes (the store never decrypts), credentials and audit events to write, raw SQL.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 

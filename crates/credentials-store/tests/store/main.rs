@@ -1,0 +1,9 @@
+//! The store against a real Postgres, a database of each test's own: one test binary, so the
+//! throwaway cluster starts once and the shared helpers need no dead-code allowance.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod operations;
+mod schema;
+mod tls;
