@@ -124,5 +124,14 @@ async fn pages_are_stable_and_types_are_listed() {
         .unwrap()
         .into_inner()
         .types;
-    assert_eq!(llm.len(), 24);
+    // Exactly the catalogue's LLM types (24 in the product documents), in order.
+    let served: Vec<&str> = llm.iter().map(|t| t.r#type.as_str()).collect();
+    let catalogue: Vec<&str> = credentials_core::catalogue::all()
+        .iter()
+        .filter(|t| t.category == credentials_core::Category::Llm)
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(served, catalogue);
+    assert!(llm.iter().all(|t| t.category == "llm"));
+    assert!(llm.len() >= 24, "the product documents name 24 LLM types");
 }
