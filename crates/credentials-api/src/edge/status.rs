@@ -101,18 +101,7 @@ mod tests {
             let status = Status::from(err);
             assert_eq!(status.code(), expected);
             // The audit row records the same code the caller sees.
-            assert_eq!(
-                audit_name,
-                format!("{:?}", status.code())
-                    .chars()
-                    .flat_map(|c| {
-                        let sep = c.is_uppercase().then_some('_');
-                        sep.into_iter()
-                            .chain(std::iter::once(c.to_ascii_uppercase()))
-                    })
-                    .collect::<String>()
-                    .trim_start_matches('_'),
-            );
+            assert_eq!(audit_name, service_kit::rpc::code_name(status.code()));
             assert!(!status.message().contains("refused") && !status.message().contains("bug"));
         }
     }
