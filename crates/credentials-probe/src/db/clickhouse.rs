@@ -31,6 +31,15 @@ struct Target {
 const PARSE_HELP: &str = "the connection string is not a valid ClickHouse URL \
      (clickhouse://user:password@host:8123/db, or https://user:password@host:8443/db)";
 
+/// The host and port read from a URL, for the agreement test.
+#[cfg(test)]
+pub(crate) fn parsed_endpoint(s: &str) -> (String, u16) {
+    match parse(s) {
+        Ok(t) => (t.host, t.port),
+        Err(f) => panic!("{s}: {}", f.message),
+    }
+}
+
 fn parse(connection_string: &str) -> Result<Target, Failure> {
     let s = connection_string.trim();
     let s = s.strip_prefix("jdbc:").unwrap_or(s);

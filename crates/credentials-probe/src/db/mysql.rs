@@ -15,6 +15,15 @@ use mysql_async::{Conn, Error, IoError, Opts, OptsBuilder, Row, UrlError, Value}
 const PARSE_HELP: &str =
     "the connection string is not a valid MySQL URL (mysql://user:password@host:3306/db)";
 
+/// The host and port mysql_async reads from a URL, for the agreement test.
+#[cfg(test)]
+pub(crate) fn parsed_endpoint(s: &str) -> (String, u16) {
+    match parse(s) {
+        Ok(opts) => (opts.ip_or_hostname().to_owned(), opts.tcp_port()),
+        Err(f) => panic!("{s}: {}", f.message),
+    }
+}
+
 fn parse(connection_string: &str) -> Result<Opts, Failure> {
     let s = connection_string.trim();
     let s = s.strip_prefix("jdbc:").unwrap_or(s);

@@ -10,6 +10,15 @@ mod connstr;
 
 pub(crate) use connstr::Flavor;
 
+/// The endpoints tokio-postgres reads from a URL, for the agreement test.
+#[cfg(test)]
+pub(crate) fn connstr_endpoints(s: &str) -> Vec<(String, u16)> {
+    match parse(s, Flavor::Postgres) {
+        Ok(target) => target.endpoints,
+        Err(f) => panic!("{s}: {}", f.message),
+    }
+}
+
 use super::net::{self, Failure};
 use crate::egress::EgressPolicy;
 use connstr::{Target, TlsMode, parse};
