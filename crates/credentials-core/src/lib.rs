@@ -2,6 +2,8 @@
 //!
 //! - [`catalogue`]: every credential type: its category, value fields (role and format), how it
 //!   is probed and how its secret is attached to a request;
+//! - [`connection_url`]: the one reading of a connection URL's user info and hosts, refusing
+//!   strings that drivers would split differently;
 //! - [`value`]: checking a written value against the catalogue into a normalized [`SecretValue`];
 //! - [`mask`]: the masked preview shown instead of a secret;
 //! - [`payload`]: sealing a value with a data key, bound to its [`EncryptionContext`] (the type
@@ -13,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod catalogue;
+pub mod connection_url;
 pub mod limits;
 pub mod mask;
 pub mod model;

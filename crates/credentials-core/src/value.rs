@@ -187,6 +187,7 @@ pub fn check(spec: &TypeSpec, input: ValueInput) -> Result<SecretValue, FieldVio
             format!("at most {MAX_VALUE_BYTES} bytes in all, got {size}"),
         ));
     }
+    let single = matches!(input, ValueInput::Secret(_));
     let fields = match input {
         ValueInput::Secret(s) => {
             if is_blank(&s) {
@@ -211,6 +212,16 @@ pub fn check(spec: &TypeSpec, input: ValueInput) -> Result<SecretValue, FieldVio
         ValueInput::Fields(map) => map,
     };
     check_fields(spec, &fields)?;
+    // A connection string whose user info drivers would split differently is refused, so that
+    // no probe ever reads part of its password as a host.
+    crate::connection_url::check_fields(spec, &fields).map_err(|(name, why)| {
+        let path = if single {
+            "value.secret".to_owned()
+        } else {
+            field_path(name)
+        };
+        violation(path, why.to_string())
+    })?;
     Ok(SecretValue { fields })
 }
 

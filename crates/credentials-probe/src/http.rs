@@ -28,7 +28,9 @@ pub const MAX_REDIRECTS: usize = 3;
 
 const USER_AGENT: &str = concat!("credentials-vault-probe/", env!("CARGO_PKG_VERSION"));
 
-/// Why an HTTP exchange failed. Messages never contain URLs' paths or queries, headers or bodies.
+/// Why an HTTP exchange failed. Messages never contain URLs' paths or queries, headers or
+/// bodies, nor a library's text (a TLS error can quote the server's certificate): reasons are
+/// fixed words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HttpError {
     /// The URL cannot be used.
@@ -51,7 +53,7 @@ pub enum HttpError {
     Connect {
         /// The host name.
         host: String,
-        /// The operating system's reason.
+        /// The operating system's reason, in the standard library's fixed words.
         reason: String,
     },
     /// The TLS handshake failed (unknown issuer, wrong name, no common protocol...).
@@ -59,16 +61,16 @@ pub enum HttpError {
     Tls {
         /// The host name.
         host: String,
-        /// rustls' reason.
-        reason: String,
+        /// What went wrong, from a fixed list.
+        reason: &'static str,
     },
     /// The connection broke or the peer does not speak HTTP/1.1.
     #[error("the HTTP exchange with {host} failed: {reason}")]
     Protocol {
         /// The host name.
         host: String,
-        /// hyper's reason.
-        reason: String,
+        /// What went wrong, from a fixed list.
+        reason: &'static str,
     },
     /// The redirect chain is longer than [`MAX_REDIRECTS`].
     #[error("more than {MAX_REDIRECTS} redirects")]
@@ -326,7 +328,7 @@ impl HttpClient {
             let Some(tls) = &self.tls else {
                 return Err(HttpError::Tls {
                     host: url.host.clone(),
-                    reason: "TLS is not configured".to_owned(),
+                    reason: "TLS is not configured",
                 });
             };
             let name = ServerName::try_from(url.host.clone())
@@ -336,7 +338,7 @@ impl HttpClient {
                 .await
                 .map_err(|e| HttpError::Tls {
                     host: url.host.clone(),
-                    reason: e.to_string(),
+                    reason: crate::db::net::tls_reason(&e),
                 })?;
             roundtrip(&url.host, stream, request, method).await
         } else {
@@ -360,7 +362,10 @@ async fn connect(host: &str, addrs: &[SocketAddr]) -> Result<TcpStream, HttpErro
     }
     Err(HttpError::Connect {
         host: host.to_owned(),
-        reason: last.map_or_else(|| "no address".to_owned(), |e| e.to_string()),
+        reason: last.map_or_else(
+            || "no address".to_owned(),
+            |e| crate::db::net::io_reason(&e),
+        ),
     })
 }
 
@@ -396,7 +401,7 @@ where
 {
     let protocol = |e: hyper::Error| HttpError::Protocol {
         host: host.to_owned(),
-        reason: e.to_string(),
+        reason: hyper_reason(&e),
     };
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
@@ -437,6 +442,21 @@ where
             Ok(()) => exchange.await,
             Err(e) => Err(protocol(e)),
         },
+    }
+}
+
+/// What went wrong in an HTTP exchange, in fixed words.
+fn hyper_reason(e: &hyper::Error) -> &'static str {
+    if e.is_incomplete_message() {
+        "the connection closed before the answer was complete"
+    } else if e.is_parse() || e.is_parse_status() {
+        "the answer is not HTTP/1.1"
+    } else if e.is_timeout() {
+        "the exchange timed out"
+    } else if e.is_closed() || e.is_canceled() {
+        "the connection closed"
+    } else {
+        "the exchange failed"
     }
 }
 

@@ -11,8 +11,11 @@
 //!
 //! Certificates are checked against Mozilla's roots and the host name. The password goes in
 //! clear only to a non-public address an operator allowed.
+//!
+//! Messages name the host, the user and the server's reply code (with its RFC 3463 enhanced
+//! code), never the reply's text: a server can quote what it was sent.
 
-use crate::db::net::{self, Failure, Verify, excerpt, within};
+use crate::db::net::{self, Failure, Verify, within};
 use crate::egress::special_class;
 use crate::outcome::{ProbeConfig, ProbeResult};
 use base64::Engine as _;
@@ -99,9 +102,29 @@ struct Reply {
 }
 
 impl Reply {
-    fn text(&self) -> String {
-        excerpt(&self.lines.join(" "), 200)
+    /// The reply code, with the enhanced status code (RFC 3463, e.g. `5.7.8`) when the first
+    /// line starts with one: a fixed vocabulary, unlike the text after it.
+    fn status(&self) -> String {
+        let enhanced = self
+            .lines
+            .first()
+            .and_then(|l| l.split_whitespace().next())
+            .filter(|code| is_enhanced_code(code));
+        match enhanced {
+            Some(code) => format!("{} {code}", self.code),
+            None => self.code.to_string(),
+        }
     }
+}
+
+/// `class.subject.detail`: class 2, 4 or 5, then one to three and one to three digits.
+fn is_enhanced_code(code: &str) -> bool {
+    let parts: Vec<&str> = code.split('.').collect();
+    matches!(parts.as_slice(), [class, subject, detail]
+        if matches!(*class, "2" | "4" | "5")
+            && [subject, detail]
+                .iter()
+                .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit())))
 }
 
 /// An SMTP session over plain TCP or TLS.
@@ -123,7 +146,7 @@ impl Session {
             if line.is_empty() {
                 return Err(Failure::unreachable(format!(
                     "{} closed the connection",
-                    self.host
+                    net::shown(&self.host)
                 )));
             }
             let line = String::from_utf8_lossy(&line);
@@ -161,11 +184,15 @@ impl Session {
     }
 
     fn broken(&self, e: std::io::Error) -> Failure {
-        Failure::unreachable(format!("the connection to {} failed: {e}", self.host))
+        Failure::unreachable(format!(
+            "the connection to {} failed: {}",
+            net::shown(&self.host),
+            net::io_reason(&e)
+        ))
     }
 
     fn not_smtp(&self) -> Failure {
-        Failure::provider(format!("{} does not speak SMTP", self.host))
+        Failure::provider(format!("{} does not speak SMTP", net::shown(&self.host)))
     }
 
     /// EHLO; returns the extension lines (keywords upper-cased).
@@ -173,9 +200,8 @@ impl Session {
         let reply = self.command(&format!("EHLO {name}")).await?;
         if reply.code != 250 {
             return Err(Failure::provider(format!(
-                "the server refused EHLO ({} {})",
-                reply.code,
-                reply.text()
+                "the server refused EHLO ({})",
+                reply.status()
             )));
         }
         Ok(reply
@@ -192,7 +218,7 @@ impl Session {
         if !self.io.buffer().is_empty() {
             return Err(Failure::provider(format!(
                 "{} sent data after accepting STARTTLS",
-                self.host
+                net::shown(&self.host)
             )));
         }
         let host = self.host;
@@ -200,7 +226,13 @@ impl Session {
         let tls = tokio_rustls::TlsConnector::from(net::tls_config(Verify::Full)?)
             .connect(net::server_name(&host)?, inner)
             .await
-            .map_err(|e| Failure::provider(format!("TLS handshake with {host} failed: {e}")))?;
+            .map_err(|e| {
+                Failure::provider(format!(
+                    "TLS handshake with {} failed: {}",
+                    net::shown(&host),
+                    net::tls_reason(&e)
+                ))
+            })?;
         Ok(Session {
             io: BufReader::new(Box::new(tls)),
             host,
@@ -230,15 +262,7 @@ fn auth_mechanisms(extensions: &[String]) -> Vec<String> {
 pub async fn validate(value: &SecretValue, config: &ProbeConfig) -> ProbeResult {
     let result = async {
         let settings = settings(value)?;
-        let secrets = [
-            settings.password.to_owned(),
-            BASE64.encode(settings.password),
-            BASE64.encode(format!("\0{}\0{}", settings.username, settings.password)),
-        ];
-        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-        within(config.timeout, "the SMTP server", login(&settings, config))
-            .await
-            .map_err(|f| f.redacted(&secrets))
+        within(config.timeout, "the SMTP server", login(&settings, config)).await
     }
     .await;
     match result {
@@ -263,9 +287,8 @@ async fn login(s: &Settings<'_>, config: &ProbeConfig) -> Result<String, Failure
     let greeting = session.read_reply().await?;
     if greeting.code != 220 {
         return Err(Failure::provider(format!(
-            "the server refused the session ({} {})",
-            greeting.code,
-            greeting.text()
+            "the server refused the session ({})",
+            greeting.status()
         )));
     }
     let mut extensions = session.ehlo(&name).await?;
@@ -284,9 +307,8 @@ async fn login(s: &Settings<'_>, config: &ProbeConfig) -> Result<String, Failure
         let reply = session.command("STARTTLS").await?;
         if reply.code != 220 {
             return Err(Failure::provider(format!(
-                "the server refused STARTTLS ({} {})",
-                reply.code,
-                reply.text()
+                "the server refused STARTTLS ({})",
+                reply.status()
             )));
         }
         session = session.start_tls().await?;
@@ -297,7 +319,7 @@ async fn login(s: &Settings<'_>, config: &ProbeConfig) -> Result<String, Failure
         return Err(Failure::egress(format!(
             "refusing to send the password in clear to {}, a public address: the connection is \
              not encrypted (set security to starttls or tls)",
-            s.host
+            net::shown(s.host)
         )));
     }
     let mechanisms = auth_mechanisms(&extensions);
@@ -330,36 +352,33 @@ async fn login(s: &Settings<'_>, config: &ProbeConfig) -> Result<String, Failure
         }
         reply
     } else {
-        return Err(Failure::provider(format!(
-            "the server offers AUTH {}, none of which the probe speaks (PLAIN, LOGIN)",
-            mechanisms.join(" ")
-        )));
+        return Err(Failure::provider(
+            "the server offers no AUTH mechanism the probe speaks (PLAIN, LOGIN)",
+        ));
     };
+    let user = net::shown(s.username);
+    let host = net::endpoint(s.host, s.port);
+    let status = reply.status();
     let outcome = match reply.code {
-        235 => Ok(format!("logged in as {}", s.username)),
+        235 => Ok(format!("logged in as {user}")),
         535 => Err(Failure::invalid(format!(
-            "login refused (535 {})",
-            reply.text()
+            "authentication failed for user '{user}' on {host} ({status})"
         ))),
         534 => Err(Failure::invalid(format!(
-            "login refused; the server wants another kind of login, e.g. an app password (534 {})",
-            reply.text()
+            "authentication failed for user '{user}' on {host}; the server wants another kind \
+             of login, e.g. an app password ({status})"
         ))),
         530 => Err(Failure::provider(format!(
-            "the server requires TLS or authentication first (530 {}); set security to starttls or tls",
-            reply.text()
+            "the server requires TLS or authentication first ({status}); set security to starttls or tls"
         ))),
         538 => Err(Failure::provider(format!(
-            "the server requires an encrypted connection for this login (538 {}); set security to starttls or tls",
-            reply.text()
+            "the server requires an encrypted connection for this login ({status}); set security to starttls or tls"
         ))),
         code if (400..500).contains(&code) => Err(Failure::provider(format!(
-            "temporary failure, try again later ({code} {})",
-            reply.text()
+            "temporary failure, try again later ({status})"
         ))),
-        code => Err(Failure::provider(format!(
-            "the server answered the login with {code} {}",
-            reply.text()
+        _ => Err(Failure::provider(format!(
+            "the server answered the login with {status}"
         ))),
     };
     // A polite goodbye; its answer changes nothing.
@@ -415,6 +434,21 @@ mod tests {
         assert_eq!(auth_mechanisms(&ext), ["LOGIN", "PLAIN", "LOGIN"]);
         assert_eq!(ehlo_name("10.1.2.3:5".parse().ok()), "[10.1.2.3]");
         assert_eq!(ehlo_name("[::1]:5".parse().ok()), "[IPv6:::1]");
+    }
+
+    #[test]
+    fn statuses_carry_codes_never_text() {
+        let reply = |code, line: &str| Reply {
+            code,
+            lines: vec![line.to_owned()],
+        };
+        assert_eq!(
+            reply(535, "5.7.8 Authentication failed for Sekr3t").status(),
+            "535 5.7.8"
+        );
+        assert_eq!(reply(535, "Sekr3t rejected").status(), "535");
+        assert_eq!(reply(421, "4.7.0x Sekr3t").status(), "421");
+        assert_eq!(reply(250, "").status(), "250");
     }
 
     async fn parse_replies(input: &[u8]) -> Vec<(u16, Vec<String>)> {

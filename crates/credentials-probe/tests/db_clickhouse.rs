@@ -260,7 +260,9 @@ async fn good_key_is_valid_and_wrong_one_is_invalid() {
         &["Wrong-Pw-MARKER-77"],
     );
     assert!(
-        wrong.message.contains("Authentication failed"),
+        wrong
+            .message
+            .contains("authentication failed for user 'analyst'"),
         "{}",
         wrong.message
     );

@@ -124,7 +124,9 @@ async fn good_password_is_valid_and_wrong_one_is_invalid() {
         &["Wrong-Pw-MARKER-77"],
     );
     assert!(
-        wrong.message.contains("password authentication failed"),
+        wrong
+            .message
+            .contains(&format!("authentication failed for user '{}'", f.role)),
         "{}",
         wrong.message
     );
@@ -171,7 +173,7 @@ async fn missing_database_and_missing_privilege() {
     assert!(
         missing
             .message
-            .contains("\"no_such_db_here\" does not exist"),
+            .contains("the database 'no_such_db_here' does not exist"),
         "{}",
         missing.message
     );
@@ -207,7 +209,10 @@ async fn missing_database_and_missing_privilege() {
         &[MARKER],
     );
     assert!(
-        denied.message.contains("permission denied for database"),
+        denied.message.contains(&format!(
+            "permission denied for user '{outsider}' on database '{}'",
+            f.db
+        )),
         "{}",
         denied.message
     );

@@ -15,5 +15,7 @@ mod kms_outage;
 mod lifecycle;
 mod listing;
 mod postgres_outage;
+mod probe_messages;
+mod schema_text;
 mod secrets;
 mod validation;

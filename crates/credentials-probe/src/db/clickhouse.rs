@@ -6,8 +6,9 @@
 //! only to a non-public address an operator allowed, never across the internet in clear.
 //! One request per connection (`Connection: close`), dialled through the egress guard.
 
-use super::net::{self, Failure, Verify, excerpt};
+use super::net::{self, Failure, Verify};
 use crate::egress::{EgressPolicy, special_class};
+use credentials_core::connection_url;
 use credentials_core::schema::{
     Column, DatabaseSchema, DiscoveryOptions, SchemaBuilder, Table, TableKind,
 };
@@ -30,9 +31,21 @@ struct Target {
 const PARSE_HELP: &str = "the connection string is not a valid ClickHouse URL \
      (clickhouse://user:password@host:8123/db, or https://user:password@host:8443/db)";
 
+/// The host and port read from a URL, for the agreement test.
+#[cfg(test)]
+pub(crate) fn parsed_endpoint(s: &str) -> (String, u16) {
+    match parse(s) {
+        Ok(t) => (t.host, t.port),
+        Err(f) => panic!("{s}: {}", f.message),
+    }
+}
+
 fn parse(connection_string: &str) -> Result<Target, Failure> {
     let s = connection_string.trim();
     let s = s.strip_prefix("jdbc:").unwrap_or(s);
+    // The url crate splits the user info at the last '@' of the authority, others at the
+    // first: only a string all of them read alike goes on.
+    connection_url::parse(s).map_err(|why| Failure::invalid(why.to_string()))?;
     let url = url::Url::parse(s).map_err(|_| Failure::invalid(PARSE_HELP))?;
     let mut secure = match url.scheme() {
         "https" | "clickhouses" => true,
@@ -150,8 +163,9 @@ async fn query(target: &Target, policy: &EgressPolicy, sql: &str) -> Result<Vec<
     );
     let io_error = |e: std::io::Error| {
         Failure::unreachable(format!(
-            "the exchange with {}:{} failed: {e}",
-            target.host, target.port
+            "the exchange with {} failed: {}",
+            net::endpoint(&target.host, target.port),
+            net::io_reason(&e)
         ))
     };
     stream
@@ -171,20 +185,22 @@ async fn query(target: &Target, policy: &EgressPolicy, sql: &str) -> Result<Vec<
             MAX_RESPONSE / 1024 / 1024
         )));
     }
+    let at = net::endpoint(&target.host, target.port);
     let answer = parse_response(&raw).ok_or_else(|| {
         Failure::provider(format!(
-            "{}:{} did not answer HTTP; the probe uses ClickHouse's HTTP interface (port 8123, \
-             or 8443 with TLS), not the native protocol (9000/9440)",
-            target.host, target.port
+            "{at} did not answer HTTP; the probe uses ClickHouse's HTTP interface (port 8123, \
+             or 8443 with TLS), not the native protocol (9000/9440)"
         ))
     })?;
     if answer.status == 200 {
         return Ok(answer.body);
     }
-    Err(map_failure(&answer))
+    Err(map_failure(&answer, &at, &target.user))
 }
 
-fn map_failure(answer: &Answer) -> Failure {
+/// Maps an error answer by ClickHouse's exception code and the HTTP status only: the body
+/// (`Code: 516. DB::Exception: ...`) quotes what the server was sent and is never copied.
+fn map_failure(answer: &Answer, at: &str, user: &str) -> Failure {
     let body = String::from_utf8_lossy(&answer.body);
     let code = answer.exception_code.or_else(|| {
         // The body reads `Code: 516. DB::Exception: ...`.
@@ -194,21 +210,28 @@ fn map_failure(answer: &Answer) -> Failure {
             .parse()
             .ok()
     });
-    let text = excerpt(&body, 300);
+    let user = net::shown(user);
+    let status = answer.status;
     match code {
         // AUTHENTICATION_FAILED, UNKNOWN_USER, WRONG_PASSWORD, REQUIRED_PASSWORD.
-        Some(516 | 192 | 193 | 194) => Failure::invalid(format!("login refused: {text}")),
-        // UNKNOWN_DATABASE: the credential names a database that does not exist.
-        Some(81) => Failure::invalid(format!("login refused: {text}")),
-        // ACCESS_DENIED, READONLY, NOT_ENOUGH_PRIVILEGES... (497 is ClickHouse's ACCESS_DENIED).
-        Some(497 | 164) => Failure::forbidden(format!("permission denied: {text}")),
-        None if matches!(answer.status, 401 | 403) => {
-            Failure::invalid(format!("login refused (HTTP {}): {text}", answer.status))
-        }
-        _ => Failure::provider(format!(
-            "ClickHouse answered HTTP {}: {text}",
-            answer.status
+        Some(code @ (516 | 192 | 193 | 194)) => Failure::invalid(format!(
+            "authentication failed for user '{user}' on {at} (ClickHouse error {code})"
         )),
+        // UNKNOWN_DATABASE: the credential names a database that does not exist.
+        Some(81) => Failure::invalid(format!(
+            "the database named in the connection string does not exist on {at} (ClickHouse error 81)"
+        )),
+        // ACCESS_DENIED, READONLY, NOT_ENOUGH_PRIVILEGES... (497 is ClickHouse's ACCESS_DENIED).
+        Some(code @ (497 | 164)) => Failure::forbidden(format!(
+            "permission denied for user '{user}' on {at} (ClickHouse error {code})"
+        )),
+        None if matches!(status, 401 | 403) => Failure::invalid(format!(
+            "authentication failed for user '{user}' on {at} (HTTP {status})"
+        )),
+        Some(code) => Failure::provider(format!(
+            "ClickHouse at {at} answered HTTP {status} (ClickHouse error {code})"
+        )),
+        None => Failure::provider(format!("ClickHouse at {at} answered HTTP {status}")),
     }
 }
 
@@ -289,28 +312,22 @@ fn literal(value: &str) -> String {
     format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
-fn secrets<'a>(target: &'a Target, connection_string: &'a str) -> [&'a str; 2] {
-    [connection_string, target.password.as_str()]
-}
-
 /// Runs `SELECT 1`; `Ok` carries the success message.
 pub(crate) async fn validate(
     connection_string: &str,
     policy: &EgressPolicy,
 ) -> Result<String, Failure> {
     let target = parse(connection_string)?;
-    let result = async {
-        let body = query(&target, policy, "SELECT 1").await?;
-        if body.trim_ascii() != b"1" {
-            return Err(Failure::provider(format!(
-                "SELECT 1 answered {:?}, not 1: is this ClickHouse's HTTP interface?",
-                excerpt(&String::from_utf8_lossy(&body), 80)
-            )));
-        }
-        Ok(format!("logged in as {} and ran SELECT 1", target.user))
+    let body = query(&target, policy, "SELECT 1").await?;
+    if body.trim_ascii() != b"1" {
+        return Err(Failure::provider(
+            "SELECT 1 answered something other than 1: is this ClickHouse's HTTP interface?",
+        ));
     }
-    .await;
-    result.map_err(|f: Failure| f.redacted(&secrets(&target, connection_string)))
+    Ok(format!(
+        "logged in as {} and ran SELECT 1",
+        net::shown(&target.user)
+    ))
 }
 
 #[derive(Deserialize)]
@@ -366,10 +383,9 @@ fn rows<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<Vec<T>, Failure> {
     body.split(|b| *b == b'\n')
         .filter(|line| !line.trim_ascii().is_empty())
         .map(|line| {
-            serde_json::from_slice(line).map_err(|e| {
-                Failure::provider(format!(
-                    "ClickHouse's JSONEachRow answer is not as expected: {e}"
-                ))
+            // serde_json's text quotes the offending input.
+            serde_json::from_slice(line).map_err(|_| {
+                Failure::provider("ClickHouse's JSONEachRow answer is not as expected")
             })
         })
         .collect()
@@ -402,7 +418,7 @@ pub(crate) async fn discover(
     options: &DiscoveryOptions,
 ) -> Result<DatabaseSchema, Failure> {
     let target = parse(connection_string)?;
-    let result = async {
+    async {
         let tables: Vec<TableRow> = rows(&query(&target, policy, TABLES_SQL).await?)?;
         let tables = tables.into_iter().map(|t| {
             let kind = match t.engine.as_str() {
@@ -441,8 +457,7 @@ pub(crate) async fn discover(
         }
         Ok(schema.finish())
     }
-    .await;
-    result.map_err(|f: Failure| f.redacted(&secrets(&target, connection_string)))
+    .await
 }
 
 #[cfg(test)]
@@ -471,6 +486,8 @@ mod tests {
             "mysql://u:Sekr3t@h/db",
             "Sekr3t",
             "clickhouse://u:Sekr3t@/x",
+            "clickhouse://app:abc@Sekr3t@ch.example.com/db",
+            "https://app:ab\\Sekr3t@ch.example.com/db",
         ] {
             let f = parse(bad).err().unwrap();
             assert!(!f.message.contains("Sekr3t"), "{}", f.message);
@@ -484,9 +501,18 @@ mod tests {
         assert_eq!((a.status, a.body.as_slice()), (200, &b"1\n"[..]));
         let raw = b"HTTP/1.1 403 Forbidden\r\nX-ClickHouse-Exception-Code: 516\r\nContent-Length: 5\r\n\r\nCode:";
         let a = parse_response(raw).unwrap();
+        let f = map_failure(&a, "h:8123", "bob");
+        assert_eq!(f.outcome, crate::ValidationOutcome::InvalidCredentials);
         assert_eq!(
-            map_failure(&a).outcome,
-            crate::ValidationOutcome::InvalidCredentials
+            f.message,
+            "authentication failed for user 'bob' on h:8123 (ClickHouse error 516)"
+        );
+        // The body is never copied, whatever it holds.
+        let raw = b"HTTP/1.1 500 Internal\r\nContent-Length: 39\r\n\r\nCode: 999. DB::Exception: Sekr3t echoed";
+        let f = map_failure(&parse_response(raw).unwrap(), "h:8123", "bob");
+        assert_eq!(
+            f.message,
+            "ClickHouse at h:8123 answered HTTP 500 (ClickHouse error 999)"
         );
         assert!(parse_response(b"\x00\x01binary").is_none());
         assert_eq!(

@@ -18,6 +18,9 @@ use credentials_core::SecretValue;
 use credentials_core::catalogue::{Engine, EngineProbe, Format, Probe, TypeSpec};
 use credentials_core::schema::{DatabaseSchema, DiscoveryOptions};
 use net::{Failure, within};
+
+#[cfg(test)]
+mod agreement;
 use postgres::Flavor;
 
 /// Why a schema discovery failed, in the terms of validation outcomes (e.g.
@@ -77,7 +80,10 @@ fn target<'a>(spec: &TypeSpec, value: &'a SecretValue) -> Result<(Client, &'a st
             Engine::parse(name).ok_or_else(|| {
                 Failure::new(
                     ValidationOutcome::UnsupportedType,
-                    format!("{name:?} is not a database type this probe knows"),
+                    format!(
+                        "{:?} is not a database type this probe knows",
+                        net::shown(name)
+                    ),
                 )
             })?
         }

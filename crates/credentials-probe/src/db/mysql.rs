@@ -3,8 +3,9 @@
 //! The URL's host is resolved through the egress guard and mysql_async is handed the checked
 //! addresses (`resolved_ips`), so it dials exactly those and uses the name only for TLS.
 
-use super::net::{Failure, excerpt};
+use super::net::{self, Failure};
 use crate::egress::EgressPolicy;
+use credentials_core::connection_url;
 use credentials_core::schema::{
     Column, DatabaseSchema, DiscoveryOptions, SchemaBuilder, Table, TableKind,
 };
@@ -13,6 +14,15 @@ use mysql_async::{Conn, Error, IoError, Opts, OptsBuilder, Row, UrlError, Value}
 
 const PARSE_HELP: &str =
     "the connection string is not a valid MySQL URL (mysql://user:password@host:3306/db)";
+
+/// The host and port mysql_async reads from a URL, for the agreement test.
+#[cfg(test)]
+pub(crate) fn parsed_endpoint(s: &str) -> (String, u16) {
+    match parse(s) {
+        Ok(opts) => (opts.ip_or_hostname().to_owned(), opts.tcp_port()),
+        Err(f) => panic!("{s}: {}", f.message),
+    }
+}
 
 fn parse(connection_string: &str) -> Result<Opts, Failure> {
     let s = connection_string.trim();
@@ -25,28 +35,64 @@ fn parse(connection_string: &str) -> Result<Opts, Failure> {
         }
         None => s,
     };
-    // Messages name a parameter at most, never a value: values can be the password.
+    // The url crate splits the user info at the last '@' of the authority, others at the
+    // first: only a string all of them read alike goes on.
+    connection_url::parse(s).map_err(|why| Failure::invalid(why.to_string()))?;
+    // Messages name no parameter and no value: with an unescaped '&' in a password, even a
+    // parameter's name is a piece of it.
     Opts::from_url(s).map_err(|e| match e {
         UrlError::UnsupportedScheme { .. } => {
             Failure::invalid(format!("{PARSE_HELP}: the scheme must be mysql://"))
         }
-        UrlError::UnknownParameter { param } if is_plain(&param) => {
-            Failure::invalid(format!("{PARSE_HELP}: unknown parameter {param:?}"))
+        UrlError::UnknownParameter { .. } => {
+            Failure::invalid(format!("{PARSE_HELP}: it has an unknown parameter"))
         }
-        UrlError::InvalidParamValue { param, .. } if is_plain(&param) => {
-            Failure::invalid(format!("{PARSE_HELP}: invalid value for {param:?}"))
+        UrlError::InvalidParamValue { .. } => {
+            Failure::invalid(format!("{PARSE_HELP}: a parameter has an invalid value"))
         }
         _ => Failure::invalid(PARSE_HELP),
     })
 }
 
-fn is_plain(name: &str) -> bool {
-    name.len() <= 40 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+/// The non-secret parts of a connection a message may name.
+struct Endpoint {
+    host: String,
+    port: u16,
+    user: Option<String>,
+    database: Option<String>,
 }
 
-async fn connect(opts: &Opts, policy: &EgressPolicy) -> Result<Conn, Failure> {
-    let host = opts.ip_or_hostname().to_owned();
-    let addrs = policy.resolve(&host, opts.tcp_port()).await?;
+impl Endpoint {
+    fn new(opts: &Opts) -> Self {
+        Self {
+            host: opts.ip_or_hostname().to_owned(),
+            port: opts.tcp_port(),
+            user: opts.user().map(net::shown),
+            database: opts.db_name().map(net::shown),
+        }
+    }
+
+    fn at(&self) -> String {
+        net::endpoint(&self.host, self.port)
+    }
+
+    fn user(&self) -> String {
+        match &self.user {
+            Some(user) => format!(" for user '{user}'"),
+            None => String::new(),
+        }
+    }
+
+    fn on_database(&self) -> String {
+        match &self.database {
+            Some(database) => format!(" on database '{database}'"),
+            None => String::new(),
+        }
+    }
+}
+
+async fn connect(opts: &Opts, at: &Endpoint, policy: &EgressPolicy) -> Result<Conn, Failure> {
+    let addrs = policy.resolve(&at.host, at.port).await?;
     let ips: Vec<_> = addrs.iter().map(|a| a.ip()).collect();
     let builder = OptsBuilder::from_opts(opts.clone())
         .resolved_ips(Some(ips))
@@ -54,42 +100,58 @@ async fn connect(opts: &Opts, policy: &EgressPolicy) -> Result<Conn, Failure> {
         // through that Unix socket, which the guard never checked.
         .prefer_socket(false)
         .socket(None::<String>);
-    Conn::new(builder).await.map_err(|e| map_error(&e, &host))
+    Conn::new(builder).await.map_err(|e| map_error(&e, at))
 }
 
-fn map_error(e: &Error, host: &str) -> Failure {
+/// Maps a driver error to the outcome it means, from the server's error number and the
+/// connection's non-secret parts only: the server's message (which quotes what it was sent) and
+/// the driver's text are never copied.
+fn map_error(e: &Error, at: &Endpoint) -> Failure {
     match e {
-        Error::Server(s) => {
-            let message = excerpt(&s.message, 300);
-            match s.code {
-                // ER_ACCESS_DENIED_ERROR.
-                1045 => Failure::invalid(format!("login refused: {message}")),
-                // ER_BAD_DB_ERROR: the login worked but the credential names a database that
-                // does not exist; fixing the credential fixes it.
-                1049 => Failure::invalid(format!("login refused: {message}")),
-                // ER_DBACCESS_DENIED_ERROR, ER_HOST_NOT_PRIVILEGED, table/column/command denied.
-                1044 | 1130 | 1142 | 1143 | 1227 => {
-                    Failure::forbidden(format!("permission denied: {message}"))
-                }
-                code => Failure::provider(format!(
-                    "the server answered with an error: {message} (error {code})"
-                )),
+        Error::Server(s) => match s.code {
+            // ER_ACCESS_DENIED_ERROR.
+            1045 => Failure::invalid(format!(
+                "authentication failed{} on {} (error 1045)",
+                at.user(),
+                at.at()
+            )),
+            // ER_BAD_DB_ERROR: the login worked but the credential names a database that
+            // does not exist; fixing the credential fixes it.
+            1049 => {
+                let database = at
+                    .database
+                    .as_ref()
+                    .map(|d| format!(" '{d}'"))
+                    .unwrap_or_default();
+                Failure::invalid(format!(
+                    "the database{database} does not exist on {} (error 1049)",
+                    at.at()
+                ))
             }
-        }
-        Error::Io(IoError::Io(io)) => {
-            Failure::unreachable(format!("the connection to {host} failed: {io}"))
-        }
-        Error::Io(IoError::Tls(tls)) => Failure::provider(format!("TLS with {host} failed: {tls}")),
+            // ER_DBACCESS_DENIED_ERROR, ER_HOST_NOT_PRIVILEGED, table/column/command denied.
+            code @ (1044 | 1130 | 1142 | 1143 | 1227) => Failure::forbidden(format!(
+                "permission denied{}{} at {} (error {code})",
+                at.user(),
+                at.on_database(),
+                at.at()
+            )),
+            code => Failure::provider(format!("{} answered with an error (error {code})", at.at())),
+        },
+        Error::Io(IoError::Io(io)) => Failure::unreachable(format!(
+            "the connection to {} failed: {}",
+            at.at(),
+            net::io_reason(io)
+        )),
+        Error::Io(IoError::Tls(tls)) => Failure::provider(format!(
+            "TLS with {} failed: {}",
+            at.at(),
+            net::tls_reason(tls)
+        )),
         Error::Url(_) => Failure::invalid(PARSE_HELP),
-        Error::Driver(d) => Failure::provider(format!("the exchange with {host} failed: {d}")),
-        Error::Other(o) => Failure::provider(format!("the exchange with {host} failed: {o}")),
+        Error::Driver(_) | Error::Other(_) => {
+            Failure::provider(format!("the exchange with {} failed", at.at()))
+        }
     }
-}
-
-fn secrets<'a>(opts: &'a Opts, connection_string: &'a str) -> Vec<&'a str> {
-    let mut out = vec![connection_string];
-    out.extend(opts.pass());
-    out
 }
 
 /// Connects and runs `SELECT 1`; `Ok` carries the success message.
@@ -98,20 +160,19 @@ pub(crate) async fn validate(
     policy: &EgressPolicy,
 ) -> Result<String, Failure> {
     let opts = parse(connection_string)?;
-    let host = opts.ip_or_hostname().to_owned();
-    let result = async {
-        let mut conn = connect(&opts, policy).await?;
-        conn.query_drop("SELECT 1")
-            .await
-            .map_err(|e| map_error(&e, &host))?;
-        let _ = conn.disconnect().await;
-        Ok(format!(
-            "logged in{} and ran SELECT 1",
-            opts.user().map(|u| format!(" as {u}")).unwrap_or_default()
-        ))
-    }
-    .await;
-    result.map_err(|f: Failure| f.redacted(&secrets(&opts, connection_string)))
+    let at = Endpoint::new(&opts);
+    let mut conn = connect(&opts, &at, policy).await?;
+    conn.query_drop("SELECT 1")
+        .await
+        .map_err(|e| map_error(&e, &at))?;
+    let _ = conn.disconnect().await;
+    Ok(format!(
+        "logged in{} and ran SELECT 1",
+        at.user
+            .as_ref()
+            .map(|u| format!(" as {u}"))
+            .unwrap_or_default()
+    ))
 }
 
 /// Discovers tables, views and columns outside the system databases.
@@ -121,17 +182,13 @@ pub(crate) async fn discover(
     options: &DiscoveryOptions,
 ) -> Result<DatabaseSchema, Failure> {
     let opts = parse(connection_string)?;
-    let host = opts.ip_or_hostname().to_owned();
-    let result = async {
-        let mut conn = connect(&opts, policy).await?;
-        let schema = read_schema(&mut conn, options)
-            .await
-            .map_err(|e| map_error(&e, &host))?;
-        let _ = conn.disconnect().await;
-        Ok(schema)
-    }
-    .await;
-    result.map_err(|f: Failure| f.redacted(&secrets(&opts, connection_string)))
+    let at = Endpoint::new(&opts);
+    let mut conn = connect(&opts, &at, policy).await?;
+    let schema = read_schema(&mut conn, options)
+        .await
+        .map_err(|e| map_error(&e, &at))?;
+    let _ = conn.disconnect().await;
+    Ok(schema)
 }
 
 const TABLES_SQL: &str = "\
@@ -249,11 +306,25 @@ mod tests {
             let f = parse(bad).unwrap_err();
             assert!(!f.message.contains("Sekr3t"), "{}", f.message);
         }
-        let f = parse("mysql://u:Sekr3t@h/db?bogus=1").unwrap_err();
+        // An unescaped '&' in a password makes its tail a parameter name.
+        let f = parse("mysql://u:p@h/db?password=ab&Sekr3t=1").unwrap_err();
         assert!(
-            f.message.ends_with("unknown parameter \"bogus\""),
+            f.message.ends_with("it has an unknown parameter"),
             "{}",
             f.message
         );
+        for bad in [
+            "mysql://app:abc@Sekr3t@db.example.com/prod",
+            "mariadb://app:ab/Sekr3t@db.example.com/prod",
+            "mysql://app:ab#Sekr3t@db.example.com/prod",
+        ] {
+            let f = parse(bad).unwrap_err();
+            assert!(!f.message.contains("Sekr3t"), "{}", f.message);
+            assert!(
+                f.message.contains("ambiguous") || f.message.contains("%23"),
+                "{}",
+                f.message
+            );
+        }
     }
 }

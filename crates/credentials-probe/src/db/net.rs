@@ -1,5 +1,12 @@
 //! What the database and SMTP probes share: the typed failure, the deadline, the guarded dial
 //! and TLS client configurations.
+//!
+//! A failure's message is built only from parts known not to be secret: a fixed reason, the
+//! host and port and user name the connection string was parsed into, a status or error code
+//! from a fixed vocabulary. Text from a driver, a TLS library or the server is never copied into
+//! one, since any of them may echo the password (a server can be hostile, a driver can quote the
+//! string it failed to parse). Nothing is "redacted" after the fact: search-and-replace over a
+//! text that held the secret leaks it by what it replaces.
 
 use crate::egress::{EgressError, EgressPolicy};
 use crate::outcome::{ProbeResult, ValidationOutcome};
@@ -50,13 +57,6 @@ impl Failure {
     pub(crate) fn egress(message: impl Into<String>) -> Self {
         Self::new(ValidationOutcome::EgressDenied, message)
     }
-
-    /// The same failure with every secret in its message replaced, in case a server or a
-    /// library echoed one.
-    pub(crate) fn redacted(mut self, secrets: &[&str]) -> Self {
-        self.message = redact(&self.message, secrets);
-        self
-    }
 }
 
 impl From<Failure> for ProbeResult {
@@ -68,27 +68,90 @@ impl From<Failure> for ProbeResult {
 impl From<EgressError> for Failure {
     fn from(e: EgressError) -> Self {
         match e {
+            // The address is the resolver's, the suggestion derived from it: no secret.
             EgressError::Refused { .. } => Failure::egress(e.to_string()),
-            EgressError::Unresolvable { .. } => Failure::unreachable(e.to_string()),
+            EgressError::Unresolvable { host } => {
+                Failure::unreachable(format!("{} does not resolve", shown(&host)))
+            }
         }
     }
 }
 
-/// `message` with each non-empty secret replaced by `****`.
-pub(crate) fn redact(message: &str, secrets: &[&str]) -> String {
-    let mut out = message.to_owned();
-    for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        out = out.replace(secret, "****");
-    }
-    out
+/// A non-secret part of a connection (a host, a user or database name) as a message shows it:
+/// one line, no control characters, at most 128 characters.
+pub(crate) fn shown(part: &str) -> String {
+    credentials_core::schema::clean(part, 128)
 }
 
-/// At most `max` characters of a server's text, on one line.
-pub(crate) fn excerpt(text: &str, max: usize) -> String {
-    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    match line.char_indices().nth(max) {
-        Some((i, _)) => format!("{}...", &line[..i]),
-        None => line,
+/// `host:port` for a message, IPv6 hosts bracketed.
+pub(crate) fn endpoint(host: &str, port: u16) -> String {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.contains(':') {
+        format!("[{}]:{port}", shown(host))
+    } else {
+        format!("{}:{port}", shown(host))
+    }
+}
+
+/// What went wrong on a socket, in the standard library's fixed words ("connection refused").
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
+    e.kind().to_string()
+}
+
+/// What went wrong in a TLS handshake, as a fixed reason read from the first rustls error found
+/// in `e`'s source chain (rustls' own text can quote the server's certificate).
+pub(crate) fn tls_reason(e: &(dyn std::error::Error + 'static)) -> &'static str {
+    rustls_error(e).map_or("the handshake did not complete", rustls_reason)
+}
+
+/// The first rustls error in `e`'s source chain.
+pub(crate) fn rustls_error<'e>(
+    e: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e rustls::Error> {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        // io::Error hides its payload from source(): look inside.
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(inner);
+        }
+        next = err.source();
+    }
+    None
+}
+
+fn rustls_reason(e: &rustls::Error) -> &'static str {
+    match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            CertificateError::UnknownIssuer => {
+                "the server's certificate is not signed by a trusted authority"
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                "the server's certificate does not name this host"
+            }
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                "the server's certificate has expired"
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                "the server's certificate is not valid yet"
+            }
+            CertificateError::Revoked => "the server's certificate is revoked",
+            CertificateError::BadSignature => "the server's certificate has a bad signature",
+            _ => "the server's certificate was refused",
+        },
+        rustls::Error::AlertReceived(_) => "the server refused the handshake",
+        rustls::Error::PeerIncompatible(_) => "the server offers no protocol or cipher in common",
+        rustls::Error::NoCertificatesPresented => "the server presented no certificate",
+        rustls::Error::InvalidMessage(_) | rustls::Error::PeerMisbehaved(_) => {
+            "the server does not speak TLS correctly"
+        }
+        _ => "the handshake failed",
     }
 }
 
@@ -128,8 +191,12 @@ pub(crate) async fn dial(
         }
     }
     Err(match last {
-        Some((addr, e)) => Failure::unreachable(format!("could not connect to {addr}: {e}")),
-        None => Failure::unreachable(format!("{host} has no address to connect to")),
+        Some((addr, e)) => Failure::unreachable(format!(
+            "could not connect to {} ({addr}): {}",
+            endpoint(host, port),
+            io_reason(&e)
+        )),
+        None => Failure::unreachable(format!("{} has no address to connect to", shown(host))),
     })
 }
 
@@ -161,7 +228,7 @@ fn roots() -> Arc<RootCertStore> {
 
 /// A TLS client configuration with the ring provider and Mozilla's roots.
 pub(crate) fn tls_config(verify: Verify) -> Result<Arc<ClientConfig>, Failure> {
-    let fail = |e: rustls::Error| Failure::provider(format!("TLS set-up failed: {e}"));
+    let fail = |_: rustls::Error| Failure::provider("TLS set-up failed");
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -173,7 +240,7 @@ pub(crate) fn tls_config(verify: Verify) -> Result<Arc<ClientConfig>, Failure> {
         Verify::ChainOnly => {
             let inner = WebPkiServerVerifier::builder_with_provider(roots(), provider)
                 .build()
-                .map_err(|e| Failure::provider(format!("TLS set-up failed: {e}")))?;
+                .map_err(|_| Failure::provider("TLS set-up failed"))?;
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(AnyName(inner)))
@@ -193,7 +260,7 @@ pub(crate) fn tls_config(verify: Verify) -> Result<Arc<ClientConfig>, Failure> {
 pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>, Failure> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     ServerName::try_from(host.to_owned())
-        .map_err(|_| Failure::provider(format!("{host:?} is not a valid TLS server name")))
+        .map_err(|_| Failure::provider(format!("{:?} is not a valid TLS server name", shown(host))))
 }
 
 /// Verifies the chain but accepts any name, as libpq's `verify-ca` does.
@@ -293,7 +360,13 @@ pub(crate) async fn tls_connect(
     connector
         .connect(server_name(host)?, stream)
         .await
-        .map_err(|e| Failure::provider(format!("TLS handshake with {host} failed: {e}")))
+        .map_err(|e| {
+            Failure::provider(format!(
+                "TLS handshake with {} failed: {}",
+                shown(host),
+                tls_reason(&e)
+            ))
+        })
 }
 
 #[cfg(test)]
@@ -301,12 +374,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redaction_and_excerpts() {
+    fn message_parts_are_one_line_and_fixed() {
+        assert_eq!(endpoint("db.example.com", 5432), "db.example.com:5432");
+        assert_eq!(endpoint("[::1]", 5432), "[::1]:5432");
+        assert_eq!(shown("a\nb\u{1b}"), "a b");
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "SECRET");
+        assert_eq!(io_reason(&refused), "connection refused");
+        let wrapped = std::io::Error::other(rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer,
+        ));
         assert_eq!(
-            redact("a s3cret b s3cret", &["s3cret", ""]),
-            "a **** b ****"
+            tls_reason(&wrapped),
+            "the server's certificate is not signed by a trusted authority"
         );
-        assert_eq!(excerpt("one\n two   three", 7), "one two...");
-        assert_eq!(excerpt("short", 10), "short");
+        let general = rustls::Error::General("SECRET".into());
+        assert_eq!(tls_reason(&general), "the handshake failed");
     }
 }

@@ -10,9 +10,18 @@ mod connstr;
 
 pub(crate) use connstr::Flavor;
 
+/// The endpoints tokio-postgres reads from a URL, for the agreement test.
+#[cfg(test)]
+pub(crate) fn connstr_endpoints(s: &str) -> Vec<(String, u16)> {
+    match parse(s, Flavor::Postgres) {
+        Ok(target) => target.endpoints,
+        Err(f) => panic!("{s}: {}", f.message),
+    }
+}
+
 use super::net::{self, Failure};
 use crate::egress::EgressPolicy;
-use connstr::{Target, TlsMode, parse, secrets};
+use connstr::{Target, TlsMode, parse};
 use credentials_core::schema::{
     Column, DatabaseSchema, DiscoveryOptions, SchemaBuilder, Table, TableKind,
 };
@@ -30,6 +39,47 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 struct Session {
     client: Client,
     task: tokio::task::JoinHandle<()>,
+    /// Where it is connected, for messages.
+    at: Endpoint,
+}
+
+/// The non-secret parts of a connection a message may name: the parsed host and port, user and
+/// database.
+struct Endpoint {
+    host: String,
+    port: u16,
+    user: Option<String>,
+    database: Option<String>,
+}
+
+impl Endpoint {
+    fn new(target: &Target, i: usize) -> Self {
+        let (host, port) = target.endpoints.get(i).cloned().unwrap_or_default();
+        Self {
+            host,
+            port,
+            user: target.config.get_user().map(net::shown),
+            database: target.config.get_dbname().map(net::shown),
+        }
+    }
+
+    fn at(&self) -> String {
+        net::endpoint(&self.host, self.port)
+    }
+
+    fn user(&self) -> String {
+        match &self.user {
+            Some(user) => format!(" for user '{user}'"),
+            None => String::new(),
+        }
+    }
+
+    fn on_database(&self) -> String {
+        match &self.database {
+            Some(database) => format!(" on database '{database}'"),
+            None => String::new(),
+        }
+    }
 }
 
 impl Drop for Session {
@@ -60,11 +110,12 @@ async fn connect(target: &Target, policy: &EgressPolicy) -> Result<Session, Fail
                 continue;
             }
         };
+        let at = Endpoint::new(target, i);
         let (client, task) = if target.tls == TlsMode::Disable {
             let (client, conn) = config
                 .connect_raw(stream, NoTls)
                 .await
-                .map_err(|e| map_error(&e, host))?;
+                .map_err(|e| map_error(&e, &at))?;
             (client, spawn(conn))
         } else {
             // The name is checked here so that a bad one reads as before; the TLS hook gets it
@@ -82,10 +133,10 @@ async fn connect(target: &Target, policy: &EgressPolicy) -> Result<Session, Fail
             let (client, conn) = config
                 .connect_raw(stream, tls)
                 .await
-                .map_err(|e| map_error(&e, host))?;
+                .map_err(|e| map_error(&e, &at))?;
             (client, spawn(conn))
         };
-        return Ok(Session { client, task });
+        return Ok(Session { client, task, at });
     }
     Err(last.unwrap_or_else(|| Failure::unreachable("no host to connect to")))
 }
@@ -99,58 +150,91 @@ where
     })
 }
 
-/// Maps a driver error to the outcome it means.
-fn map_error(e: &tokio_postgres::Error, host: &str) -> Failure {
+/// Maps a driver error to the outcome it means. The server's own message and the driver's text
+/// are never copied: only the SQLSTATE (five characters of a fixed alphabet) and the parts of
+/// the connection string that are not secret.
+fn map_error(e: &tokio_postgres::Error, at: &Endpoint) -> Failure {
     if let Some(db) = e.as_db_error() {
         let code = db.code();
-        let message = db.message();
+        let sqlstate = code.code();
+        let sqlstate = if sqlstate.len() == 5 && sqlstate.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
+            sqlstate
+        } else {
+            "unknown"
+        };
         return if *code == SqlState::INVALID_PASSWORD
             || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
         {
-            Failure::invalid(format!("login refused: {message}"))
+            Failure::invalid(format!(
+                "authentication failed{} on {} (SQLSTATE {sqlstate})",
+                at.user(),
+                at.at()
+            ))
         } else if *code == SqlState::INVALID_CATALOG_NAME {
             // The login worked, but the credential names a database it cannot use: fixing the
             // credential fixes it, so it counts as invalid rather than as a server fault.
-            Failure::invalid(format!("login refused: {message}"))
+            let database = at
+                .database
+                .as_ref()
+                .map(|d| format!(" '{d}'"))
+                .unwrap_or_default();
+            Failure::invalid(format!(
+                "the database{database} does not exist on {} (SQLSTATE {sqlstate})",
+                at.at()
+            ))
         } else if *code == SqlState::INSUFFICIENT_PRIVILEGE {
-            Failure::forbidden(message.to_owned())
+            Failure::forbidden(format!(
+                "permission denied{}{} at {} (SQLSTATE {sqlstate})",
+                at.user(),
+                at.on_database(),
+                at.at()
+            ))
         } else {
             Failure::provider(format!(
-                "the server answered with an error: {message} (SQLSTATE {})",
-                code.code()
+                "{} answered with an error (SQLSTATE {sqlstate})",
+                at.at()
             ))
         };
     }
-    let text = e.to_string();
-    if text.contains("password missing") {
+    // tokio-postgres' own words for a password it was asked for but not given.
+    if e.to_string().contains("password missing") {
         return Failure::invalid(
             "the server asks for a password and the connection string has none",
         );
     }
-    if text.contains("TLS") || text.contains("tls") {
-        let detail = std::error::Error::source(e)
-            .map(|s| format!(": {s}"))
-            .unwrap_or_default();
-        return Failure::provider(format!("TLS with {host} failed ({text}{detail})"));
+    if is_tls(e) {
+        return Failure::provider(format!(
+            "TLS with {} failed: {}",
+            at.at(),
+            net::tls_reason(e)
+        ));
     }
-    if has_io_source(e) {
-        let detail = std::error::Error::source(e)
-            .map(ToString::to_string)
-            .unwrap_or(text);
-        return Failure::unreachable(format!("the connection to {host} failed: {detail}"));
+    if let Some(io) = io_source(e) {
+        return Failure::unreachable(format!(
+            "the connection to {} failed: {}",
+            at.at(),
+            net::io_reason(io)
+        ));
     }
-    Failure::provider(format!("the connection to {host} failed: {text}"))
+    Failure::provider(format!("the exchange with {} failed", at.at()))
 }
 
-fn has_io_source(e: &tokio_postgres::Error) -> bool {
+/// Whether the driver failed in TLS: a rustls error in the chain, or its own TLS refusal.
+fn is_tls(e: &tokio_postgres::Error) -> bool {
+    let text = e.to_string();
+    text.contains("TLS") || text.contains("tls") || net::rustls_error(e).is_some()
+}
+
+fn io_source(e: &tokio_postgres::Error) -> Option<&io::Error> {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        if s.is::<io::Error>() {
-            return true;
+        if let Some(io) = s.downcast_ref::<io::Error>() {
+            return Some(io);
         }
         source = s.source();
     }
-    false
+    None
 }
 
 /// Connects and runs `SELECT 1`; `Ok` carries the success message.
@@ -160,25 +244,19 @@ pub(crate) async fn validate(
     policy: &EgressPolicy,
 ) -> Result<String, Failure> {
     let target = parse(connection_string, flavor)?;
-    let secrets = secrets(&target, connection_string);
-    let result = async {
-        let session = connect(&target, policy).await?;
-        session
-            .client
-            .simple_query("SELECT 1")
-            .await
-            .map_err(|e| map_error(&e, &target.endpoints[0].0))?;
-        Ok(format!(
-            "logged in{} and ran SELECT 1",
-            target
-                .config
-                .get_user()
-                .map(|u| format!(" as {u}"))
-                .unwrap_or_default()
-        ))
-    }
-    .await;
-    result.map_err(|f: Failure| f.redacted(&secrets))
+    let session = connect(&target, policy).await?;
+    session
+        .client
+        .simple_query("SELECT 1")
+        .await
+        .map_err(|e| map_error(&e, &session.at))?;
+    let user = session
+        .at
+        .user
+        .as_ref()
+        .map(|u| format!(" as {u}"))
+        .unwrap_or_default();
+    Ok(format!("logged in{user} and ran SELECT 1"))
 }
 
 /// Discovers tables, views and columns outside the system schemas.
@@ -189,15 +267,10 @@ pub(crate) async fn discover(
     options: &DiscoveryOptions,
 ) -> Result<DatabaseSchema, Failure> {
     let target = parse(connection_string, flavor)?;
-    let secrets = secrets(&target, connection_string);
-    let result = async {
-        let session = connect(&target, policy).await?;
-        read_schema(&session.client, options)
-            .await
-            .map_err(|e| map_error(&e, &target.endpoints[0].0))
-    }
-    .await;
-    result.map_err(|f: Failure| f.redacted(&secrets))
+    let session = connect(&target, policy).await?;
+    read_schema(&session.client, options)
+        .await
+        .map_err(|e| map_error(&e, &session.at))
 }
 
 // Relations of every kind a user queries; schemas starting with `pg_` are reserved for the

@@ -6,6 +6,7 @@
 //! Parse errors never repeat the string: any character of it may be the password's.
 
 use crate::db::net::{Failure, Verify};
+use credentials_core::connection_url;
 use std::str::FromStr;
 use tokio_postgres::Config;
 use tokio_postgres::config::Host;
@@ -111,26 +112,17 @@ pub(super) fn parse(connection_string: &str, flavor: Flavor) -> Result<Target, F
         None => s,
     };
     let (rewritten, mode) = if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        // tokio-postgres splits the user info at the first '@' anywhere: only a string that
+        // every reader splits at the same place goes on, so no part of a password can become a
+        // host to resolve or to name in a message.
+        connection_url::parse(s).map_err(|why| Failure::invalid(why.to_string()))?;
         rewrite_url(s)?
     } else {
         rewrite_key_values(s)?
     };
-    let config = Config::from_str(&rewritten).map_err(|e| {
-        // Only an unknown option's name is repeated: other parse errors can quote a character
-        // of the string, which may be the password's.
-        let text = std::error::Error::source(&e)
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        let option = text
-            .split_once("unknown option `")
-            .and_then(|(_, rest)| rest.split_once('`'))
-            .map(|(name, _)| name)
-            .filter(|n| n.len() <= 40 && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-        match option {
-            Some(name) => Failure::invalid(format!("{PARSE_HELP}: unknown option {name:?}")),
-            None => Failure::invalid(PARSE_HELP),
-        }
-    })?;
+    // tokio-postgres' parse errors can quote a character of the string, which may be the
+    // password's; even an unknown option's name may be a piece of an unquoted password.
+    let config = Config::from_str(&rewritten).map_err(|_| Failure::invalid(PARSE_HELP))?;
     let tls = mode.unwrap_or(TlsMode::Prefer);
     // tokio-postgres fills in 5432 for a URL host without a port, which is wrong for Redshift.
     let url_default_port = (s.contains("://") && !url_has_port(s)).then(|| flavor.default_port());
@@ -323,19 +315,6 @@ fn split_key_values(s: &str) -> Option<Vec<(&str, &str, String)>> {
     }
 }
 
-/// The secrets a message must never show: the password, and the whole string.
-pub(super) fn secrets<'a>(target: &'a Target, connection_string: &'a str) -> Vec<&'a str> {
-    let mut out = vec![connection_string];
-    if let Some(p) = target
-        .config
-        .get_password()
-        .and_then(|p| std::str::from_utf8(p).ok())
-    {
-        out.push(p);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,13 +390,34 @@ mod tests {
             };
             assert!(!f.message.contains("Sekr3t"), "{}", f.message);
         }
-        let Err(f) = parse("host=h password=x bogus_option=1", Flavor::Postgres) else {
+        // An unquoted password with a space reads as an unknown option named by its second half.
+        let Err(f) = parse("host=h password=ab Sekr3t=1", Flavor::Postgres) else {
             panic!("parsed");
         };
-        assert!(
-            f.message.ends_with("unknown option \"bogus_option\""),
-            "{}",
-            f.message
-        );
+        assert_eq!(f.message, PARSE_HELP);
+    }
+
+    #[test]
+    fn ambiguous_user_info_is_refused_before_any_host_is_read() {
+        for bad in [
+            "postgresql://app:abc@Sekr3t@db.example.com/prod",
+            "postgresql://app:Sekr3t/x@db.example.com/prod",
+            "jdbc:redshift://app:ab#Sekr3t@cluster.example.com/dev",
+            "postgres://db.example.com/prod?user=Sekr3t@corp",
+        ] {
+            let Err(f) = parse(bad, Flavor::Postgres) else {
+                panic!("{bad} parsed");
+            };
+            assert_eq!(f.outcome, crate::ValidationOutcome::InvalidCredentials);
+            assert!(!f.message.contains("Sekr3t"), "{}", f.message);
+        }
+        // Percent-encoded, the same password is read whole, and the host is the real one.
+        let t = parse(
+            "postgresql://app:abc%40Sekr3t@db.example.com/prod",
+            Flavor::Postgres,
+        )
+        .unwrap();
+        assert_eq!(t.config.get_password(), Some(&b"abc@Sekr3t"[..]));
+        assert_eq!(t.endpoints, vec![("db.example.com".to_owned(), 5432)]);
     }
 }
