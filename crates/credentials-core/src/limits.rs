@@ -58,7 +58,26 @@ pub fn check_name(name: &str) -> Result<String, FieldViolation> {
     if name.trim() != name {
         return Err(violation("name", "must not start or end with spaces"));
     }
+    if !plausible_scripts(&name) {
+        return Err(violation(
+            "name",
+            "must not mix look-alike scripts (Latin with Cyrillic or Greek, or more than one \
+             script besides Latin) or use letters Unicode restricts in identifiers",
+        ));
+    }
     Ok(name)
+}
+
+/// Whether the letters and digits of `name` pass Unicode's "moderately restrictive" profile
+/// (UTS #39): one script, Latin with Han, Hiragana, Katakana or Hangul, or Latin with one other
+/// recommended script that is not Cyrillic or Greek. That catches the cheap look-alikes (a
+/// Cyrillic `о` in `Prоd`); names spelled wholly in a look-alike script are not caught.
+fn plausible_scripts(name: &str) -> bool {
+    use unicode_security::{RestrictionLevel, RestrictionLevelDetection};
+    // Spaces, punctuation and symbols are outside the identifier profile; only letters and
+    // digits carry a script.
+    let letters: String = name.chars().filter(|c| c.is_alphanumeric()).collect();
+    letters.as_str().detect_restriction_level() <= RestrictionLevel::ModeratelyRestrictive
 }
 
 /// Whether `c` renders as nothing, reorders text, or is a space that looks like U+0020: control
@@ -181,6 +200,31 @@ mod tests {
             assert!(err.description.contains("invisible"), "{bad:?}: {err}");
         }
         assert!(check_name("Prod \u{65e5}\u{672c} \u{1F511} key-1").is_ok());
+    }
+
+    #[test]
+    fn mixed_script_look_alikes_are_refused() {
+        for ok in [
+            "Prod",
+            "Caf\u{e9} cr\u{e8}me",
+            "\u{41a}\u{43b}\u{44e}\u{447} 2",
+            "\u{65e5}\u{672c} key (prod)",
+            "\u{3b1}\u{3bb}\u{3c6}\u{3b1}",
+            "\u{5de}\u{5e4}\u{5ea}\u{5d7} prod",
+        ] {
+            assert!(check_name(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            "Pr\u{43e}d",
+            "\u{440}aypal",
+            "Prod \u{41a}\u{43b}\u{44e}\u{447}",
+            "\u{3bf}penai",
+            "\u{17f}ecret",
+        ] {
+            let err = check_name(bad).unwrap_err();
+            assert_eq!(err.field, "name");
+            assert!(err.description.contains("look-alike"), "{bad:?}: {err}");
+        }
     }
 
     #[test]

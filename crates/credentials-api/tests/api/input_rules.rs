@@ -144,6 +144,15 @@ async fn values_off_their_format_are_refused_naming_the_field_and_write_nothing(
             ),
             "name",
         ),
+        // A Cyrillic "о" among Latin letters.
+        (
+            create(
+                "Pr\u{43e}d",
+                "openai",
+                secret("sk-0123456789abcdefghijklmn"),
+            ),
+            "name",
+        ),
     ];
     for (request, field) in cases {
         let err = m
