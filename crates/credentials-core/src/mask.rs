@@ -1,6 +1,9 @@
-//! Masked previews: what management responses show instead of a secret.
+//! Masked previews: what management responses show instead of a secret. Computed when a value
+//! is written and stored beside its ciphertext, so a preview must hold nothing a reader of the
+//! database may not see: of the previewed secret only what its field's [`Preview`] allows, of
+//! the other fields their values, URLs without user info, query or fragment.
 
-use crate::catalogue::{Format, TypeSpec};
+use crate::catalogue::{Format, Preview, TypeSpec};
 use crate::value::SecretValue;
 
 const HIDDEN: &str = "****";
@@ -11,10 +14,10 @@ const FIELD_MAX_CHARS: usize = 64;
 /// The preview of a value: its masked primary secret, then its non-secret fields.
 pub fn preview(spec: &TypeSpec, value: &SecretValue) -> String {
     let mut out = match value.primary_entry(spec) {
-        Some((name, v)) if spec.field(name).is_some_and(|f| shows_location(f.format)) => {
-            mask_connection_string(v.expose())
-        }
-        Some((_, v)) => mask_secret(v.expose()),
+        Some((name, v)) => match spec.field(name) {
+            Some(f) => mask_field(f.preview, f.format, v.expose()),
+            None => HIDDEN.to_owned(),
+        },
         None => HIDDEN.to_owned(),
     };
     let plain: Vec<String> = spec
@@ -23,11 +26,11 @@ pub fn preview(spec: &TypeSpec, value: &SecretValue) -> String {
         .filter(|f| !f.secret)
         .filter_map(|f| {
             let v = value.get(f.name)?;
-            Some(format!(
-                "{}={}",
-                f.name,
-                truncate(v.expose(), FIELD_MAX_CHARS)
-            ))
+            let shown = match f.format {
+                Format::Url(_) => mask_plain_url(v.expose()),
+                _ => v.expose().to_owned(),
+            };
+            Some(format!("{}={}", f.name, truncate(&shown, FIELD_MAX_CHARS)))
         })
         .collect();
     if !plain.is_empty() {
@@ -36,13 +39,41 @@ pub fn preview(spec: &TypeSpec, value: &SecretValue) -> String {
     truncate(&out, PREVIEW_MAX_CHARS).to_owned()
 }
 
-/// Whether a secret of this format is a location (a connection string or URL) whose non-secret
-/// parts the preview may show.
-fn shows_location(format: Format) -> bool {
-    matches!(
-        format,
-        Format::ConnectionString(_) | Format::ConnectionStringOf(_) | Format::Url(_)
-    )
+/// A secret field's preview, as its catalogue entry says.
+fn mask_field(preview: Preview, format: Format, secret: &str) -> String {
+    match (preview, format) {
+        (Preview::Ends, _) => mask_secret(secret),
+        (Preview::Hidden, _) => HIDDEN.to_owned(),
+        (Preview::Location, Format::ConnectionString(_) | Format::ConnectionStringOf(_)) => {
+            mask_connection_string(secret)
+        }
+        (Preview::Location, _) => mask_secret_url(secret),
+    }
+}
+
+/// A URL secret (a signed or token-bearing URL) as its scheme, host and port alone: its user
+/// info, path, query and fragment can each carry the token.
+pub fn mask_secret_url(s: &str) -> String {
+    match mask_url(s, false) {
+        Some(masked) => truncate(&masked, CONNECTION_MAX_CHARS).to_owned(),
+        None => HIDDEN.to_owned(),
+    }
+}
+
+/// A URL that is not secret (an endpoint, a token URL) without user info, query and fragment,
+/// which people put keys into all the same; `****` if it does not parse.
+pub fn mask_plain_url(s: &str) -> String {
+    match url::Url::parse(s) {
+        Ok(mut url) if url.has_host() => {
+            // Removing user info cannot fail on a URL with a host.
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.set_query(None);
+            url.set_fragment(None);
+            url.to_string()
+        }
+        _ => HIDDEN.to_owned(),
+    }
 }
 
 /// A secret with only its ends shown, and nothing at all of a short one.
@@ -58,11 +89,11 @@ pub fn mask_secret(secret: &str) -> String {
     format!("{head}...{tail}")
 }
 
-/// A connection string (URL, libpq key=value or ADO form) with its password replaced by `****`
-/// and everything not known to be harmless dropped; `****` if it cannot be parsed (its first
-/// and last characters could be those of a password).
+/// A connection string (URL, libpq key=value or ADO form) as where it points: host, port and
+/// database, never the user or password, and nothing not known to be harmless; `****` if it
+/// cannot be parsed (its first and last characters could be those of a password).
 pub fn mask_connection_string(s: &str) -> String {
-    match mask_url(s)
+    match mask_url(s, true)
         .or_else(|| mask_ado(s))
         .or_else(|| mask_libpq(s))
     {
@@ -75,9 +106,10 @@ fn truncate(s: &str, max_chars: usize) -> &str {
     s.char_indices().nth(max_chars).map_or(s, |(i, _)| &s[..i])
 }
 
-/// `scheme://[user[:password]@]host[:port][/db][?query]`. The query is dropped: it may carry a
-/// password.
-fn mask_url(s: &str) -> Option<String> {
+/// `scheme://[user[:password]@]host[:port][/db][?query]` as `scheme://host[:port]`, plus `/db`
+/// for a database URL. User info is never shown: a token is often the user name alone
+/// (`https://TOKEN@host`), and the query may carry a password.
+fn mask_url(s: &str, with_db: bool) -> Option<String> {
     let (scheme, rest) = s.split_once("://")?;
     let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
         && scheme
@@ -91,29 +123,18 @@ fn mask_url(s: &str) -> Option<String> {
     let split = rest.rfind('@').and_then(|at| {
         let info = &rest[..at];
         let user = info.split_once(':').map_or(info, |(user, _)| user);
-        (!user.contains(['/', '?', '#'])).then(|| (user, info.contains(':'), &rest[at + 1..]))
+        (!user.contains(['/', '?', '#'])).then(|| (user, &rest[at + 1..]))
     });
     let mut out = format!("{scheme}://");
-    let after = match split {
-        Some((user, has_password, after)) => {
-            if user.contains(char::is_control) {
-                return None;
-            }
-            out.push_str(user);
-            if has_password {
-                out.push(':');
-                out.push_str(HIDDEN);
-            }
-            out.push('@');
-            after
-        }
-        None => rest,
-    };
+    let after = split.map_or(rest, |(_, after)| after);
     let (hosts, path) = after.split_at(after.find(['/', '?', '#']).unwrap_or(after.len()));
     if !(hosts.is_empty() || hosts.split(',').all(valid_host_port)) {
         return None;
     }
     out.push_str(hosts);
+    if !with_db {
+        return Some(out);
+    }
     if let Some(path) = path.strip_prefix('/') {
         let db = &path[..path.find(['/', '?', '#', ';']).unwrap_or(path.len())];
         // A ':' or '@' here means the user info was misread: better show nothing.
@@ -148,50 +169,45 @@ fn valid_host_port(item: &str) -> bool {
         && port_ok
 }
 
-/// What a key of a key=value form holds.
-enum Key {
-    Shown,
-    Password,
-}
-
 /// ADO / SQL Server form: `Server=tcp:h,1433;Database=d;User ID=u;Password=p;...`.
 fn mask_ado(s: &str) -> Option<String> {
     let pairs = ado_pairs(s)?;
-    render(&pairs, ";", |key| match key.to_ascii_lowercase().as_str() {
-        "server" | "data source" | "address" | "addr" | "network address" | "database"
-        | "initial catalog" | "user id" | "uid" | "user" => Some(Key::Shown),
-        "password" | "pwd" => Some(Key::Password),
-        _ => None,
+    render(&pairs, ";", |key| {
+        matches!(
+            key.to_ascii_lowercase().as_str(),
+            "server"
+                | "data source"
+                | "address"
+                | "addr"
+                | "network address"
+                | "database"
+                | "initial catalog"
+        )
     })
 }
 
 /// libpq form: `host=h port=5432 user=u password=p dbname=d sslmode=require`.
 fn mask_libpq(s: &str) -> Option<String> {
     let pairs = libpq_pairs(s)?;
-    render(&pairs, " ", |key| match key {
-        "host" | "port" | "user" | "dbname" => Some(Key::Shown),
-        "password" => Some(Key::Password),
-        _ => None,
-    })
+    render(&pairs, " ", |key| matches!(key, "host" | "port" | "dbname"))
 }
 
-/// The known pairs, in their order, with passwords masked; `None` if none is known or a shown
-/// value looks like a misparse (which could otherwise expose part of a password).
-fn render(pairs: &[(&str, &str)], sep: &str, kind: impl Fn(&str) -> Option<Key>) -> Option<String> {
+/// The pairs whose keys are `shown`, in their order; `None` if none is or a shown value looks
+/// like a misparse (which could otherwise expose part of a password).
+fn render(pairs: &[(&str, &str)], sep: &str, shown: impl Fn(&str) -> bool) -> Option<String> {
     let mut kept = Vec::new();
-    for (key, value) in pairs {
-        match kind(key) {
-            Some(Key::Password) => kept.push(format!("{key}={HIDDEN}")),
-            Some(Key::Shown) => {
-                if value.contains(|c: char| c.is_control() || "=;'\"".contains(c)) {
-                    return None;
-                }
-                kept.push(format!("{key}={value}"));
-            }
-            None => {}
+    for (key, value) in pairs.iter().filter(|(key, _)| shown(key)) {
+        if value.contains(|c: char| c.is_control() || "=;'\"".contains(c)) {
+            return None;
         }
+        kept.push(format!("{key}={value}"));
     }
     (!kept.is_empty()).then(|| kept.join(sep))
+}
+
+/// The pairs of a key=value connection string (libpq, else ADO form); `None` if it is neither.
+pub(crate) fn key_value_pairs(s: &str) -> Option<Vec<(&str, &str)>> {
+    libpq_pairs(s).or_else(|| ado_pairs(s))
 }
 
 /// Splits the ADO form into trimmed (key, raw value) pairs; values may be quoted with `"` or `'`
@@ -274,12 +290,14 @@ fn libpq_value_len(s: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalogue::{all, lookup};
+    use crate::catalogue::{Engine, FieldSpec, all, lookup};
     use crate::secret::SecretString;
     use crate::value::{ValueInput, check};
     use std::collections::BTreeMap;
 
     const PW: &str = "Pw-MARKER-93f1";
+    /// A PEM private key whose body is base64 of `PW`-like bytes.
+    const PEM_KEY: &str = "-----BEGIN PRIVATE KEY-----\nUHctTUFSS0VSLTkzZjEtcGVtLWJvZHk=\n-----END PRIVATE KEY-----\n";
 
     fn value(id: &str, pairs: &[(&str, &str)]) -> SecretValue {
         let map = pairs
@@ -287,6 +305,10 @@ mod tests {
             .map(|(k, v)| (k.to_string(), SecretString::from(*v)))
             .collect();
         check(lookup(id).unwrap(), ValueInput::Fields(map)).unwrap()
+    }
+
+    fn preview_of(id: &str, pairs: &[(&str, &str)]) -> String {
+        preview(lookup(id).unwrap(), &value(id, pairs))
     }
 
     #[test]
@@ -322,15 +344,15 @@ mod tests {
     }
 
     #[test]
-    fn url_connection_strings() {
+    fn url_connection_strings_show_host_port_and_database_only() {
         let cases = [
             (
                 format!("postgresql://alice:{PW}@db.example.com:5432/app/extra?sslmode=require"),
-                "postgresql://alice:****@db.example.com:5432/app",
+                "postgresql://db.example.com:5432/app",
             ),
             (
                 format!("postgres://alice:{PW}@h/db?password={PW}#frag"),
-                "postgres://alice:****@h/db",
+                "postgres://h/db",
             ),
             (
                 format!("postgres://h:5432/db?user=bob&password={PW}"),
@@ -341,28 +363,24 @@ mod tests {
                 "postgres://h/db",
             ),
             (
-                "mysql://root@localhost/shop".to_owned(),
-                "mysql://root@localhost/shop",
+                format!("mysql://{PW}@localhost/shop"),
+                "mysql://localhost/shop",
             ),
             (
                 format!("mysql://root:p@ss/w:rd{PW}@localhost:3306/shop"),
-                "mysql://root:****@localhost:3306/shop",
+                "mysql://localhost:3306/shop",
             ),
             (
                 format!("redis://:{PW}@cache:6379/0"),
-                "redis://:****@cache:6379/0",
+                "redis://cache:6379/0",
             ),
             (
                 format!("clickhouse://u:{PW}@[::1]:8443"),
-                "clickhouse://u:****@[::1]:8443",
+                "clickhouse://[::1]:8443",
             ),
             (
                 format!("postgresql://u:{PW}@h1:5432,h2:5433/app"),
-                "postgresql://u:****@h1:5432,h2:5433/app",
-            ),
-            (
-                format!("https://bucket.s3.amazonaws.com/data/file.csv?X-Amz-Signature={PW}"),
-                "https://bucket.s3.amazonaws.com/data",
+                "postgresql://h1:5432,h2:5433/app",
             ),
         ];
         for (input, expected) in cases {
@@ -383,14 +401,14 @@ mod tests {
     #[test]
     fn libpq_connection_strings() {
         let s = format!(
-            "host=db.example.com port=5432 user=alice password={PW} dbname=app sslmode=require"
+            "host=db.example.com port=5432 user={PW} password={PW} dbname=app sslmode=require"
         );
         assert_eq!(
             mask_connection_string(&s),
-            "host=db.example.com port=5432 user=alice password=**** dbname=app"
+            "host=db.example.com port=5432 dbname=app"
         );
         let s = format!(r"host = h password = 'a b\' {PW}' user=u");
-        assert_eq!(mask_connection_string(&s), "host=h password=**** user=u");
+        assert_eq!(mask_connection_string(&s), "host=h");
         assert_eq!(mask_connection_string("host=h dbname=d"), "host=h dbname=d");
         // Unterminated quote: nothing trustworthy to show.
         let s = format!("host=h password='{PW}");
@@ -400,20 +418,20 @@ mod tests {
     #[test]
     fn ado_connection_strings() {
         let s = format!(
-            "Server=tcp:sql.example.com,1433;Database=app;User ID=alice;Password={PW};Encrypt=True;"
+            "Server=tcp:sql.example.com,1433;Database=app;User ID={PW};Password={PW};Encrypt=True;"
         );
         assert_eq!(
             mask_connection_string(&s),
-            "Server=tcp:sql.example.com,1433;Database=app;User ID=alice;Password=****"
+            "Server=tcp:sql.example.com,1433;Database=app"
         );
         let s = format!(r#"data source=h\inst; initial catalog=My DB;UID=u;PWD="a;b""{PW}";Uid=v"#);
         assert_eq!(
             mask_connection_string(&s),
-            r"data source=h\inst;initial catalog=My DB;UID=u;PWD=****;Uid=v"
+            r"data source=h\inst;initial catalog=My DB"
         );
         // A quoted password that hides a "User ID=" must not leak its tail.
         let s = format!("Server=h;Password='x;User ID={PW}'");
-        assert_eq!(mask_connection_string(&s), "Server=h;Password=****");
+        assert_eq!(mask_connection_string(&s), "Server=h");
     }
 
     #[test]
@@ -435,36 +453,121 @@ mod tests {
     }
 
     #[test]
-    fn previews_of_multi_field_values() {
-        let bedrock = value(
-            "bedrock",
-            &[
-                ("access_key_id", "AKIAIOSFODNN7EXAMPLE"),
-                (
-                    "secret_access_key",
-                    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    fn a_token_as_url_user_info_is_never_shown() {
+        let p = preview_of(
+            "static_file",
+            &[(
+                "url",
+                &format!("https://ghp_{PW}@raw.example.com/o/r/f.csv"),
+            )],
+        );
+        assert_eq!(p, "https://raw.example.com");
+        let p = preview_of(
+            "postgresql",
+            &[(
+                "connection_string",
+                &format!("postgres://{PW}@db.example.com/app"),
+            )],
+        );
+        assert_eq!(p, "postgres://db.example.com/app");
+    }
+
+    #[test]
+    fn a_secret_url_shows_no_path() {
+        let p = preview_of(
+            "static_file",
+            &[(
+                "url",
+                &format!(
+                    "https://bucket.s3.amazonaws.com:443/{PW}/file.csv?X-Amz-Signature={PW}#{PW}"
                 ),
-                ("region", "us-east-1"),
-                ("session_token", "FwoGZXIvYXdzEBYaDHVzLWVhc3QtMSJHMEUCIQD"),
-            ],
+            )],
         );
-        assert_eq!(
-            preview(lookup("bedrock").unwrap(), &bedrock),
-            "AKI...LE (region=us-east-1)"
-        );
-        let smtp = value(
+        assert_eq!(p, "https://bucket.s3.amazonaws.com:443");
+    }
+
+    #[test]
+    fn password_class_fields_show_only_that_they_are_set() {
+        let long = format!("{PW}-long-enough-to-show-ends");
+        let p = preview_of(
             "smtp",
             &[
                 ("host", "smtp.example.com"),
                 ("port", "587"),
                 ("username", "bob"),
-                ("password", PW),
+                ("password", &long),
             ],
         );
-        assert_eq!(
-            preview(lookup("smtp").unwrap(), &smtp),
-            "**** (host=smtp.example.com, port=587, username=bob)"
+        assert_eq!(p, "**** (host=smtp.example.com, port=587, username=bob)");
+        let p = preview_of(
+            "snowflake",
+            &[
+                ("account", "acme"),
+                ("username", "bob"),
+                ("password", &long),
+            ],
         );
+        assert_eq!(p, "**** (account=acme, username=bob)");
+        let p = preview_of(
+            "snowflake",
+            &[
+                ("account", "acme"),
+                ("username", "bob"),
+                ("private_key", PEM_KEY),
+            ],
+        );
+        assert_eq!(p, "**** (account=acme, username=bob)");
+        let p = preview_of("oauth", &[("access_token", &long)]);
+        assert_eq!(p, "****");
+    }
+
+    #[test]
+    fn provider_api_keys_keep_the_products_form() {
+        let key = format!("sk-proj-{PW}-abcd");
+        assert_eq!(preview_of("openai", &[("api_key", &key)]), "sk-pr...abcd");
+        assert_eq!(preview_of("api_key", &[("api_key", &key)]), "sk-pr...abcd");
+        assert_eq!(
+            preview_of(
+                "bedrock",
+                &[
+                    ("access_key_id", "AKIAIOSFODNN7EXAMPLE"),
+                    ("secret_access_key", &key),
+                    ("region", "us-east-1"),
+                ],
+            ),
+            "AKI...LE (region=us-east-1)"
+        );
+    }
+
+    #[test]
+    fn plain_url_fields_lose_user_info_query_and_fragment() {
+        let p = preview_of(
+            "api_key",
+            &[
+                ("api_key", "short"),
+                (
+                    "endpoint",
+                    &format!("https://u:{PW}@api.example.com:8443/v1/check?key={PW}#{PW}"),
+                ),
+            ],
+        );
+        assert_eq!(p, "**** (endpoint=https://api.example.com:8443/v1/check)");
+        let p = preview_of(
+            "oauth",
+            &[
+                ("refresh_token", PW),
+                (
+                    "token_url",
+                    &format!("https://{PW}@login.example.com/token?client_secret={PW}"),
+                ),
+            ],
+        );
+        assert_eq!(p, "**** (token_url=https://login.example.com/token)");
+        assert_eq!(mask_plain_url("not a url"), HIDDEN);
+    }
+
+    #[test]
+    fn previews_of_multi_field_values() {
         let db = value(
             "database",
             &[
@@ -474,7 +577,7 @@ mod tests {
         );
         assert_eq!(
             preview(lookup("database").unwrap(), &db),
-            "postgres://u:****@h/db (schema_type=postgresql)"
+            "postgres://h/db (schema_type=postgresql)"
         );
     }
 
@@ -485,7 +588,7 @@ mod tests {
             &[
                 ("account", &"a".repeat(100)),
                 ("username", &"u".repeat(100)),
-                ("private_key", PW),
+                ("private_key", PEM_KEY),
                 ("warehouse", &"w".repeat(100)),
                 ("database", &"d".repeat(100)),
             ],
@@ -495,22 +598,49 @@ mod tests {
         assert_eq!(p.chars().count(), 256);
     }
 
+    /// A value of `f`'s format carrying the marker wherever the format allows one.
+    fn sample(f: &FieldSpec, type_id: &str) -> String {
+        let url = |scheme: &str| {
+            format!("{scheme}://user:{PW}-{type_id}@host.example.com:5432/db?password={PW}#{PW}")
+        };
+        // A raw '#' makes a connection URL ambiguous, so those carry the marker in the query only.
+        let conn = |scheme: &str| {
+            format!("{scheme}://user:{PW}-{type_id}@host.example.com:5432/db?password={PW}")
+        };
+        match f.format {
+            Format::OneOf(values) => values[0].to_owned(),
+            Format::Url(schemes) => url(schemes[0]),
+            Format::ConnectionString(Engine::MsSql) => {
+                format!("Server=h;Database=d;User ID={PW};Password={PW}-{type_id}")
+            }
+            Format::ConnectionString(Engine::ClickHouse) => conn("clickhouse"),
+            Format::ConnectionString(Engine::MySql) => conn("mysql"),
+            Format::ConnectionString(_) | Format::ConnectionStringOf(_) => conn("postgres"),
+            Format::Host => "host.example.com".to_owned(),
+            Format::Port => "5432".to_owned(),
+            Format::Region => "us-east-1".to_owned(),
+            Format::Account => "acme".to_owned(),
+            Format::Json(keys) => {
+                let fields: Vec<String> = keys
+                    .iter()
+                    .map(|k| format!("\"{k}\": \"{PW}-{type_id}-{k}\""))
+                    .collect();
+                format!("{{{}}}", fields.join(", "))
+            }
+            Format::Pem => PEM_KEY.to_owned(),
+            Format::HeaderName => "X-Key".to_owned(),
+            Format::Email => "bot@example.com".to_owned(),
+            Format::Text => format!("MARKER-{type_id}-{}-0123456789abcdef", f.name),
+        }
+    }
+
     #[test]
     fn no_preview_holds_a_whole_secret_field() {
         for spec in all() {
             let mut fields = BTreeMap::new();
             let mut secrets = Vec::new();
             for f in spec.fields {
-                let v = if let Some(first) = f.allowed_values.first() {
-                    (*first).to_owned()
-                } else if f.name == "connection_string" || f.name == "url" {
-                    format!(
-                        "postgres://user:{PW}-{}@host:5432/db?password={PW}",
-                        spec.id
-                    )
-                } else {
-                    format!("MARKER-{}-{}-0123456789abcdef", spec.id, f.name)
-                };
+                let v = sample(f, spec.id);
                 if f.secret {
                     secrets.push(v.clone());
                 }

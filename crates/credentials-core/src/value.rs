@@ -1,7 +1,7 @@
 //! Checking a written value against its type into a normalized [`SecretValue`], and its stored
 //! JSON form.
 
-use crate::catalogue::{Format, TypeSpec};
+use crate::catalogue::{Engine, FieldSpec, Format, TypeSpec};
 use crate::limits::{MAX_FIELD_NAME_BYTES, MAX_FIELDS, MAX_VALUE_BYTES};
 use crate::secret::SecretString;
 use serde::{Deserialize, Serialize};
@@ -211,17 +211,18 @@ pub fn check(spec: &TypeSpec, input: ValueInput) -> Result<SecretValue, FieldVio
         }
         ValueInput::Fields(map) => map,
     };
-    check_fields(spec, &fields)?;
+    // When the client sent no field names, name the field it did send.
+    let named = |mut e: FieldViolation| {
+        if single && e.field == field_path(spec.primary_field) {
+            e.field = "value.secret".to_owned();
+        }
+        e
+    };
+    check_fields(spec, &fields).map_err(named)?;
     // A connection string whose user info drivers would split differently is refused, so that
     // no probe ever reads part of its password as a host.
-    crate::connection_url::check_fields(spec, &fields).map_err(|(name, why)| {
-        let path = if single {
-            "value.secret".to_owned()
-        } else {
-            field_path(name)
-        };
-        violation(path, why.to_string())
-    })?;
+    crate::connection_url::check_fields(spec, &fields)
+        .map_err(|(name, why)| named(violation(field_path(name), why.to_string())))?;
     Ok(SecretValue { fields })
 }
 
@@ -259,20 +260,9 @@ fn check_fields(
                     format!("required for type {}", spec.id),
                 ));
             }
-            // Of the declared formats only a choice is enforced on write: values stored before
-            // formats were declared must stay writable; their users check the rest.
-            Some(value)
-                if matches!(f.format, Format::OneOf(_)) && !f.format.accepts(value.expose()) =>
-            {
-                return Err(violation(
-                    field_path(f.name),
-                    format!(
-                        "must be one of {}",
-                        names(f.format.allowed_values().iter().copied())
-                    ),
-                ));
-            }
-            _ => {}
+            Some(value) => check_format(f, value, fields)
+                .map_err(|expected| violation(field_path(f.name), expected))?,
+            None => {}
         }
     }
     if !spec.requires_one_of.is_empty()
@@ -290,6 +280,25 @@ fn check_fields(
     Ok(())
 }
 
+/// Checks one field against its format, a connection string against the engine its engine
+/// field chose. Every format is enforced on write; a value stored before that is checked again
+/// when an update rewrites it.
+fn check_format(
+    f: &FieldSpec,
+    value: &SecretString,
+    fields: &BTreeMap<String, SecretString>,
+) -> Result<(), String> {
+    let format = match f.format {
+        // The engine field comes first in its type's fields, so a bad engine is refused there.
+        Format::ConnectionStringOf(engine_field) => fields
+            .get(engine_field)
+            .and_then(|e| Engine::parse(e.expose()))
+            .map_or(f.format, Format::ConnectionString),
+        format => format,
+    };
+    format.check(value.expose())
+}
+
 fn names<'a>(names: impl Iterator<Item = &'a str>) -> String {
     names.collect::<Vec<_>>().join(", ")
 }
@@ -300,6 +309,8 @@ mod tests {
     use crate::catalogue::lookup;
 
     const MARKER: &str = "Sk-MARKER-7c1e9a";
+    const PEM_KEY: &str =
+        "-----BEGIN PRIVATE KEY-----\nU2stTUFSS0VSLTdjMWU5YQ==\n-----END PRIVATE KEY-----\n";
 
     fn spec(id: &str) -> &'static TypeSpec {
         lookup(id).unwrap()
@@ -423,7 +434,10 @@ mod tests {
     fn allowed_values_are_enforced() {
         let err = refused(
             "database",
-            fields(&[("schema_type", "oracle"), ("connection_string", MARKER)]),
+            fields(&[
+                ("schema_type", "oracle"),
+                ("connection_string", &format!("oracle://u:{MARKER}@h/db")),
+            ]),
         );
         assert_eq!(err.field, "value.fields[schema_type]");
         assert_eq!(
@@ -433,10 +447,101 @@ mod tests {
         assert!(
             check(
                 spec("database"),
-                fields(&[("schema_type", "mysql"), ("connection_string", MARKER)])
+                fields(&[
+                    ("schema_type", "mysql"),
+                    ("connection_string", &format!("mysql://u:{MARKER}@h/db"))
+                ])
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn every_format_is_enforced_with_the_field_named() {
+        let smtp = |port: &str| {
+            fields(&[
+                ("host", "smtp.example.com"),
+                ("port", port),
+                ("username", "bob"),
+                ("password", MARKER),
+            ])
+        };
+        for port in ["abc", "99999"] {
+            let err = refused("smtp", smtp(port));
+            assert_eq!(err.field, "value.fields[port]");
+            assert_eq!(err.description, "must be a port number, 1-65535");
+        }
+        let err = refused(
+            "bigquery",
+            fields(&[("service_account_json", &format!("not json {MARKER}"))]),
+        );
+        assert_eq!(err.field, "value.fields[service_account_json]");
+        let err = refused("static_file", fields(&[("url", "file:///etc/passwd")]));
+        assert_eq!(err.field, "value.fields[url]");
+        let err = refused(
+            "static_file",
+            ValueInput::Secret("file:///etc/passwd".into()),
+        );
+        assert_eq!(err.field, "value.secret");
+        let err = refused(
+            "api_key",
+            fields(&[("api_key", MARKER), ("endpoint", "javascript:alert(1)")]),
+        );
+        assert_eq!(err.field, "value.fields[endpoint]");
+        let err = refused(
+            "bedrock",
+            fields(&[
+                ("access_key_id", MARKER),
+                ("secret_access_key", MARKER),
+                ("region", "not a region!"),
+            ]),
+        );
+        assert_eq!(err.field, "value.fields[region]");
+        let err = refused(
+            "database",
+            fields(&[
+                ("schema_type", "mysql"),
+                ("connection_string", &format!("postgres://u:{MARKER}@h/db")),
+            ]),
+        );
+        assert_eq!(err.field, "value.fields[connection_string]");
+        assert_eq!(
+            err.description,
+            "must be a mysql connection URL (mysql://host/...) or a key=value connection string"
+        );
+    }
+
+    #[test]
+    fn secrets_are_refused_not_trimmed() {
+        for bad in [
+            format!(" {MARKER}"),
+            format!("{MARKER} "),
+            format!("{MARKER}\n"),
+            format!("{MARKER}\r\n"),
+            format!("{MARKER}\u{0}"),
+            format!("{MARKER}\u{0}tail"),
+        ] {
+            let err = refused("openai", ValueInput::Secret(bad.as_str().into()));
+            assert_eq!(err.field, "value.secret", "{bad:?}");
+            let err = refused(
+                "smtp",
+                fields(&[
+                    ("host", "h.example.com"),
+                    ("username", "bob"),
+                    ("password", &bad),
+                ]),
+            );
+            assert_eq!(err.field, "value.fields[password]", "{bad:?}");
+        }
+        // PEM and JSON span lines by nature: checked by their grammar instead.
+        let ok = fields(&[
+            ("account", "acme"),
+            ("username", "bob"),
+            ("private_key", &format!("\n{PEM_KEY}\n")),
+        ]);
+        assert!(check(spec("snowflake"), ok).is_ok());
+        let json = "{\n  \"client_email\": \"a@b.iam\",\n  \"private_key\": \"k\"\n}\n";
+        assert!(check(spec("bigquery"), fields(&[("service_account_json", json)])).is_ok());
     }
 
     #[test]
@@ -453,7 +558,7 @@ mod tests {
         let ok = fields(&[
             ("account", "acme"),
             ("username", "bob"),
-            ("private_key", MARKER),
+            ("private_key", PEM_KEY),
         ]);
         assert!(check(spec("snowflake"), ok).is_ok());
         let err = refused(
@@ -488,17 +593,19 @@ mod tests {
 
     #[test]
     fn json_round_trips_exactly_sized() {
-        let s = spec("bedrock");
+        // Built directly: check() refuses newlines and NUL, the stored form must still carry
+        // them (a PEM key, values stored before the check).
         let tricky = "quote\" backslash\\ newline\n unicode é🦀 nul\u{0}";
-        let v = check(
-            s,
-            fields(&[
+        let v = SecretValue {
+            fields: [
                 ("access_key_id", MARKER),
                 ("secret_access_key", tricky),
                 ("region", "us-east-1"),
-            ]),
-        )
-        .unwrap();
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), SecretString::from(v)))
+            .collect(),
+        };
         let json = v.to_json();
         assert_eq!(json.len(), json.capacity());
         let back = SecretValue::from_json(&json).unwrap();

@@ -254,7 +254,7 @@ fn tools_database_discovers_by_engine() {
         let input = ValueInput::Fields(
             [
                 ("schema_type".to_owned(), engine.into()),
-                ("connection_string".to_owned(), "x://h/db".into()),
+                ("connection_string".to_owned(), "host=h dbname=db".into()),
             ]
             .into_iter()
             .collect(),

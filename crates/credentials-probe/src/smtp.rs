@@ -420,7 +420,11 @@ mod tests {
         assert_eq!((s.port, s.security), (465, Security::Tls));
         let v = value(&[base[0], base[1], base[2], ("security", "tls")]);
         assert_eq!(settings(&v).unwrap().port, 465);
-        let v = value(&[base[0], base[1], base[2], ("port", "70000")]);
+        // Writes refuse such a port now; a value stored before that still reaches the probe.
+        let v = SecretValue::from_json(
+            br#"{"fields":{"host":"mail.example.com","username":"u","password":"p","port":"70000"}}"#,
+        )
+        .unwrap();
         assert!(settings(&v).is_err());
     }
 

@@ -515,14 +515,15 @@ async fn bedrock_signs_get_caller_identity_for_the_region() {
     assert_eq!(expired.outcome, ValidationOutcome::InvalidCredentials);
     assert!(expired.message.contains("expired"), "{}", expired.message);
 
-    let bad_region = bedrock(
-        &prober,
-        &[
-            ("access_key_id", AKID),
-            ("secret_access_key", &secret),
-            ("region", "evil.com/x"),
-        ],
+    // Writes refuse such a region now; a value stored before that still reaches the probe.
+    let stored = credentials_core::SecretValue::from_json(
+        format!(
+            r#"{{"fields":{{"access_key_id":"{AKID}","secret_access_key":"{secret}","region":"evil.com/x"}}}}"#
+        )
+        .as_bytes(),
     )
-    .await;
+    .unwrap();
+    let bad_region = prober.validate("bedrock", &stored).await;
+    assert!(!bad_region.message.contains(MARKER), "{bad_region:?}");
     assert_eq!(bad_region.outcome, ValidationOutcome::InvalidCredentials);
 }

@@ -8,7 +8,7 @@ mod http_support;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use credentials_probe::{ProbeResult, Prober, ValidationOutcome};
-use http_support::{MARKER, Reply, Seen, TestServer, config, value};
+use http_support::{MARKER, Reply, Seen, TestServer, config, stored_value};
 
 const TEST_KEY: &str = include_str!("fixtures/test_rsa_key.pem");
 const TEST_KEY_PKCS1: &str = include_str!("fixtures/test_rsa_key_pkcs1.pem");
@@ -16,7 +16,8 @@ const FINGERPRINT: &str = "SHA256:+QLO7v+8WMF6eCUlI+swARY2ENCoX38GUhudTep+fA0=";
 const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 
 async fn probe(prober: &Prober, type_id: &str, fields: &[(&str, &str)]) -> ProbeResult {
-    let result = prober.validate(type_id, &value(type_id, fields)).await;
+    // As stored, unchecked: several cases below are values writes refuse now.
+    let result = prober.validate(type_id, &stored_value(fields)).await;
     assert!(!result.message.contains(MARKER), "{type_id}: {result:?}");
     assert!(
         !result.message.contains("PRIVATE KEY"),

@@ -415,7 +415,8 @@ impl Store {
     }
 
     /// Soft-deletes a live credential and destroys its secret: the ciphertext, nonce and wrapped
-    /// data key are set to NULL in the same statement that marks it deleted.
+    /// data key are set to NULL, and the masked preview emptied, in the same statement that
+    /// marks it deleted.
     pub async fn delete_credential(
         &self,
         workspace_id: &str,
@@ -427,7 +428,7 @@ impl Store {
         let changed = change_with_audit(
             &conn,
             "UPDATE credentials SET deleted_at = now(), updated_at = now(), \
-             revision = revision + 1, is_default = false, \
+             revision = revision + 1, is_default = false, masked_content = '', \
              ciphertext = NULL, nonce = NULL, wrapped_key = NULL, master_key_id = NULL, \
              master_key_version = NULL, payload_format = NULL, \
              schema_document = NULL, schema_discovered_at = NULL \

@@ -74,6 +74,21 @@ fn category(field: &str, category: &str) -> Result<Option<Category>> {
     })
 }
 
+/// A request's timeout. A Duration whose nanos are outside 0-999,999,999 is malformed
+/// (google.protobuf.Duration), and prost's conversion would carry them into the seconds
+/// instead of refusing them.
+fn timeout(d: prost_types::Duration) -> Result<std::time::Duration> {
+    match (u64::try_from(d.seconds), u32::try_from(d.nanos)) {
+        (Ok(seconds), Ok(nanos)) if nanos < 1_000_000_000 => {
+            Ok(std::time::Duration::new(seconds, nanos))
+        }
+        _ => Err(ServiceError::invalid(
+            "timeout",
+            "must be a non-negative duration with nanos of 0-999999999",
+        )),
+    }
+}
+
 fn item(workspace_id: String, raw_id: &str) -> Result<ItemRef> {
     Ok(ItemRef {
         id: id("id", raw_id)?,
@@ -85,7 +100,7 @@ impl TryFrom<pb::CreateCredentialRequest> for CreateInput {
     type Error = ServiceError;
 
     fn try_from(r: pb::CreateCredentialRequest) -> Result<Self> {
-        limits::check_name(&r.name)?;
+        let name = limits::check_name(&r.name)?;
         limits::check_description(&r.description)?;
         let spec = lookup_type("type", &r.r#type)?;
         if let Some(category) = category("category", &r.category)?
@@ -104,7 +119,7 @@ impl TryFrom<pb::CreateCredentialRequest> for CreateInput {
         let value = value(r.value).ok_or_else(|| ServiceError::invalid("value", "required"))?;
         Ok(CreateInput {
             workspace_id: r.workspace_id,
-            name: r.name,
+            name,
             spec,
             description: r.description,
             value: value::check(spec, value)?,
@@ -161,16 +176,14 @@ impl TryFrom<pb::UpdateCredentialRequest> for UpdateInput {
                 "nothing to update: give at least one of name, description, value",
             ));
         }
-        if let Some(name) = &r.name {
-            limits::check_name(name)?;
-        }
+        let name = r.name.as_deref().map(limits::check_name).transpose()?;
         if let Some(description) = &r.description {
             limits::check_description(description)?;
         }
         Ok(UpdateInput {
             item,
             etag,
-            name: r.name,
+            name,
             description: r.description,
             value,
         })
@@ -244,13 +257,7 @@ impl TryFrom<pb::DiscoverSchemaRequest> for DiscoverInput {
 
     fn try_from(r: pb::DiscoverSchemaRequest) -> Result<Self> {
         let item = item(r.workspace_id, &r.id)?;
-        let timeout = match r.timeout {
-            None => None,
-            Some(d) => Some(
-                std::time::Duration::try_from(d)
-                    .map_err(|_| ServiceError::invalid("timeout", "must not be negative"))?,
-            ),
-        };
+        let timeout = r.timeout.map(timeout).transpose()?;
         let options =
             discovery_options(r.include_schemas, r.exclude_schemas, r.max_tables, timeout)?;
         Ok(DiscoverInput { item, options })

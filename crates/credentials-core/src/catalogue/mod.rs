@@ -9,6 +9,7 @@
 
 use crate::value::SecretValue;
 
+mod check;
 mod types;
 
 use types::TYPES;
@@ -74,11 +75,9 @@ pub enum Role {
     Option,
 }
 
-/// The shape of a field's value.
-///
-/// Writes enforce only [`Format::OneOf`] (see `value::check`), so every value stored before
-/// formats were declared stays accepted; the other formats are checked by whoever uses the field
-/// (a probe, the gateway) with [`Format::accepts`] or a full parser of its own.
+/// The shape of a field's value. Every write (create, update, a tested value) checks each field
+/// against its format with [`Format::check`] (see `value::check`); users of a field (a probe,
+/// the gateway) may still parse it fully.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// Free or opaque text: API keys and tokens, names, scopes.
@@ -118,45 +117,10 @@ impl Format {
         }
     }
 
-    /// Whether `value` has this format. Formats whose users parse them fully (text, host, PEM,
-    /// JSON, connection strings, email) accept anything here.
+    /// Whether `value` has this format (a connection string of a field-chosen engine is
+    /// checked for its shape only, since the engine is not known here).
     pub fn accepts(&self, value: &str) -> bool {
-        match self {
-            Format::OneOf(values) => values.contains(&value),
-            Format::Url(schemes) => value
-                .split_once("://")
-                .is_some_and(|(scheme, _)| schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme))),
-            Format::Port => value.parse::<u16>().is_ok_and(|p| p != 0),
-            // Lands in a host name: letters, digits and dashes only.
-            Format::Region => {
-                !value.is_empty()
-                    && value.len() <= 32
-                    && value
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            }
-            // Lands in a host name; dots separate an optional region suffix.
-            Format::Account => {
-                value.len() <= 255
-                    && !value.starts_with(['.', '-'])
-                    && value
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
-            }
-            Format::HeaderName => {
-                !value.is_empty()
-                    && value
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-            }
-            Format::Text
-            | Format::Host
-            | Format::Json(_)
-            | Format::Pem
-            | Format::ConnectionString(_)
-            | Format::ConnectionStringOf(_)
-            | Format::Email => true,
-        }
+        self.check(value).is_ok()
     }
 }
 
@@ -374,6 +338,20 @@ pub enum Attach {
     NotHttp,
 }
 
+/// What the masked preview shows of a secret field when it is the one previewed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preview {
+    /// Its first and last few characters (`sk-pr...abcd`), nothing of a short one: the form
+    /// providers themselves show of their API keys, so users can tell their keys apart.
+    Ends,
+    /// Only that it is set: a password or token has no public prefix, and its ends narrow a
+    /// guess.
+    Hidden,
+    /// Where it points (scheme, host, port and, for a database, the database), never user
+    /// info, path, query or fragment: for URLs and connection strings.
+    Location,
+}
+
 /// One field of a credential type's value.
 #[derive(Debug)]
 pub struct FieldSpec {
@@ -392,6 +370,8 @@ pub struct FieldSpec {
     pub role: Role,
     /// The shape of its value.
     pub format: Format,
+    /// What the masked preview shows of it, for a secret field.
+    pub preview: Preview,
 }
 
 impl FieldSpec {
@@ -410,7 +390,19 @@ impl FieldSpec {
             allowed_values: format.allowed_values(),
             role,
             format,
+            preview: match format {
+                Format::Url(_) | Format::ConnectionString(_) | Format::ConnectionStringOf(_) => {
+                    Preview::Location
+                }
+                _ => Preview::Hidden,
+            },
         }
+    }
+
+    /// The same field, previewed by its ends (a provider's API key or key id).
+    const fn shows_ends(mut self) -> FieldSpec {
+        self.preview = Preview::Ends;
+        self
     }
 
     /// The same field with another format.

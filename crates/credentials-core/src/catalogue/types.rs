@@ -45,11 +45,8 @@ const fn choice(
     )
 }
 
-pub(super) const API_KEY: &[FieldSpec] = &[secret(
-    "api_key",
-    "API key issued by the provider.",
-    REQUIRED,
-)];
+pub(super) const API_KEY: &[FieldSpec] =
+    &[secret("api_key", "API key issued by the provider.", REQUIRED).shows_ends()];
 
 /// A provider authenticated by a single API key, probed and attached as given.
 const fn keyed(
@@ -126,7 +123,8 @@ const BEDROCK: &[FieldSpec] = &[
         "access_key_id",
         "AWS access key id, e.g. AKIA....",
         REQUIRED,
-    ),
+    )
+    .shows_ends(),
     secret(
         "secret_access_key",
         "AWS secret access key paired with the access key id.",
@@ -193,7 +191,7 @@ const STATIC_FILE: &[FieldSpec] = &[secret(
 .formatted(HTTP_URL)];
 
 const TOOL_API_KEY: &[FieldSpec] = &[
-    secret("api_key", "The API key.", REQUIRED),
+    secret("api_key", "The API key.", REQUIRED).shows_ends(),
     destination(
         "endpoint",
         "HTTPS URL of the service, which a validator may probe.",

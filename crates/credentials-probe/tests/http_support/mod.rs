@@ -287,3 +287,11 @@ pub fn value(type_id: &str, fields: &[(&str, &str)]) -> SecretValue {
     );
     credentials_core::value::check(spec, input).unwrap()
 }
+
+/// A value as the store would hand it back, unchecked: a probe also meets values written before
+/// the write checks grew, so its own defences are tested with input writes now refuse.
+pub fn stored_value(fields: &[(&str, &str)]) -> SecretValue {
+    let map: BTreeMap<&str, &str> = fields.iter().copied().collect();
+    let json = serde_json::json!({ "fields": map }).to_string();
+    SecretValue::from_json(json.as_bytes()).unwrap()
+}

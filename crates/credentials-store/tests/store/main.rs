@@ -5,5 +5,6 @@
 
 mod common;
 mod operations;
+mod previews;
 mod schema;
 mod tls;

@@ -153,13 +153,13 @@ async fn raw_insert(
     Ok(id)
 }
 
-/// Soft-deletes a row the way the store does: deleted, shredded, not default.
+/// Soft-deletes a row the way the store does: deleted, shredded, not default, no preview.
 async fn raw_delete(client: &Client, id: Uuid) {
     let n = client
         .execute(
             "UPDATE credentials SET deleted_at = now(), is_default = false, ciphertext = NULL, \
              nonce = NULL, wrapped_key = NULL, master_key_id = NULL, master_key_version = NULL, \
-             payload_format = NULL WHERE id = $1",
+             payload_format = NULL, masked_content = '' WHERE id = $1",
             &[&id],
         )
         .await
