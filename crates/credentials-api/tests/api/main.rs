@@ -7,6 +7,7 @@
 mod support;
 
 mod access_control;
+mod admin_scope;
 mod bad_input;
 mod concurrency;
 mod harness;
@@ -15,5 +16,7 @@ mod kms_outage;
 mod lifecycle;
 mod listing;
 mod postgres_outage;
+mod probe_audit;
 mod secrets;
+mod tenant_isolation;
 mod validation;
