@@ -74,7 +74,7 @@ for _ in $(seq 200); do
 done
 
 token=$("$bin/credentials-api" dev-token --hs256-secret-file "$dev/jwt-secret" \
-  --workspace dev --permissions read,write,access,admin 2>/dev/null)
+  --workspace dev --permissions read,write,access,admin --platform-admin 2>/dev/null)
 cat <<TXT
 
 credentials vault is running (logs: $dev/api.log, $dev/kms.log)
@@ -82,7 +82,7 @@ credentials vault is running (logs: $dev/api.log, $dev/kms.log)
   kms              unix://$dev/kms.sock
   database         $DATABASE_URL
 
-A development token for workspace "dev" with read, write, access and admin (valid 12 h):
+A development token for workspace "dev" with read, write, access and admin, platform-wide (valid 12 h):
 
 export TOKEN=$token
 

@@ -831,7 +831,8 @@ async fn a_sweep_interrupted_by_a_crash_completes_after_restart() {
         "0",
     ])
     .await;
-    let token = stack.token(&["ws"], ALL);
+    // Sweeps span every workspace: the platform-wide grant.
+    let token = testkit::stack::platform_token(&["ws"], ALL);
     let ids = create_many(&mut stack.management().await, &token, "ws", 40).await;
     stack.keyring_and_reload(&["rotate"]).await;
     stack

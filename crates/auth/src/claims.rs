@@ -12,6 +12,9 @@ use crate::{AuthError, Permission, Principal, VerifierConfig};
 /// Longest workspace name accepted in the `workspaces` claim, in bytes.
 const MAX_WORKSPACE_LEN: usize = 64;
 
+/// Longest subject accepted, in bytes.
+const MAX_SUBJECT_LEN: usize = 256;
+
 /// The claims of a vault token, as minted by [`crate::SigningKey::mint`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Claims {
@@ -33,6 +36,11 @@ pub struct Claims {
     pub workspaces: Vec<String>,
     /// Permission names; see [`Permission::as_str`].
     pub permissions: Vec<String>,
+    /// The platform-wide grant: with `admin`, administers every workspace (sweeps, the
+    /// security log, any workspace's key) rather than only those in `workspaces`. Absent
+    /// means false; it grants nothing without `admin`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub platform_admin: bool,
 }
 
 /// A claims set as received. Every claim stays a raw JSON value so that a wrong type is reported
@@ -55,6 +63,8 @@ struct Received {
     workspaces: Option<Value>,
     #[serde(default)]
     permissions: Option<Value>,
+    #[serde(default)]
+    platform_admin: Option<Value>,
 }
 
 /// Checks a payload whose signature has been verified and turns it into a principal.
@@ -92,6 +102,16 @@ pub(crate) fn validate(
     if subject.is_empty() {
         return Err(AuthError::MissingClaim("sub"));
     }
+    // The subject is every audit event's actor: a shape the audit log's CHECK accepts.
+    if subject.len() > MAX_SUBJECT_LEN || subject.chars().any(char::is_control) {
+        return Err(AuthError::BadClaim("sub"));
+    }
+    // Only an explicit `true` grants it: a string "true" is a broken issuer, not a grant.
+    let platform_admin = match claims.platform_admin {
+        None => false,
+        Some(Value::Bool(granted)) => granted,
+        Some(_) => return Err(AuthError::BadClaim("platform_admin")),
+    };
     let permissions = strings(required(claims.permissions, "permissions")?, "permissions")?
         .iter()
         // Names this version does not know are someone else's, or a newer version's: not ours to
@@ -110,6 +130,7 @@ pub(crate) fn validate(
         subject,
         workspaces,
         permissions,
+        platform_admin,
     })
 }
 
@@ -189,9 +210,11 @@ mod tests {
             iat: Some(5),
             workspaces: vec![],
             permissions: vec![],
+            platform_admin: false,
         };
         let json = serde_json::to_value(&claims).unwrap();
         assert!(json.get("nbf").is_none());
+        assert!(json.get("platform_admin").is_none());
         assert_eq!(json["iat"], 5);
         let back: Claims = serde_json::from_value(json).unwrap();
         assert_eq!(back, claims);

@@ -49,6 +49,8 @@ pub struct Principal {
     pub workspaces: Vec<String>,
     /// What the caller may do there.
     pub permissions: BTreeSet<Permission>,
+    /// The token's `platform_admin` claim: `admin` over every workspace, not only these.
+    pub platform_admin: bool,
 }
 
 impl Principal {
@@ -60,6 +62,17 @@ impl Principal {
     /// Whether `workspace` is one of the caller's workspaces (exact, case-sensitive match).
     pub fn may_act_in(&self, workspace: &str) -> bool {
         self.workspaces.iter().any(|w| w == workspace)
+    }
+
+    /// Whether the caller administers every workspace: `admin` and the platform-wide grant.
+    pub fn is_platform_admin(&self) -> bool {
+        self.platform_admin && self.has(Permission::Admin)
+    }
+
+    /// Whether the caller may administer `workspace`: `admin`, and the workspace named by
+    /// the token or the platform-wide grant.
+    pub fn may_administer(&self, workspace: &str) -> bool {
+        self.has(Permission::Admin) && (self.platform_admin || self.may_act_in(workspace))
     }
 }
 
@@ -86,6 +99,7 @@ mod tests {
             subject: "svc-a".into(),
             workspaces: vec!["team-a".into(), "team.b".into()],
             permissions: [Permission::Read, Permission::Admin].into(),
+            platform_admin: false,
         };
         assert!(principal.has(Permission::Read));
         assert!(principal.has(Permission::Admin));
@@ -96,5 +110,21 @@ mod tests {
         assert!(!principal.may_act_in("TEAM-A"));
         assert!(!principal.may_act_in("team"));
         assert!(!principal.may_act_in(""));
+        assert!(principal.may_administer("team-a"));
+        assert!(!principal.may_administer("team-c"));
+        assert!(!principal.is_platform_admin());
+        let platform = Principal {
+            platform_admin: true,
+            ..principal.clone()
+        };
+        assert!(platform.is_platform_admin());
+        assert!(platform.may_administer("team-c"));
+        // The grant widens admin only; without admin it is nothing.
+        let no_admin = Principal {
+            permissions: [Permission::Read].into(),
+            ..platform
+        };
+        assert!(!no_admin.is_platform_admin());
+        assert!(!no_admin.may_administer("team-a"));
     }
 }

@@ -39,6 +39,7 @@ fn claims() -> Claims {
         iat: Some(NOW - 10),
         workspaces: vec!["team-a".into(), "team.b".into()],
         permissions: vec!["read".into(), "access".into()],
+        platform_admin: false,
     }
 }
 
@@ -47,6 +48,7 @@ fn expected_principal() -> Principal {
         subject: "svc-agent".into(),
         workspaces: vec!["team-a".into(), "team.b".into()],
         permissions: [Permission::Read, Permission::Access].into(),
+        platform_admin: false,
     }
 }
 
@@ -586,6 +588,19 @@ fn subject_and_permission_claims() {
         verify_hs(&hs256_with(set("sub", json!(42)))),
         Err(AuthError::BadClaim("sub"))
     );
+    // The subject is the audit log's actor: bounded and printable.
+    for bad in [
+        json!("s".repeat(257)),
+        json!("svc\nforged"),
+        json!("a\u{0}b"),
+    ] {
+        assert_eq!(
+            verify_hs(&hs256_with(set("sub", bad.clone()))),
+            Err(AuthError::BadClaim("sub")),
+            "{bad}"
+        );
+    }
+    assert!(verify_hs(&hs256_with(set("sub", json!("s".repeat(256))))).is_ok());
 
     let principal = verify_hs(&hs256_with(set(
         "permissions",
@@ -605,6 +620,37 @@ fn subject_and_permission_claims() {
         verify_hs(&hs256_with(remove("permissions"))),
         Err(AuthError::MissingClaim("permissions"))
     );
+}
+
+#[test]
+fn platform_admin_claim() {
+    assert!(
+        !verify_hs(&hs256_with(remove("platform_admin")))
+            .unwrap()
+            .platform_admin
+    );
+    assert!(
+        verify_hs(&hs256_with(set("platform_admin", json!(true))))
+            .unwrap()
+            .platform_admin
+    );
+    assert!(
+        !verify_hs(&hs256_with(set("platform_admin", json!(false))))
+            .unwrap()
+            .platform_admin
+    );
+    for bad in [json!("true"), json!(1), json!([true])] {
+        assert_eq!(
+            verify_hs(&hs256_with(set("platform_admin", bad.clone()))),
+            Err(AuthError::BadClaim("platform_admin")),
+            "{bad}"
+        );
+    }
+    // Minted only when granted, and read back.
+    let mut claims = claims();
+    claims.platform_admin = true;
+    let token = hs_key().mint(&claims).unwrap();
+    assert!(verify_hs(&token).unwrap().platform_admin);
 }
 
 #[test]

@@ -144,9 +144,9 @@ code_conversions!(ValidationOutcome {
 });
 code_conversions!(AuditAction {
     Create = 1, Update = 2, Delete = 3, SetDefault = 4, Access = 5, Validate = 6,
-    DiscoverSchema = 7, Rewrap = 8,
+    DiscoverSchema = 7, Rewrap = 8, Test = 9, SetWorkspaceKey = 10, StartRewrap = 11,
 });
-code_conversions!(AuditOutcome { Succeeded = 1, Failed = 2 });
+code_conversions!(AuditOutcome { Succeeded = 1, Failed = 2, Started = 3 });
 
 /// An action recorded in the audit log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,6 +167,12 @@ pub enum AuditAction {
     DiscoverSchema = 7,
     /// Data key moved to another master-key version.
     Rewrap = 8,
+    /// A stored value (possibly with its secret replaced) tested against its target.
+    Test = 9,
+    /// A workspace's master key assigned or returned to the default.
+    SetWorkspaceKey = 10,
+    /// A re-wrap sweep (or its dry run) requested.
+    StartRewrap = 11,
 }
 
 /// Whether an audited action succeeded.
@@ -176,6 +182,9 @@ pub enum AuditOutcome {
     Succeeded = 1,
     /// It was refused or failed.
     Failed = 2,
+    /// It is about to happen: recorded before a stored value is sent to its target, so that
+    /// no probe goes unrecorded even if the process dies before it ends.
+    Started = 3,
 }
 
 /// An audit event to record. Never holds a value.

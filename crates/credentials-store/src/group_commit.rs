@@ -3,6 +3,12 @@
 //! its event is durable. There is no waiting for company: while one batch commits, the next
 //! one forms from whatever arrived meanwhile, so a lone caller pays one ordinary commit and a
 //! busy service pays one commit per batch instead of one per request.
+//!
+//! One caller's event must never fail another's request. A batch that fails for a reason in
+//! the data (SQLSTATE class 22, a value the column cannot hold; class 23, a constraint such as
+//! the audit table's CHECKs) is written again event by event, so only the bad event's caller
+//! is refused. A transient failure (the database unreachable) fails the whole batch: every
+//! event in it would fail alike, and retrying one by one would only multiply the load.
 
 use crate::{Result, StoreError};
 use credentials_core::model::NewAuditEvent;
@@ -56,13 +62,38 @@ async fn run(pool: Pool, mut rx: mpsc::Receiver<(NewAuditEvent, Reply)>) {
             }
         }
         let events: Vec<&NewAuditEvent> = batch.iter().map(|(e, _)| e).collect();
-        let outcome = insert(&pool, &events).await.map_err(|e| {
-            tracing::warn!(error = %e, events = events.len(), "audit batch not written");
-            e.to_string()
-        });
-        for (_, reply) in batch.drain(..) {
-            let _ = reply.send(outcome.clone());
+        match insert(&pool, &events).await {
+            Err(e) if events.len() > 1 && is_in_the_data(&e) => {
+                tracing::warn!(error = %e, events = events.len(), "audit batch refused; writing its events one by one");
+                for (event, reply) in batch.drain(..) {
+                    let outcome = insert(&pool, &[&event]).await.map_err(|e| {
+                        tracing::warn!(error = %e, request_id = event.request_id, "audit event not written");
+                        e.to_string()
+                    });
+                    let _ = reply.send(outcome);
+                }
+            }
+            outcome => {
+                let outcome = outcome.map_err(|e| {
+                    tracing::warn!(error = %e, events = events.len(), "audit batch not written");
+                    e.to_string()
+                });
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(outcome.clone());
+                }
+            }
         }
+    }
+}
+
+/// Whether a failed insert was refused for what some event holds (a data exception or an
+/// integrity constraint), not for the state of the database.
+fn is_in_the_data(err: &StoreError) -> bool {
+    match err {
+        StoreError::Database(e) => e
+            .code()
+            .is_some_and(|code| matches!(&code.code()[..2], "22" | "23")),
+        _ => false,
     }
 }
 

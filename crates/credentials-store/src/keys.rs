@@ -11,6 +11,15 @@ use std::{
 };
 use uuid::Uuid;
 
+/// What became of a workspace-key assignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAssignment {
+    /// The workspace has the key now, and the change is audited.
+    Assigned,
+    /// The key is another workspace's own and sharing was not allowed: nothing changed.
+    SharedRefused,
+}
+
 /// Lock key shared by every replica: whoever holds it sweeps.
 const SWEEP_LOCK: i64 = 0x7661_756c_745f_7277;
 
@@ -240,33 +249,56 @@ impl Store {
         Ok(key)
     }
 
-    /// Sets (or with `None` removes) a workspace's own master key.
+    /// Sets (or with `None` removes) a workspace's own master key, with its audit event, in one
+    /// transaction. A key another workspace has as its own is assigned only with
+    /// `allow_shared`; otherwise nothing changes and [`KeyAssignment::SharedRefused`] says why.
+    /// Assignments are serialized (a table lock: they are rare), so two workspaces cannot both
+    /// pass the check for the same key at once.
     pub async fn set_workspace_key(
         &self,
         workspace_id: &str,
         key_id: Option<&str>,
-        actor: &str,
-    ) -> Result<()> {
+        allow_shared: bool,
+        audit_event: &NewAuditEvent,
+    ) -> Result<KeyAssignment> {
         self.workspace_keys.forget(workspace_id);
-        let conn = self.pool.get().await?;
+        let mut conn = self.pool.get().await?;
+        let tx = conn.transaction().await?;
+        tx.batch_execute("LOCK TABLE workspace_keys IN SHARE ROW EXCLUSIVE MODE")
+            .await?;
         match key_id {
             Some(key_id) => {
-                conn.execute(
+                if !allow_shared {
+                    let shared = tx
+                        .query_opt(
+                            "SELECT 1 FROM workspace_keys WHERE key_id = $1 AND workspace_id <> $2 LIMIT 1",
+                            &[&key_id, &workspace_id],
+                        )
+                        .await?
+                        .is_some();
+                    if shared {
+                        return Ok(KeyAssignment::SharedRefused);
+                    }
+                }
+                tx.execute(
                     "INSERT INTO workspace_keys (workspace_id, key_id, updated_by) VALUES ($1, $2, $3) \
                      ON CONFLICT (workspace_id) DO UPDATE SET key_id = $2, updated_by = $3, updated_at = now()",
-                    &[&workspace_id, &key_id, &actor],
+                    &[&workspace_id, &key_id, &audit_event.actor],
                 )
                 .await?;
             }
             None => {
-                conn.execute(
+                tx.execute(
                     "DELETE FROM workspace_keys WHERE workspace_id = $1",
                     &[&workspace_id],
                 )
                 .await?;
             }
         }
-        Ok(())
+        audit::insert(&tx, audit_event).await?;
+        tx.commit().await?;
+        self.workspace_keys.forget(workspace_id);
+        Ok(KeyAssignment::Assigned)
     }
 
     /// Live credentials per master key and version.

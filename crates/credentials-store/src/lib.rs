@@ -16,6 +16,7 @@ mod validation;
 pub use credentials::{CredentialChanges, NewCredential};
 pub use error::{Result, StoreError};
 pub use keys::{
-    KeyTargets, KeyVersionCount, RewrapCandidate, RewrapProgress, RewrapRun, RunState, SweepLock,
+    KeyAssignment, KeyTargets, KeyVersionCount, RewrapCandidate, RewrapProgress, RewrapRun,
+    RunState, SweepLock,
 };
 pub use pool::{PoolStatus, Store, StoreConfig};

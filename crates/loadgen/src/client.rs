@@ -107,6 +107,7 @@ pub fn authorizations(
                 iat: Some(now),
                 workspaces: vec![workspace.clone()],
                 permissions: vec!["read".into(), "write".into(), "access".into()],
+                platform_admin: false,
             };
             let token = key
                 .mint(&claims)

@@ -2,7 +2,7 @@
 
 use super::convert;
 use super::grpc::caller;
-use crate::service::{KeyLifecycle, WorkspaceKeyInput};
+use crate::service::{KeyLifecycle, SecurityListInput, WorkspaceKeyInput};
 use credentials_proto::credentials::v1 as pb;
 use credentials_store::{KeyVersionCount, RewrapRun, RunState};
 use tonic::{Request, Response, Status};
@@ -107,13 +107,26 @@ impl pb::admin_service_server::AdminService for AdminService {
         &self,
         request: Request<pb::GetWorkspaceKeyRequest>,
     ) -> Result<Response<pb::GetWorkspaceKeyResponse>, Status> {
-        caller(&request)?;
+        let caller = caller(&request)?;
         let workspace_id = convert::workspace_of(request.into_inner())?;
-        let key = self.lifecycle.workspace_key(&workspace_id).await?;
+        let key = self.lifecycle.workspace_key(&caller, &workspace_id).await?;
         Ok(Response::new(pb::GetWorkspaceKeyResponse {
             workspace_id,
             key_id: key.key_id,
             dedicated: key.dedicated,
+        }))
+    }
+
+    async fn list_security_events(
+        &self,
+        request: Request<pb::ListSecurityEventsRequest>,
+    ) -> Result<Response<pb::ListSecurityEventsResponse>, Status> {
+        caller(&request)?;
+        let input = SecurityListInput::try_from(request.into_inner())?;
+        let page = self.lifecycle.list_security_events(input).await?;
+        Ok(Response::new(pb::ListSecurityEventsResponse {
+            events: page.events.into_iter().map(convert::audit_event).collect(),
+            next_page_token: page.next_page_token,
         }))
     }
 }

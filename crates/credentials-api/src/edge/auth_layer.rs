@@ -133,9 +133,12 @@ where
                 request_id,
             };
             // The same refusal, word for word, as the operations gave when they checked.
-            if let Some(Rule::Requires(permission)) = rule
-                && let Err(denied) = caller.require(permission)
-            {
+            let checked = match rule {
+                Some(Rule::Requires(permission)) => caller.require(permission),
+                Some(Rule::PlatformAdmin) => caller.require_platform_admin(),
+                _ => Ok(()),
+            };
+            if let Err(denied) = checked {
                 return refuse(denied.into());
             }
             request.extensions_mut().insert(caller);
@@ -170,6 +173,10 @@ mod tests {
     }
 
     fn token(permissions: &[&str]) -> String {
+        token_of(permissions, false)
+    }
+
+    fn token_of(permissions: &[&str], platform_admin: bool) -> String {
         let exp = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap()
@@ -185,6 +192,7 @@ mod tests {
                 iat: None,
                 workspaces: vec!["ws".into()],
                 permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+                platform_admin,
             })
             .unwrap()
     }
@@ -245,6 +253,27 @@ mod tests {
         let (status, ran) = call(create, Some(&token(&["write"]))).await;
         assert!(status.is_none());
         assert_eq!(ran, Some(vec!["write".to_owned()]));
+    }
+
+    #[tokio::test]
+    async fn cross_tenant_admin_calls_need_the_platform_grant() {
+        let sweep = "/credentials.v1.AdminService/StartRewrap";
+        let (status, ran) = call(sweep, Some(&token(&["admin"]))).await;
+        let status = status.expect("refused");
+        assert_eq!(status.code(), Code::PermissionDenied);
+        assert!(status.message().contains("platform_admin"), "{status:?}");
+        assert_eq!(ran, None);
+        // The grant alone is no permission.
+        let (status, ran) = call(sweep, Some(&token_of(&["read"], true))).await;
+        assert_eq!(status.map(|s| s.code()), Some(Code::PermissionDenied));
+        assert_eq!(ran, None);
+        let (status, ran) = call(sweep, Some(&token_of(&["admin"], true))).await;
+        assert!(status.is_none());
+        assert_eq!(ran, Some(vec!["admin".to_owned()]));
+        // A workspace's key is the operation's to scope.
+        let key = "/credentials.v1.AdminService/SetWorkspaceKey";
+        let (status, _) = call(key, Some(&token(&["admin"]))).await;
+        assert!(status.is_none());
     }
 
     #[tokio::test]

@@ -5,8 +5,8 @@
 use crate::service::{
     AccessInput, AccessSelector, Accessed, AuditListInput, AuditPage, CreateInput, CredentialPage,
     DefaultChange, DeleteInput, DiscoverInput, Discovered, ItemRef, ListInput, Result,
-    ServiceError, StoredSchema, TestInput, TestTarget, TypesInput, UpdateInput, Validated,
-    WorkspaceKeyInput, discovery_options, lookup_type,
+    SecurityListInput, ServiceError, StoredSchema, TestInput, TestTarget, TypesInput, UpdateInput,
+    Validated, WorkspaceKeyInput, discovery_options, lookup_type,
 };
 use credentials_core::{
     Category, SecretString, TypeSpec, ValueInput, limits,
@@ -325,6 +325,18 @@ impl TryFrom<pb::SetWorkspaceKeyRequest> for WorkspaceKeyInput {
         Ok(WorkspaceKeyInput {
             workspace_id: r.workspace_id,
             key_id,
+            allow_shared_key: r.allow_shared_key,
+        })
+    }
+}
+
+impl TryFrom<pb::ListSecurityEventsRequest> for SecurityListInput {
+    type Error = ServiceError;
+
+    fn try_from(r: pb::ListSecurityEventsRequest) -> Result<Self> {
+        Ok(SecurityListInput {
+            page_size: limits::page_size(r.page_size)?,
+            page_token: r.page_token,
         })
     }
 }
@@ -476,10 +488,14 @@ pub fn audit_event(e: AuditEvent) -> pb::AuditEvent {
         A::Validate => pb::AuditAction::Validate,
         A::DiscoverSchema => pb::AuditAction::DiscoverSchema,
         A::Rewrap => pb::AuditAction::Rewrap,
+        A::Test => pb::AuditAction::Test,
+        A::SetWorkspaceKey => pb::AuditAction::SetWorkspaceKey,
+        A::StartRewrap => pb::AuditAction::StartRewrap,
     };
     let outcome = match e.event.outcome {
         O::Succeeded => pb::AuditOutcome::Succeeded,
         O::Failed => pb::AuditOutcome::Failed,
+        O::Started => pb::AuditOutcome::Started,
     };
     pb::AuditEvent {
         id: e.id.to_string(),

@@ -22,6 +22,9 @@ pub enum Rule {
     /// A valid token; the operation checks the permission itself, so that it can audit a
     /// refusal.
     RequiresAudited(Permission),
+    /// `admin` over every workspace (the token's `platform_admin` claim), checked by the auth
+    /// layer: the RPC spans tenants, so no list of workspaces can scope it.
+    PlatformAdmin,
 }
 
 const MANAGEMENT: &str = "/credentials.v1.CredentialsService/";
@@ -29,7 +32,7 @@ const ACCESS: &str = "/credentials.v1.AccessService/";
 const ADMIN: &str = "/credentials.v1.AdminService/";
 
 use Permission::{Access, Admin, Read, Write};
-use Rule::{Public, Requires, RequiresAudited, Token};
+use Rule::{PlatformAdmin, Public, Requires, RequiresAudited, Token};
 
 /// Every RPC the API serves, as `(service prefix, method, rule)`.
 const RULES: &[(&str, &str, Rule)] = &[
@@ -50,11 +53,14 @@ const RULES: &[(&str, &str, Rule)] = &[
     (MANAGEMENT, "DiscoverSchema", Requires(Write)),
     // Plaintext: access, audited even when refused.
     (ACCESS, "AccessCredential", RequiresAudited(Access)),
-    // Keys and sweeps: admin.
-    (ADMIN, "StartRewrap", Requires(Admin)),
-    (ADMIN, "GetRewrapStatus", Requires(Admin)),
+    // A workspace's key: admin, in a workspace the token names (the operation checks which)
+    // unless the token carries the platform-wide grant.
     (ADMIN, "SetWorkspaceKey", Requires(Admin)),
     (ADMIN, "GetWorkspaceKey", Requires(Admin)),
+    // Sweeps and the security log span every workspace: admin with the platform-wide grant.
+    (ADMIN, "StartRewrap", PlatformAdmin),
+    (ADMIN, "GetRewrapStatus", PlatformAdmin),
+    (ADMIN, "ListSecurityEvents", PlatformAdmin),
     // Probes (the kubelet has no token) and grpcurl's discovery.
     ("/grpc.health.v1.Health/", "Check", Public),
     ("/grpc.health.v1.Health/", "Watch", Public),
@@ -117,6 +123,10 @@ mod tests {
             Some(RequiresAudited(Access))
         );
         assert_eq!(rule("/grpc.health.v1.Health/Check"), Some(Public));
+        assert_eq!(
+            rule("/credentials.v1.AdminService/StartRewrap"),
+            Some(PlatformAdmin)
+        );
         assert_eq!(
             rule("/credentials.v1.CredentialsService/CreateCredentialX"),
             None

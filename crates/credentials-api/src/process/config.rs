@@ -228,6 +228,11 @@ pub struct DevTokenArgs {
     /// How long the token is valid.
     #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
     pub ttl: Duration,
+
+    /// Adds the `platform_admin` claim: with `admin`, every workspace, sweeps and the
+    /// security log.
+    #[arg(long)]
+    pub platform_admin: bool,
 }
 
 fn parse_provider_url(s: &str) -> Result<(String, String), String> {

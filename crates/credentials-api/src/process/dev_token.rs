@@ -29,6 +29,7 @@ pub fn dev_token(args: DevTokenArgs) -> Result<(), String> {
         iat: Some(now),
         workspaces: args.workspaces,
         permissions: args.permissions,
+        platform_admin: args.platform_admin,
     };
     let key = auth::SigningKey::Hs256(zeroize::Zeroizing::new(secret.trim_ascii_end().to_vec()));
     let token = key.mint(&claims).map_err(|e| e.to_string())?;

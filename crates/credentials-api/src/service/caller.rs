@@ -54,6 +54,55 @@ impl Caller {
         self.resolve(requested)?.map_err(|_| ServiceError::NotFound)
     }
 
+    /// The workspace an admin call acts on: one the token names, or any with the platform-wide
+    /// grant. Refused PERMISSION_DENIED otherwise (an admin call names the workspace itself,
+    /// it does not look a credential up, so there is no id to hide).
+    pub fn workspace_to_administer(&self, requested: &str) -> Result<String, ServiceError> {
+        check_workspace_id(requested)?;
+        if self.principal.may_administer(requested) {
+            Ok(requested.to_owned())
+        } else {
+            Err(ServiceError::PermissionDenied(format!(
+                "the token does not grant workspace '{requested}'; administering other \
+                 workspaces needs the platform_admin claim"
+            )))
+        }
+    }
+
+    /// Fails with PERMISSION_DENIED unless the token grants `admin` over every workspace:
+    /// for operations that span tenants (sweeps, the security log).
+    pub fn require_platform_admin(&self) -> Result<(), ServiceError> {
+        self.require(Permission::Admin)?;
+        if self.principal.is_platform_admin() {
+            Ok(())
+        } else {
+            Err(ServiceError::PermissionDenied(
+                "this call spans every workspace: it needs the 'admin' permission and the \
+                 platform_admin claim"
+                    .into(),
+            ))
+        }
+    }
+
+    /// Whether the token names `workspace`: where a refusal may be recorded in that
+    /// workspace's own audit log. Elsewhere it goes to the security log, so that no caller
+    /// adds events to a log of a workspace its token does not name.
+    pub fn names_workspace(&self, workspace: &str) -> bool {
+        self.principal.may_act_in(workspace)
+    }
+
+    /// The workspace a request names: the requested one, or the token's only one when the
+    /// request names none; `None` when neither says.
+    pub fn named_workspace(&self, requested: &str) -> Option<String> {
+        if !requested.is_empty() {
+            return Some(requested.to_owned());
+        }
+        match self.principal.workspaces.as_slice() {
+            [only] => Some(only.clone()),
+            _ => None,
+        }
+    }
+
     /// The workspace of a call on a collection (create, list, audit, access by type).
     pub fn workspace_for_collection(&self, requested: &str) -> Result<String, ServiceError> {
         self.resolve(requested)?.map_err(|ws| {

@@ -18,7 +18,9 @@ use super::input::{
 use super::paging;
 use auth::Permission;
 use credentials_core::{
-    SecretString, SecretValue, TypeSpec, catalogue, mask,
+    SecretString, SecretValue, TypeSpec, catalogue,
+    limits::check_workspace_id,
+    mask,
     model::{AuditAction, AuditOutcome, Credential, NewAuditEvent, new_credential_id},
     payload::{self, Envelope, PAYLOAD_FORMAT},
     value,
@@ -317,9 +319,16 @@ impl Credentials {
     }
 
     /// Hands out a credential's plaintext. Every call that gets past input checks is audited,
-    /// refusals included; the event is committed before the answer.
+    /// refusals included; the event is committed before the answer. A refusal is recorded in
+    /// the log of the workspace the request named only if the token names that workspace;
+    /// otherwise in the security log, so that no token adds events to another tenant's log.
     pub async fn access(&self, caller: &Caller, input: AccessInput) -> Result<Accessed> {
         let workspace_id = input.workspace_id;
+        // The form of the id before anything is recorded: a malformed one is bad input, which
+        // changes nothing, and the log only ever holds well-formed ids.
+        if !workspace_id.is_empty() {
+            check_workspace_id(&workspace_id)?;
+        }
         let requested_id = match &input.selector {
             AccessSelector::Id(id) => Some(*id),
             AccessSelector::DefaultForType(_) => None,
@@ -335,16 +344,15 @@ impl Credentials {
             Ok(accessed) => (Some(accessed.credential.id), AuditOutcome::Succeeded, "OK"),
             Err(err) => (requested_id, AuditOutcome::Failed, err.code().as_str()),
         };
-        // The audit event names the workspace asked for, even one the caller may not use.
-        let audited_workspace = match (&outcome, workspace_id.is_empty()) {
-            (Ok(accessed), _) => accessed.credential.workspace_id.clone(),
-            (Err(_), false) => workspace_id.clone(),
-            (Err(_), true) => caller
-                .principal
-                .workspaces
-                .first()
-                .cloned()
-                .unwrap_or_default(),
+        let (audited_workspace, own_log) = match &outcome {
+            Ok(accessed) => (accessed.credential.workspace_id.clone(), true),
+            Err(_) => match caller.named_workspace(&workspace_id) {
+                Some(named) => {
+                    let own = caller.names_workspace(&named);
+                    (named, own)
+                }
+                None => (String::new(), false),
+            },
         };
         let event = Self::audit(
             caller,
@@ -355,7 +363,11 @@ impl Credentials {
             status,
         );
         // No audit, no plaintext.
-        self.store.record_audit(&event).await?;
+        if own_log {
+            self.store.record_audit(&event).await?;
+        } else {
+            self.store.record_security_event(&event).await?;
+        }
         if let Ok(accessed) = &outcome {
             // DEBUG, not INFO: the audit table is the record of every access, and a log line per
             // read of the hottest path costs more than it tells.

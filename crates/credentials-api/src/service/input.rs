@@ -159,6 +159,17 @@ pub struct WorkspaceKeyInput {
     pub workspace_id: String,
     /// The key (checked); `None` for the kms's default.
     pub key_id: Option<String>,
+    /// Whether the key may be one another workspace has as its own.
+    pub allow_shared_key: bool,
+}
+
+/// A checked security-log listing request.
+#[derive(Debug)]
+pub struct SecurityListInput {
+    /// Page size, within the limits.
+    pub page_size: usize,
+    /// The previous page's token; empty for the first page.
+    pub page_token: String,
 }
 
 /// A page of credentials.

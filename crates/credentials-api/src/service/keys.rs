@@ -9,16 +9,25 @@
 //! resumable: the rows themselves record their key and version, so after a crash the sweep asks
 //! again what is left. Why it is bounded: batches of a configured size, one kms call at a time,
 //! a pause between batches, and one sweeper across replicas (an advisory lock).
+//!
+//! Who may do what: a workspace's key is administered only in a workspace the token names,
+//! unless the token carries the platform-wide grant; a sweep spans every workspace, so it needs
+//! that grant (checked by the auth layer). Every key assignment is audited in its workspace's
+//! log, in the statement that makes it; every sweep request (and the scheduler's own) is
+//! recorded in the security log before it starts, and each credential it moves in the
+//! credential's workspace's log.
 
 use super::caller::Caller;
 use super::error::{Result, ServiceError};
-use super::input::WorkspaceKeyInput;
+use super::input::{AuditPage, SecurityListInput, WorkspaceKeyInput};
+use super::paging;
 use credentials_core::{
     model::{AuditAction, AuditOutcome, NewAuditEvent},
     payload,
 };
 use credentials_store::{
-    KeyTargets, KeyVersionCount, RewrapProgress, RewrapRun, RunState, Store, StoreError,
+    KeyAssignment, KeyTargets, KeyVersionCount, RewrapProgress, RewrapRun, RunState, Store,
+    StoreError,
 };
 use kms::{KeyState, KmsClient};
 use std::{
@@ -88,6 +97,23 @@ impl std::fmt::Debug for KeyLifecycle {
     }
 }
 
+/// What the security log's page tokens are bound to: not a workspace id (it cannot be one), so
+/// a token of a workspace's audit listing is refused here and the other way round.
+const SECURITY_LOG: &str = "(security log)";
+
+/// The event of a sweep request: platform-wide, so for the security log (no workspace).
+fn sweep_event(actor: &str, request_id: &str) -> NewAuditEvent {
+    NewAuditEvent {
+        workspace_id: String::new(),
+        credential_id: None,
+        actor: actor.to_owned(),
+        action: AuditAction::StartRewrap,
+        outcome: AuditOutcome::Succeeded,
+        status_code: "OK".to_owned(),
+        request_id: request_id.to_owned(),
+    }
+}
+
 fn sum(counts: &[KeyVersionCount]) -> i64 {
     counts.iter().map(|c| c.credentials).sum()
 }
@@ -123,6 +149,10 @@ impl KeyLifecycle {
         caller: &Caller,
         dry_run: bool,
     ) -> Result<(RewrapRun, Vec<KeyVersionCount>)> {
+        // Recorded before anything moves: no record, no sweep.
+        self.store
+            .record_security_event(&sweep_event(&caller.principal.subject, &caller.request_id))
+            .await?;
         if dry_run {
             let targets = self.targets().await?;
             let would_move = self.store.count_rewrap_candidates(&targets, None).await?;
@@ -187,6 +217,9 @@ impl KeyLifecycle {
         if scheduled {
             let targets = self.targets().await?;
             if sum(&self.store.count_rewrap_candidates(&targets, None).await?) > 0 {
+                self.store
+                    .record_security_event(&sweep_event("scheduler", "rewrap-scheduler"))
+                    .await?;
                 self.begin("scheduler").await?;
             }
         }
@@ -367,7 +400,8 @@ impl KeyLifecycle {
         caller: &Caller,
         input: WorkspaceKeyInput,
     ) -> Result<(WorkspaceKey, i64)> {
-        let (workspace_id, key_id) = (input.workspace_id.as_str(), input.key_id.as_deref());
+        let workspace_id = caller.workspace_to_administer(&input.workspace_id)?;
+        let (workspace_id, key_id) = (workspace_id.as_str(), input.key_id.as_deref());
         let keys = self.kms.describe_keys().await?;
         if let Some(key_id) = key_id {
             match keys.keys.iter().find(|k| k.key_id == key_id) {
@@ -384,9 +418,35 @@ impl KeyLifecycle {
                 Some(_) => {}
             }
         }
-        self.store
-            .set_workspace_key(workspace_id, key_id, &caller.principal.subject)
+        let event = |outcome, status_code: &str| NewAuditEvent {
+            workspace_id: workspace_id.to_owned(),
+            credential_id: None,
+            actor: caller.principal.subject.clone(),
+            action: AuditAction::SetWorkspaceKey,
+            outcome,
+            status_code: status_code.to_owned(),
+            request_id: caller.request_id.clone(),
+        };
+        let assigned = self
+            .store
+            .set_workspace_key(
+                workspace_id,
+                key_id,
+                input.allow_shared_key,
+                &event(AuditOutcome::Succeeded, "OK"),
+            )
             .await?;
+        if assigned == KeyAssignment::SharedRefused {
+            let refusal = ServiceError::FailedPrecondition(
+                "allow_shared_key: the key is another workspace's own key; set allow_shared_key \
+                 to share it"
+                    .into(),
+            );
+            self.store
+                .record_audit(&event(AuditOutcome::Failed, refusal.code().as_str()))
+                .await?;
+            return Err(refusal);
+        }
         tracing::info!(
             workspace_id,
             key_id = key_id.unwrap_or(&keys.default_key_id),
@@ -405,8 +465,9 @@ impl KeyLifecycle {
     }
 
     /// A workspace's master key.
-    pub async fn workspace_key(&self, workspace_id: &str) -> Result<WorkspaceKey> {
-        Ok(match self.store.workspace_key(workspace_id).await? {
+    pub async fn workspace_key(&self, caller: &Caller, workspace_id: &str) -> Result<WorkspaceKey> {
+        let workspace_id = caller.workspace_to_administer(workspace_id)?;
+        Ok(match self.store.workspace_key(&workspace_id).await? {
             Some(key_id) => WorkspaceKey {
                 key_id,
                 dedicated: true,
@@ -415,6 +476,26 @@ impl KeyLifecycle {
                 key_id: self.kms.describe_keys().await?.default_key_id,
                 dedicated: false,
             },
+        })
+    }
+
+    /// A page of the security log (the auth layer checked the platform-wide grant).
+    pub async fn list_security_events(&self, input: SecurityListInput) -> Result<AuditPage> {
+        let before = paging::audit_before(SECURITY_LOG, None, &input.page_token)?;
+        let limit = i64::try_from(input.page_size + 1).unwrap_or(i64::MAX);
+        let mut events = self.store.list_security_events(before, limit).await?;
+        let next_page_token = if events.len() > input.page_size {
+            events.truncate(input.page_size);
+            events
+                .last()
+                .map(|e| paging::audit_token(SECURITY_LOG, None, e.id))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(AuditPage {
+            events,
+            next_page_token,
         })
     }
 }

@@ -14,8 +14,8 @@ pub use credentials::{Credentials, lookup_type};
 pub use error::{Code, Dependency, Result, ServiceError};
 pub use input::{
     AccessInput, AccessSelector, Accessed, AuditListInput, AuditPage, CreateInput, CredentialPage,
-    DefaultChange, DeleteInput, DiscoverInput, Discovered, ItemRef, ListInput, StoredSchema,
-    TestInput, TestTarget, TypesInput, UpdateInput, Validated, WorkspaceKeyInput,
+    DefaultChange, DeleteInput, DiscoverInput, Discovered, ItemRef, ListInput, SecurityListInput,
+    StoredSchema, TestInput, TestTarget, TypesInput, UpdateInput, Validated, WorkspaceKeyInput,
 };
 pub use keys::{KeyLifecycle, SweepConfig, SweepStatus, VersionStatus, WorkspaceKey};
 pub use probing::discovery_options;

@@ -1,20 +1,30 @@
 //! Validation against the real target and schema discovery: the operations on top of the
 //! vault that open a stored value and hand it to a probe. No gRPC types.
+//!
+//! A stored secret goes only to its credential's own target, and never unrecorded: every call
+//! that sends a stored value (validate, test against a stored credential, discover) commits an
+//! audit event with outcome `Started` before the probe dials, and is refused UNAVAILABLE,
+//! having sent nothing, when it cannot. A test against a stored credential may replace only
+//! what is the credential itself (its secret fields); a field that decides where or how the
+//! secret is sent is changed only by an audited update, so a test that tries is refused
+//! INVALID_ARGUMENT naming the field, sends nothing, and is audited as failed.
 
 use super::caller::Caller;
-use super::credentials::{Credentials, stored_type};
+use super::credentials::{Credentials, annotate, stored_type};
 use super::error::{Result, ServiceError};
 use super::input::{
     DiscoverInput, Discovered, ItemRef, StoredSchema, TestInput, TestTarget, Validated,
 };
 use credentials_core::{
-    ValueInput,
+    Format, Role, SecretString, TypeSpec, ValueInput,
     model::{AuditAction, AuditOutcome, Validation, ValidationOutcome, ValidationState},
     schema::DiscoveryOptions,
     value,
 };
 use credentials_probe::{ProbeResult, Prober};
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
+use uuid::Uuid;
 
 /// Default deadline of a schema discovery.
 pub const DEFAULT_DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -35,6 +45,58 @@ fn state(outcome: ValidationOutcome) -> ValidationState {
         }
         _ => ValidationState::Invalid,
     }
+}
+
+/// Whether a secret field's value says where it is sent too (a connection string names its
+/// host, a URL is its own destination).
+fn carries_destination(format: Format) -> bool {
+    matches!(
+        format,
+        Format::Url(_) | Format::ConnectionString(_) | Format::ConnectionStringOf(_)
+    )
+}
+
+/// The first field of `overrides` a test against a stored credential may not replace, with
+/// why. Only secret fields may be replaced: trying a new key against the stored target is the
+/// point. Destination and option fields decide where and how the stored secrets are sent.
+/// Identity fields (a user name, a client id) are not secret, but replacing one while keeping
+/// the stored password would let a caller try that password against other accounts of the
+/// same server, so they are refused too. A secret field that carries its own destination (a
+/// connection string, a signed URL) may be replaced only when no other stored secret would go
+/// along with it to the new destination. Names the type does not have are left to the value
+/// check, which refuses them as for any value.
+fn forbidden_override(
+    spec: &TypeSpec,
+    overrides: &BTreeMap<String, SecretString>,
+) -> Option<(String, &'static str)> {
+    for name in overrides.keys() {
+        let Some(field) = spec.field(name) else {
+            continue;
+        };
+        let why = match field.role {
+            Role::Secret if !carries_destination(field.format) => continue,
+            Role::Secret => {
+                let others_kept = spec
+                    .fields_with_role(Role::Secret)
+                    .any(|other| other.name != field.name && !overrides.contains_key(other.name));
+                if !others_kept {
+                    continue;
+                }
+                "says where the credential's other secrets are sent: change it with UpdateCredential"
+            }
+            Role::Identity => {
+                "is whose credential it is: test another account with a value of its own, or change it with UpdateCredential"
+            }
+            Role::Destination => {
+                "decides where the stored secret is sent: change it with UpdateCredential"
+            }
+            Role::Option => {
+                "decides how the stored secret is sent: change it with UpdateCredential"
+            }
+        };
+        return Some((format!("value.fields[{name}]"), why));
+    }
+    None
 }
 
 /// The discovery options of a request, checked against the limits.
@@ -87,6 +149,28 @@ pub fn discovery_options(
 }
 
 impl Credentials {
+    /// Commits the event that a stored value is about to be sent to its target: before the
+    /// probe, so that no probe goes unrecorded. Fails (UNAVAILABLE when the log cannot be
+    /// written) and the probe does not run.
+    async fn audit_started(
+        &self,
+        caller: &Caller,
+        workspace_id: &str,
+        id: Uuid,
+        action: AuditAction,
+    ) -> Result<()> {
+        let event = Self::audit(
+            caller,
+            workspace_id,
+            Some(id),
+            action,
+            AuditOutcome::Started,
+            "OK",
+        );
+        self.store().record_audit(&event).await?;
+        Ok(())
+    }
+
     /// Probes a stored credential, stores the outcome on it and audits it.
     pub async fn validate(
         &self,
@@ -96,7 +180,10 @@ impl Credentials {
     ) -> Result<Validated> {
         let id = item.id;
         let workspace_id = caller.workspace_for_item(&item.workspace_id)?;
+        annotate(&workspace_id, Some(id));
         let (credential, value) = self.open_stored(&workspace_id, id).await?;
+        self.audit_started(caller, &workspace_id, id, AuditAction::Validate)
+            .await?;
         let result = prober.validate(&credential.type_id, &value).await;
         drop(value);
         crate::process::metrics::record_validation(&credential.type_id, result.outcome);
@@ -137,24 +224,46 @@ impl Credentials {
                 overrides,
             } => {
                 let workspace_id = caller.workspace_for_item(&input.workspace_id)?;
-                let (credential, stored) = self.open_stored(&workspace_id, id).await?;
-                if !type_id.is_empty() && type_id != credential.type_id {
+                annotate(&workspace_id, Some(id));
+                // Metadata first: a refused override is decided without opening the value.
+                let current = self.store().get_credential(&workspace_id, id).await?;
+                if current.deleted_at.is_some() {
+                    return Err(ServiceError::NotFound);
+                }
+                if !type_id.is_empty() && type_id != current.type_id {
                     return Err(ServiceError::invalid(
                         "type",
                         "leave it empty, or give the stored credential's type",
                     ));
                 }
-                let spec = stored_type(&credential)?;
-                let merged = match overrides {
-                    None => stored.overridden(Default::default()),
-                    Some(ValueInput::Fields(fields)) => stored.overridden(fields),
-                    Some(ValueInput::Secret(secret)) => stored.overridden(
-                        [(spec.primary_field.to_owned(), secret)]
-                            .into_iter()
-                            .collect(),
-                    ),
+                let spec = stored_type(&current)?;
+                let overrides = match overrides {
+                    None => BTreeMap::new(),
+                    Some(ValueInput::Fields(fields)) => fields,
+                    Some(ValueInput::Secret(secret)) => {
+                        [(spec.primary_field.to_owned(), secret)].into()
+                    }
                 };
-                (spec, value::check(spec, merged)?)
+                if let Some((field, why)) = forbidden_override(spec, &overrides) {
+                    let refusal = ServiceError::invalid(field, why);
+                    let event = Self::audit(
+                        caller,
+                        &workspace_id,
+                        Some(id),
+                        AuditAction::Test,
+                        AuditOutcome::Failed,
+                        refusal.code().as_str(),
+                    );
+                    self.store().record_audit(&event).await?;
+                    tracing::warn!(credential_id = %id, workspace_id, "test refused: it would redirect a stored secret");
+                    return Err(refusal);
+                }
+                let (_, stored) = self.open_stored(&workspace_id, id).await?;
+                let checked = value::check(spec, stored.overridden(overrides))?;
+                drop(stored);
+                self.audit_started(caller, &workspace_id, id, AuditAction::Test)
+                    .await?;
+                (spec, checked)
             }
             TestTarget::New { spec, value } => {
                 caller.workspace_for_collection(&input.workspace_id)?;
@@ -176,6 +285,7 @@ impl Credentials {
     ) -> Result<Discovered> {
         let (id, options) = (input.item.id, input.options);
         let workspace_id = caller.workspace_for_item(&input.item.workspace_id)?;
+        annotate(&workspace_id, Some(id));
         let (credential, value) = self.open_stored(&workspace_id, id).await?;
         let spec = stored_type(&credential)?;
         if !spec.supports_schema_discovery_of(&value) {
@@ -184,6 +294,8 @@ impl Credentials {
                 spec.id
             )));
         }
+        self.audit_started(caller, &workspace_id, id, AuditAction::DiscoverSchema)
+            .await?;
         let schema = prober
             .discover_schema(spec.id, &value, &options)
             .await

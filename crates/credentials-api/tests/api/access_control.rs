@@ -32,6 +32,7 @@ async fn authentication_is_required_except_for_health_and_reflection() {
         iat: None,
         workspaces: vec!["ws".into()],
         permissions: vec!["read".into()],
+        platform_admin: false,
     };
     for (claims, expected) in [
         (

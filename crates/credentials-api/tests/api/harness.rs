@@ -11,7 +11,7 @@ async fn bearer_clients_reach_every_service_and_shutdown_stops_serving() {
         .kms_args(["--shutdown-grace", "1s"])
         .start()
         .await;
-    let token = stack.token(&["ws"], ALL);
+    let token = testkit::stack::platform_token(&["ws"], ALL);
     let created = stack
         .create(
             &token,

@@ -221,10 +221,10 @@ async fn updates_and_tested_values_are_checked_the_same_way() {
         (
             pb::TestCredentialRequest {
                 credential_id: c.id.clone(),
-                value: fields(&[("host", "javascript:alert(1)")]),
+                value: fields(&[("password", &format!("{marker}\n"))]),
                 ..Default::default()
             },
-            "value.fields[host]",
+            "value.fields[password]",
         ),
     ];
     for (request, field) in tests {

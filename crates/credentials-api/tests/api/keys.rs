@@ -26,7 +26,7 @@ async fn rotation_and_sweep_under_traffic_lose_nothing() {
         "0",
     ])
     .await;
-    let token = stack.token(&["ws"], ALL);
+    let token = testkit::stack::platform_token(&["ws"], ALL);
     let ids = create_many(&mut stack.management(), &token, "ws", 60).await;
     let before = rewrap_status(&mut stack.admin(), &token).await;
     assert_eq!((on(&before, "default", 1), before.remaining), (60, 0));
@@ -167,7 +167,7 @@ async fn rotation_and_sweep_under_traffic_lose_nothing() {
 #[tokio::test]
 async fn a_workspace_key_when_disabled_fails_only_its_workspace() {
     let stack = TestApi::start_with(&["--rewrap-interval", "0"]).await;
-    let token = stack.token(&["ws-a", "ws-b"], ALL);
+    let token = testkit::stack::platform_token(&["ws-a", "ws-b"], ALL);
     let a_ids = create_many(&mut stack.management(), &token, "ws-a", 5).await;
     let b_ids = create_many(&mut stack.management(), &token, "ws-b", 5).await;
     let mut admin = stack.admin();
@@ -178,6 +178,7 @@ async fn a_workspace_key_when_disabled_fails_only_its_workspace() {
             pb::SetWorkspaceKeyRequest {
                 workspace_id: "ws-b".into(),
                 key_id: "ws-b-key".into(),
+                ..Default::default()
             },
             &token,
         ))
@@ -194,6 +195,7 @@ async fn a_workspace_key_when_disabled_fails_only_its_workspace() {
             pb::SetWorkspaceKeyRequest {
                 workspace_id: "ws-b".into(),
                 key_id: "ws-b-key".into(),
+                ..Default::default()
             },
             &token,
         ))
@@ -324,6 +326,7 @@ async fn the_admin_api_needs_the_admin_permission() {
                 pb::SetWorkspaceKeyRequest {
                     workspace_id: "ws".into(),
                     key_id: "default".into(),
+                    ..Default::default()
                 },
                 &token,
             ))

@@ -7,6 +7,7 @@
 mod support;
 
 mod access_control;
+mod admin_scope;
 mod bad_input;
 mod concurrency;
 mod harness;
@@ -17,7 +18,9 @@ mod lifecycle;
 mod listing;
 mod masking;
 mod postgres_outage;
+mod probe_audit;
 mod probe_messages;
 mod schema_text;
 mod secrets;
+mod tenant_isolation;
 mod validation;

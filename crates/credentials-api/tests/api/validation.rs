@@ -321,17 +321,18 @@ async fn a_postgres_credential_validates_and_its_schema_is_discovered() {
 
     // Audited, and the password reached no log, table or audit row.
     let client = stack.db.client().await;
-    let actions: Vec<i16> = client
+    // Each probe is recorded as started (outcome 3) before it dials, then with its result.
+    let actions: Vec<(i16, i16)> = client
         .query(
-            "SELECT action FROM audit_events WHERE action IN (6, 7) ORDER BY id",
+            "SELECT action, outcome FROM audit_events WHERE action IN (6, 7) ORDER BY id",
             &[],
         )
         .await
         .unwrap()
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| (r.get(0), r.get(1)))
         .collect();
-    assert_eq!(actions, [6, 6, 7]);
+    assert_eq!(actions, [(6, 3), (6, 1), (6, 3), (6, 1), (7, 3), (7, 1)]);
     assert!(!stack.logs().contains(password));
     for row in client
         .query("SELECT t::text FROM credentials t", &[])

@@ -17,7 +17,9 @@ pub use errors::{ErrorCheck, error_lines, fail_on_unexpected_errors};
 pub use kms::KmsProcess;
 pub use requests::{by_id, by_id_in, create, default_for, fields, secret};
 pub use rewrap::{create_many, create_named, on, rewrap_status, wait_for_sweep};
-pub use tokens::{JWT_SECRET, SUBJECT, authed, claims, token, token_with, write_jwt_secret};
+pub use tokens::{
+    JWT_SECRET, SUBJECT, authed, claims, platform_token, token, token_with, write_jwt_secret,
+};
 
 use crate::TestDb;
 

@@ -37,12 +37,22 @@ pub fn claims(workspaces: &[&str], permissions: &[&str]) -> Claims {
         iat: Some(now),
         workspaces: workspaces.iter().map(|w| (*w).to_owned()).collect(),
         permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+        platform_admin: false,
     }
 }
 
 /// A token for `workspaces` with `permissions`, valid for an hour.
 pub fn token(workspaces: &[&str], permissions: &[&str]) -> String {
     token_with(&claims(workspaces, permissions))
+}
+
+/// A token for `workspaces` with `permissions` and the platform-wide grant (`platform_admin`),
+/// valid for an hour: what sweeps and the security log need.
+pub fn platform_token(workspaces: &[&str], permissions: &[&str]) -> String {
+    token_with(&Claims {
+        platform_admin: true,
+        ..claims(workspaces, permissions)
+    })
 }
 
 /// A token with exactly these claims, signed with [`JWT_SECRET`].
