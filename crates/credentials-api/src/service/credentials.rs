@@ -386,7 +386,7 @@ impl Credentials {
         annotate(&credential.workspace_id, Some(credential.id));
         let value = self.open(&credential, &envelope).await?;
         let secret = value
-            .primary(stored_type(&credential)?)
+            .primary_secret(stored_type(&credential)?)
             .map(|s| SecretString::from(s.expose()))
             .unwrap_or_else(|| SecretString::from(""));
         Ok(Accessed {

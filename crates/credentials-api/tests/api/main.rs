@@ -7,6 +7,7 @@
 mod support;
 
 mod access_control;
+mod access_fields;
 mod bad_input;
 mod concurrency;
 mod harness;
