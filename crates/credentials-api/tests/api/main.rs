@@ -18,3 +18,4 @@ mod listing;
 mod postgres_outage;
 mod secrets;
 mod validation;
+mod value_binding;

@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use crate::common::{
     OTHER_WS, WS, all_audit, audit_counts, count, envelope, event, insert, migrated_db,
-    new_credential, store_on, store_with,
+    new_credential, next_value, store_on, store_with,
 };
 use credentials_core::Category;
 use credentials_core::model::{
     AuditAction, Credential, ListFilter, Validation, ValidationOutcome, ValidationState,
     new_credential_id,
 };
+use credentials_core::payload::Envelope;
 use credentials_store::{CredentialChanges, Store, StoreConfig, StoreError};
 use uuid::Uuid;
 
@@ -438,7 +439,7 @@ async fn update_with_a_new_value_resets_validation_and_bumps_revision() {
     assert_eq!(described.revision, 2);
     assert_eq!(described.masked_content, created.masked_content);
 
-    let mut value = envelope(77);
+    let mut value = next_value(77);
     value.master_key_version = 2;
     let updated = store
         .update_credential(
@@ -725,7 +726,7 @@ async fn every_successful_change_writes_one_audit_event() {
             b.id,
             None,
             &CredentialChanges {
-                value: Some((envelope(5), "m".to_owned())),
+                value: Some((next_value(5), "m".to_owned())),
                 ..CredentialChanges::default()
             },
             &event(WS, b.id, AuditAction::Update),
@@ -965,4 +966,55 @@ async fn rewrap_candidates_carry_their_payload_format() {
         .map(|c| (c.id, c.payload_format))
         .collect();
     assert_eq!(found, formats);
+}
+
+/// A value sealed for a generation other than the one after the stored one (another write came
+/// first) changes nothing and says so, with or without an etag.
+#[tokio::test]
+async fn a_value_sealed_for_a_stale_generation_is_refused() {
+    let db = migrated_db().await;
+    let store = store_on(&db);
+    let new = new_credential(WS, "k", "openai");
+    insert(&store, &new).await;
+    let changes = |value: Envelope| CredentialChanges {
+        value: Some((value, "m".to_owned())),
+        ..CredentialChanges::default()
+    };
+    store
+        .update_credential(
+            WS,
+            new.id,
+            None,
+            &changes(next_value(1)),
+            &event(WS, new.id, AuditAction::Update),
+        )
+        .await
+        .unwrap();
+    for etag in [None, Some(2)] {
+        let err = store
+            .update_credential(
+                WS,
+                new.id,
+                etag,
+                &changes(next_value(2)),
+                &event(WS, new.id, AuditAction::Update),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::ValueRaced), "{err:?}");
+    }
+    let err = store
+        .update_credential(
+            WS,
+            new.id,
+            Some(1),
+            &changes(next_value(2)),
+            &event(WS, new.id, AuditAction::Update),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::EtagMismatch), "{err:?}");
+    let (credential, sealed) = store.get_sealed(WS, new.id).await.unwrap();
+    assert_eq!((credential.revision, sealed.value_generation), (2, 1));
+    assert!(sealed == next_value(1));
 }
