@@ -294,6 +294,39 @@ impl Store {
         rows.iter().map(key_version_count).collect()
     }
 
+    /// The distinct (master key, version) pairs live credentials are wrapped under. A skip scan
+    /// of the partial index on (master_key_id, master_key_version): one index probe per pair,
+    /// whatever the number of rows, so health may ask every few seconds.
+    pub async fn key_versions_in_use(&self) -> Result<Vec<(String, u32)>> {
+        let conn = self.pool.get().await?;
+        let statement = conn
+            .prepare_cached(
+                "WITH RECURSIVE v(key_id, key_version) AS ( \
+                   (SELECT master_key_id, master_key_version FROM credentials \
+                    WHERE deleted_at IS NULL \
+                    ORDER BY master_key_id, master_key_version LIMIT 1) \
+                   UNION ALL \
+                   SELECT n.master_key_id, n.master_key_version FROM v, LATERAL ( \
+                     SELECT master_key_id, master_key_version FROM credentials \
+                     WHERE deleted_at IS NULL \
+                       AND (master_key_id, master_key_version) > (v.key_id, v.key_version) \
+                     ORDER BY master_key_id, master_key_version LIMIT 1) n \
+                 ) SELECT key_id, key_version FROM v",
+            )
+            .await?;
+        conn.query(&statement, &[])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    u32::try_from(r.try_get::<_, i32>(1)?)
+                        .map_err(|_| StoreError::Corrupt("master_key_version"))?,
+                ))
+            })
+            .collect()
+    }
+
     /// Live credentials not on the primary version of their target key, in id order after
     /// `after`. A workspace whose own key is not among `targets` is left alone (the kms does
     /// not know it, so there is nowhere to move to).

@@ -15,6 +15,7 @@ use super::input::{
     AccessInput, AccessSelector, Accessed, AuditListInput, AuditPage, CreateInput, CredentialPage,
     DefaultChange, DeleteInput, ItemRef, ListInput, TypesInput, UpdateInput,
 };
+use super::keyring::KeyringCheck;
 use super::paging;
 use auth::Permission;
 use credentials_core::{
@@ -32,6 +33,8 @@ use uuid::Uuid;
 pub struct Credentials {
     store: Store,
     kms: KmsClient,
+    /// Whether the kms holds the key versions the rows use (shared with the readiness loop).
+    keyring: KeyringCheck,
     /// The master key new data keys are wrapped under; the kms's default when `None`.
     master_key: Option<String>,
 }
@@ -127,10 +130,16 @@ impl Credentials {
     /// A service over a store and a kms client.
     pub fn new(store: Store, kms: KmsClient, master_key: Option<String>) -> Self {
         Self {
+            keyring: KeyringCheck::new(store.clone(), kms.clone()),
             store,
             kms,
             master_key,
         }
+    }
+
+    /// The comparison of the rows' key versions with the kms's keyring, for health.
+    pub fn keyring_check(&self) -> &KeyringCheck {
+        &self.keyring
     }
 
     /// The store, for health checks.
@@ -196,9 +205,15 @@ impl Credentials {
     }
 
     /// Opens a stored value: the kms unwraps the data key for this row's context (see
-    /// [`open_value`]).
+    /// [`open_value`]). A key the kms refuses as unavailable is told apart: a version the kms
+    /// does not hold at all means a lost or wrong keyring, and the answer says to restore it.
     async fn open(&self, credential: &Credential, envelope: &Envelope) -> Result<SecretValue> {
-        open_value(&self.kms, credential, envelope).await
+        match open_value(&self.kms, credential, envelope).await {
+            Err(refused @ ServiceError::KeyUnavailable { .. }) => {
+                Err(self.keyring.classify_refusal(credential, refused).await)
+            }
+            other => other,
+        }
     }
 
     /// Creates a credential.

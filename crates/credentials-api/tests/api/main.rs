@@ -11,6 +11,7 @@ mod access_fields;
 mod bad_input;
 mod concurrency;
 mod harness;
+mod keyring_health;
 mod keys;
 mod kms_outage;
 mod lifecycle;
