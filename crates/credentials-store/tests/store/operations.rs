@@ -1018,3 +1018,50 @@ async fn a_value_sealed_for_a_stale_generation_is_refused() {
     assert_eq!((credential.revision, sealed.value_generation), (2, 1));
     assert!(sealed == next_value(1));
 }
+
+/// The key versions in use are the distinct (key, version) pairs of live rows only, sorted,
+/// and agree with the grouped count.
+#[tokio::test]
+async fn key_versions_in_use_are_those_of_live_rows() {
+    let db = migrated_db().await;
+    let store = store_on(&db);
+    assert!(store.key_versions_in_use().await.unwrap().is_empty());
+    for (i, (key, version)) in [
+        ("default", 1),
+        ("default", 3),
+        ("ws-own", 1),
+        ("default", 1),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut new = new_credential(WS, &format!("k{i}"), "openai");
+        new.envelope.master_key_id = key.to_owned();
+        new.envelope.master_key_version = version;
+        insert(&store, &new).await;
+    }
+    let mut gone = new_credential(WS, "gone", "openai");
+    gone.envelope.master_key_version = 9;
+    insert(&store, &gone).await;
+    store
+        .delete_credential(WS, gone.id, None, &event(WS, gone.id, AuditAction::Delete))
+        .await
+        .unwrap();
+    let in_use = store.key_versions_in_use().await.unwrap();
+    assert_eq!(
+        in_use,
+        [
+            ("default".to_owned(), 1),
+            ("default".to_owned(), 3),
+            ("ws-own".to_owned(), 1)
+        ]
+    );
+    let counted: Vec<(String, u32)> = store
+        .key_version_counts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.key_id, c.key_version))
+        .collect();
+    assert_eq!(counted, in_use);
+}
