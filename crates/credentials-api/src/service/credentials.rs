@@ -123,8 +123,9 @@ pub(crate) async fn open_value(
     Ok(SecretValue::from_json(&json)?)
 }
 
-/// How often an update reseals a value when another write of it came first.
-const VALUE_WRITE_ATTEMPTS: usize = 3;
+/// How many times an update seals a value when other writes of it keep coming first: each
+/// round of racing writers lands one, so up to this many concurrent writers all succeed.
+const VALUE_WRITE_ATTEMPTS: usize = 5;
 
 impl Credentials {
     /// A service over a store and a kms client.

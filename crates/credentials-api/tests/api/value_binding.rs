@@ -324,3 +324,39 @@ async fn the_sweep_moves_format_2_rows_to_format_3() {
     assert_eq!(sealed_state(&stack, &old[0].0).await.2, before.2);
     assert_eq!(sealed_state(&stack, &current.id).await.1, 1);
 }
+
+/// Concurrent value updates without an etag all land (each reseals for the generation it
+/// finds), one after the other: the generation counts every one of them.
+#[tokio::test]
+async fn concurrent_value_updates_without_an_etag_all_land() {
+    let stack = stack().await;
+    let token = stack.token(&["ws"], ALL);
+    let created = stack
+        .create(
+            &token,
+            create("k", "openai", secret("sk-first-0123456789abcdef")),
+        )
+        .await;
+    let values: Vec<String> = (0..4)
+        .map(|i| format!("sk-concurrent-{i}-0123456789abcdef"))
+        .collect();
+    let updates: Vec<_> = values
+        .iter()
+        .map(|value| {
+            let mut m = stack.credentials(&token);
+            let request = pb::UpdateCredentialRequest {
+                id: created.id.clone(),
+                value: secret(value),
+                ..Default::default()
+            };
+            tokio::spawn(async move { m.update_credential(request).await })
+        })
+        .collect();
+    for update in updates {
+        update.await.unwrap().unwrap();
+    }
+    let (format, generation, revision) = sealed_state(&stack, &created.id).await;
+    assert_eq!((format, generation, revision), (3, 5, 5));
+    let last = access_secret(&stack, &token, &created.id).await;
+    assert!(values.contains(&last), "{last}");
+}

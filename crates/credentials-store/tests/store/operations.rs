@@ -1065,3 +1065,55 @@ async fn key_versions_in_use_are_those_of_live_rows() {
         .collect();
     assert_eq!(counted, in_use);
 }
+
+/// The sweep's format upgrade lands only on the wrapped key it read: a client's value write
+/// meanwhile wins, and the row keeps the client's value.
+#[tokio::test]
+async fn a_format_upgrade_loses_to_a_value_written_meanwhile() {
+    let db = migrated_db().await;
+    let store = store_on(&db);
+    let new = new_credential(WS, "k", "openai");
+    insert(&store, &new).await;
+    let read = new.envelope.wrapped_key.clone();
+    store
+        .update_credential(
+            WS,
+            new.id,
+            None,
+            &CredentialChanges {
+                value: Some((next_value(50), "m".to_owned())),
+                ..CredentialChanges::default()
+            },
+            &event(WS, new.id, AuditAction::Update),
+        )
+        .await
+        .unwrap();
+    let swapped = store
+        .swap_envelope(
+            new.id,
+            &read,
+            &next_value(60),
+            &event(WS, new.id, AuditAction::Rewrap),
+        )
+        .await
+        .unwrap();
+    assert!(!swapped);
+    assert!(store.get_sealed(WS, new.id).await.unwrap().1 == next_value(50));
+
+    // Without a write in between it lands, the revision unchanged.
+    let other = new_credential(WS, "other", "openai");
+    insert(&store, &other).await;
+    let swapped = store
+        .swap_envelope(
+            other.id,
+            &other.envelope.wrapped_key,
+            &next_value(61),
+            &event(WS, other.id, AuditAction::Rewrap),
+        )
+        .await
+        .unwrap();
+    assert!(swapped);
+    let (credential, sealed) = store.get_sealed(WS, other.id).await.unwrap();
+    assert_eq!(credential.revision, 1);
+    assert!(sealed == next_value(61));
+}
