@@ -85,6 +85,17 @@ impl SecretValue {
         })
     }
 
+    /// What an access answers as its one secret: the type's primary secret if present, else
+    /// its first secret field present (for Bedrock the secret access key, never the key id).
+    pub fn primary_secret(&self, spec: &TypeSpec) -> Option<&SecretString> {
+        self.get(spec.primary_secret).or_else(|| {
+            spec.fields
+                .iter()
+                .filter(|f| f.secret)
+                .find_map(|f| self.get(f.name))
+        })
+    }
+
     /// The stored form, `{"fields":{"name":"value",...}}`, in a buffer zeroized on drop.
     pub fn to_json(&self) -> Zeroizing<Vec<u8>> {
         let wire = StoredRef {
@@ -577,6 +588,26 @@ mod tests {
         assert_eq!(format!("{v:?}"), r#"SecretValue { fields: ["api_key"] }"#);
         let input = ValueInput::Secret(MARKER.into());
         assert!(!format!("{input:?}").contains(MARKER));
+    }
+
+    #[test]
+    fn the_primary_secret_of_bedrock_is_the_secret_access_key() {
+        let s = spec("bedrock");
+        let v = check(
+            s,
+            fields(&[
+                ("access_key_id", "AKIAIOSFODNN7EXAMPLE"),
+                ("secret_access_key", MARKER),
+                ("region", "us-east-1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(v.primary_secret(s).unwrap().expose(), MARKER);
+        // The preview keeps showing the key id's ends, never the secret's.
+        assert_eq!(v.primary(s).unwrap().expose(), "AKIAIOSFODNN7EXAMPLE");
+        let o = spec("oauth");
+        let v = check(o, fields(&[("refresh_token", MARKER), ("client_id", "c")])).unwrap();
+        assert_eq!(v.primary_secret(o).unwrap().expose(), MARKER);
     }
 
     #[test]

@@ -84,8 +84,8 @@ async fn clear_default(
 
 const INSERT_CREDENTIAL: &str = "INSERT INTO credentials (id, workspace_id, name, category, \
     type_id, description, masked_content, is_default, ciphertext, nonce, wrapped_key, \
-    master_key_id, master_key_version, payload_format) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+    master_key_id, master_key_version, payload_format, value_generation) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
 
 type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
 
@@ -131,23 +131,27 @@ pub(crate) async fn change_with_audit(
 }
 
 /// Why a conditional change touched no row: the credential is missing (or deleted, or in
-/// another workspace), or its revision moved on.
+/// another workspace), its revision moved on, or (with the revision as expected, or none given)
+/// its value was written meanwhile.
 async fn why_not_changed(
     client: &impl GenericClient,
     workspace_id: &str,
     id: Uuid,
+    expected_revision: Option<i64>,
 ) -> Result<StoreError> {
     let statement = client
         .prepare_cached(
-            "SELECT 1 FROM credentials WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL",
+            "SELECT revision FROM credentials \
+             WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL",
         )
         .await?;
-    Ok(
-        match client.query_opt(&statement, &[&workspace_id, &id]).await? {
-            Some(_) => StoreError::EtagMismatch,
-            None => StoreError::NotFound,
-        },
-    )
+    let row = client.query_opt(&statement, &[&workspace_id, &id]).await?;
+    let revision: Option<i64> = row.map(|r| r.try_get(0)).transpose()?;
+    Ok(match (revision, expected_revision) {
+        (None, _) => StoreError::NotFound,
+        (Some(now), Some(expected)) if now != expected => StoreError::EtagMismatch,
+        (Some(_), _) => StoreError::ValueRaced,
+    })
 }
 
 fn micros(t: SystemTime) -> i64 {
@@ -175,7 +179,7 @@ impl Store {
         let version = i32::try_from(e.master_key_version)
             .map_err(|_| StoreError::Corrupt("master_key_version"))?;
         let category = new.category.as_str();
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 14] = [
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 15] = [
             &new.id,
             &new.workspace_id,
             &new.name,
@@ -190,6 +194,7 @@ impl Store {
             &e.master_key_id,
             &version,
             &e.payload_format,
+            &e.value_generation,
         ];
         let mut conn = self.pool.get().await?;
         if !new.make_default {
@@ -370,7 +375,8 @@ impl Store {
         let wrapped = envelope.map(|e| &e.wrapped_key);
         let key_id = envelope.map(|e| &e.master_key_id);
         let format = envelope.map(|e| e.payload_format);
-        let params: [Param<'_>; 12] = [
+        let generation = envelope.map(|e| e.value_generation);
+        let params: [Param<'_>; 13] = [
             &workspace_id,
             &id,
             &changes.name,
@@ -383,11 +389,14 @@ impl Store {
             &version,
             &format,
             &expected_revision,
+            &generation,
         ];
         let conn = self.pool.get().await?;
         // One statement: the row lock, the etag check (a concurrent update with the same etag
         // re-checks the WHERE after the first commits, and misses), the change and the audit
-        // event commit together.
+        // event commit together. A new value was sealed for the generation after the one read
+        // (it is in its encryption context), so it lands only on that generation: a value
+        // written meanwhile (by a client or the sweep's format upgrade) makes it miss.
         let changed = change_with_audit(
             &conn,
             "UPDATE credentials SET \
@@ -397,20 +406,27 @@ impl Store {
              wrapped_key = COALESCE($8, wrapped_key), master_key_id = COALESCE($9, master_key_id), \
              master_key_version = COALESCE($10, master_key_version), \
              payload_format = COALESCE($11, payload_format), \
+             value_generation = COALESCE($13, value_generation), \
              validation_state = CASE WHEN $6::bytea IS NULL THEN validation_state ELSE 0 END, \
              validation_outcome = CASE WHEN $6::bytea IS NULL THEN validation_outcome ELSE 0 END, \
              validation_message = CASE WHEN $6::bytea IS NULL THEN validation_message ELSE '' END, \
              validated_at = CASE WHEN $6::bytea IS NULL THEN validated_at ELSE NULL END, \
              updated_at = now(), revision = revision + 1 \
              WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL \
-             AND ($12::bigint IS NULL OR revision = $12)",
+             AND ($12::bigint IS NULL OR revision = $12) \
+             AND ($13::bigint IS NULL OR value_generation = $13 - 1)",
             &params,
             audit_event,
         )
         .await?;
         match changed {
             Some(credential) => Ok(credential),
-            None => Err(why_not_changed(&conn, workspace_id, id).await?),
+            None => Err(
+                match why_not_changed(&conn, workspace_id, id, expected_revision).await? {
+                    StoreError::ValueRaced if envelope.is_none() => StoreError::EtagMismatch,
+                    other => other,
+                },
+            ),
         }
     }
 
@@ -440,7 +456,13 @@ impl Store {
         .await?;
         match changed {
             Some(credential) => Ok(credential),
-            None => Err(why_not_changed(&conn, workspace_id, id).await?),
+            None => Err(
+                match why_not_changed(&conn, workspace_id, id, expected_revision).await? {
+                    // Without a value there is no generation to race on: a miss is the etag.
+                    StoreError::ValueRaced => StoreError::EtagMismatch,
+                    other => other,
+                },
+            ),
         }
     }
 

@@ -18,6 +18,10 @@ pub enum StoreError {
     /// The credential changed since the etag was read.
     #[error("the credential changed since it was read")]
     EtagMismatch,
+    /// The credential's value was written between reading it and writing a new one; the new
+    /// value was sealed for the wrong generation. Read again and reseal.
+    #[error("the credential's value was written meanwhile")]
+    ValueRaced,
     /// A re-wrap sweep is already unfinished.
     #[error("a re-wrap sweep is already running")]
     SweepRunning,

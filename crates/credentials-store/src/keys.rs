@@ -1,5 +1,5 @@
 //! Key lifecycle: which master key each workspace uses, which credentials are not yet on their
-//! target master-key version, and the compare-and-swap that moves one.
+//! target master-key version or payload format, and the compare-and-swaps that move one.
 
 use crate::{Result, Store, StoreError, audit};
 use credentials_core::model::NewAuditEvent;
@@ -50,6 +50,13 @@ pub struct RewrapCandidate {
     pub target_key: String,
     /// How its value is sealed (part of the encryption context the key is wrapped with).
     pub payload_format: i16,
+    /// Its type id (in the context from format 3 on).
+    pub type_id: String,
+    /// Its value generation (in the context from format 3 on).
+    pub value_generation: i64,
+    /// The sealed value and its nonce, only for a row in an older payload format: moving it
+    /// to the current format means opening and sealing it again.
+    pub sealed: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Live credentials per master key and version.
@@ -180,13 +187,18 @@ fn key_version_count(row: &tokio_postgres::Row) -> Result<KeyVersionCount> {
 
 /// Live credentials (`c`) that are not on the primary version of their target key (`t`): the
 /// workspace's own key, else the default key `$3`; `$1`/`$2` are the keys' primary versions and
-/// `$4` optionally one workspace.
+/// `$4` optionally one workspace. A row still in a payload format older than the current one
+/// is off target too: the sweep moves it to the current format.
 const OFF_TARGET: &str = "FROM credentials c \
     LEFT JOIN workspace_keys w ON w.workspace_id = c.workspace_id \
     JOIN unnest($1::text[], $2::int[]) AS t(key_id, primary_version) \
       ON t.key_id = COALESCE(w.key_id, $3) \
     WHERE c.deleted_at IS NULL AND ($4::text IS NULL OR c.workspace_id = $4) \
-      AND (c.master_key_id <> t.key_id OR c.master_key_version <> t.primary_version)";
+      AND (c.master_key_id <> t.key_id OR c.master_key_version <> t.primary_version \
+           OR c.payload_format < $5)";
+
+/// The format every row should be in, as the `$5` of [`OFF_TARGET`].
+const CURRENT_FORMAT: i16 = credentials_core::payload::PAYLOAD_FORMAT;
 
 fn targets_params(targets: &KeyTargets) -> (Vec<String>, Vec<i32>) {
     targets
@@ -314,6 +326,39 @@ impl Store {
         rows.iter().map(key_version_count).collect()
     }
 
+    /// The distinct (master key, version) pairs live credentials are wrapped under. A skip scan
+    /// of the partial index on (master_key_id, master_key_version): one index probe per pair,
+    /// whatever the number of rows, so health may ask every few seconds.
+    pub async fn key_versions_in_use(&self) -> Result<Vec<(String, u32)>> {
+        let conn = self.pool.get().await?;
+        let statement = conn
+            .prepare_cached(
+                "WITH RECURSIVE v(key_id, key_version) AS ( \
+                   (SELECT master_key_id, master_key_version FROM credentials \
+                    WHERE deleted_at IS NULL \
+                    ORDER BY master_key_id, master_key_version LIMIT 1) \
+                   UNION ALL \
+                   SELECT n.master_key_id, n.master_key_version FROM v, LATERAL ( \
+                     SELECT master_key_id, master_key_version FROM credentials \
+                     WHERE deleted_at IS NULL \
+                       AND (master_key_id, master_key_version) > (v.key_id, v.key_version) \
+                     ORDER BY master_key_id, master_key_version LIMIT 1) n \
+                 ) SELECT key_id, key_version FROM v",
+            )
+            .await?;
+        conn.query(&statement, &[])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    u32::try_from(r.try_get::<_, i32>(1)?)
+                        .map_err(|_| StoreError::Corrupt("master_key_version"))?,
+                ))
+            })
+            .collect()
+    }
+
     /// Live credentials not on the primary version of their target key, in id order after
     /// `after`. A workspace whose own key is not among `targets` is left alone (the kms does
     /// not know it, so there is nowhere to move to).
@@ -329,8 +374,11 @@ impl Store {
         let statement = conn
             .prepare_cached(&format!(
                 "SELECT c.id, c.workspace_id, c.wrapped_key, c.master_key_id, \
-                 c.master_key_version, t.key_id, c.payload_format {OFF_TARGET} \
-                 AND ($5::uuid IS NULL OR c.id > $5) ORDER BY c.id LIMIT $6"
+                 c.master_key_version, t.key_id, c.payload_format, c.type_id, \
+                 c.value_generation, \
+                 CASE WHEN c.payload_format < $5 THEN c.ciphertext END, \
+                 CASE WHEN c.payload_format < $5 THEN c.nonce END {OFF_TARGET} \
+                 AND ($6::uuid IS NULL OR c.id > $6) ORDER BY c.id LIMIT $7"
             ))
             .await?;
         let rows = conn
@@ -341,6 +389,7 @@ impl Store {
                     &versions,
                     &targets.default_key,
                     &workspace_id,
+                    &CURRENT_FORMAT,
                     &after,
                     &limit,
                 ],
@@ -357,6 +406,12 @@ impl Store {
                         .map_err(|_| StoreError::Corrupt("master_key_version"))?,
                     target_key: r.try_get(5)?,
                     payload_format: r.try_get(6)?,
+                    type_id: r.try_get(7)?,
+                    value_generation: r.try_get(8)?,
+                    sealed: match (r.try_get(9)?, r.try_get(10)?) {
+                        (Some(ciphertext), Some(nonce)) => Some((ciphertext, nonce)),
+                        _ => None,
+                    },
                 })
             })
             .collect()
@@ -376,7 +431,13 @@ impl Store {
                     "SELECT c.master_key_id, c.master_key_version, count(*) {OFF_TARGET} \
                      GROUP BY 1, 2 ORDER BY 1, 2"
                 ),
-                &[&keys, &versions, &targets.default_key, &workspace_id],
+                &[
+                    &keys,
+                    &versions,
+                    &targets.default_key,
+                    &workspace_id,
+                    &CURRENT_FORMAT,
+                ],
             )
             .await?;
         rows.iter().map(key_version_count).collect()
@@ -406,6 +467,53 @@ impl Store {
             .await?;
         let swapped = tx
             .execute(&statement, &[&id, &old, &new, &key_id, &version])
+            .await?
+            == 1;
+        if swapped {
+            audit::insert(&tx, audit_event).await?;
+        }
+        tx.commit().await?;
+        Ok(swapped)
+    }
+
+    /// Replaces a credential's whole envelope, resealed in the current payload format with a
+    /// new data key, if the row still holds the wrapped key `old` (compare-and-swap, as
+    /// [`Store::swap_wrapped_key`]): a client's write meanwhile wins. The revision and etag do
+    /// not change: the value is the same. Returns whether it swapped.
+    pub async fn swap_envelope(
+        &self,
+        id: Uuid,
+        old: &[u8],
+        new: &credentials_core::payload::Envelope,
+        audit_event: &NewAuditEvent,
+    ) -> Result<bool> {
+        let mut conn = self.pool.get().await?;
+        let tx = conn.transaction().await?;
+        let version = i32::try_from(new.master_key_version)
+            .map_err(|_| StoreError::Corrupt("master_key_version"))?;
+        let statement = tx
+            .prepare_cached(
+                "UPDATE credentials SET ciphertext = $3, nonce = $4, wrapped_key = $5, \
+                 master_key_id = $6, master_key_version = $7, payload_format = $8, \
+                 value_generation = $9 \
+                 WHERE id = $1 AND wrapped_key = $2 AND deleted_at IS NULL",
+            )
+            .await?;
+        let swapped = tx
+            .execute(
+                &statement,
+                &[
+                    &id,
+                    &old,
+                    &new.ciphertext,
+                    &new.nonce,
+                    &new.wrapped_key,
+                    &new.master_key_id,
+                    &version,
+                    &new.payload_format,
+                    &new.value_generation,
+                ],
+            )
             .await?
             == 1;
         if swapped {

@@ -16,7 +16,8 @@ pub const CREDENTIAL_COLUMNS: &str = "id, workspace_id, name, category, type_id,
     master_key_id, master_key_version";
 
 /// The envelope columns, selected after [`CREDENTIAL_COLUMNS`] when the secret is needed.
-pub const ENVELOPE_COLUMNS: &str = "ciphertext, nonce, wrapped_key, payload_format";
+pub const ENVELOPE_COLUMNS: &str =
+    "ciphertext, nonce, wrapped_key, payload_format, value_generation";
 
 pub fn credential(row: &Row) -> Result<Credential> {
     let category: String = row.try_get(3)?;
@@ -68,6 +69,7 @@ pub fn envelope(row: &Row, credential: &Credential) -> Result<Envelope> {
         nonce: row.try_get(20)?,
         wrapped_key: row.try_get(21)?,
         payload_format: row.try_get(22)?,
+        value_generation: row.try_get(23)?,
         master_key_id,
         master_key_version,
     })

@@ -471,6 +471,7 @@ pub fn credential_type(t: &TypeSpec) -> pb::CredentialType {
             })
             .collect(),
         primary_field: t.primary_field.to_owned(),
+        primary_secret_field: t.primary_secret.to_owned(),
         supports_validation: t.supports_validation,
         supports_schema_discovery: t.supports_schema_discovery,
     }

@@ -2,6 +2,7 @@
 //! comes from a closed set (method names, status codes, key ids of the keyring, catalogue type
 //! ids, fixed words): never a credential id, a workspace id, a name or anything secret.
 
+use crate::service::KeyVersion;
 use credentials_core::{catalogue, model::ValidationOutcome};
 use credentials_store::Store;
 use service_kit::metrics::{Counter, Gauge, Registry};
@@ -25,6 +26,7 @@ pub struct ApiMetrics {
     pub kms: kms::ClientMetrics,
     pool: Gauge<1>,
     key_versions: Gauge<2>,
+    missing_key_versions: Gauge<2>,
 }
 
 impl ApiMetrics {
@@ -51,8 +53,18 @@ impl ApiMetrics {
                 "Live credentials per master key and version (what a re-wrap sweep still has to move).",
                 ["key_id", "key_version"],
             ),
+            missing_key_versions: registry.gauge(
+                "kms_missing_key_versions",
+                "Master-key versions live credentials are wrapped under that the kms does not hold (1 each; health is NOT_SERVING while any is listed).",
+                ["key_id", "key_version"],
+            ),
             registry,
         }
+    }
+
+    /// Lists the key versions the kms lacks (none: the family is empty).
+    pub fn record_missing_key_versions(&self, missing: &[KeyVersion]) {
+        list_key_versions(&self.missing_key_versions, missing);
     }
 
     /// Reads the pool's figures at every scrape.
@@ -97,6 +109,17 @@ impl ApiMetrics {
     }
 }
 
+/// Sets `gauge` to 1 for each of `versions` and drops every other series.
+fn list_key_versions(gauge: &Gauge<2>, versions: &[KeyVersion]) {
+    let numbers: Vec<String> = versions.iter().map(|m| m.version.to_string()).collect();
+    gauge.replace_all(
+        versions
+            .iter()
+            .zip(&numbers)
+            .map(|(m, v)| ([m.key_id.as_str(), v.as_str()], 1.0)),
+    );
+}
+
 fn outcome_label(outcome: ValidationOutcome) -> &'static str {
     match outcome {
         ValidationOutcome::Unspecified => "unspecified",
@@ -123,6 +146,31 @@ pub fn record_validation(type_id: &str, outcome: ValidationOutcome) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_key_versions_are_listed_and_cleared() {
+        // A registry of its own: ApiMetrics::new would take the process's validation counter.
+        let registry = Registry::new();
+        let gauge = registry.gauge(
+            "kms_missing_key_versions",
+            "test",
+            ["key_id", "key_version"],
+        );
+        list_key_versions(
+            &gauge,
+            &[KeyVersion {
+                key_id: "default".into(),
+                version: 2,
+            }],
+        );
+        let text = registry.render();
+        assert!(
+            text.contains("kms_missing_key_versions{key_id=\"default\",key_version=\"2\"} 1\n"),
+            "{text}"
+        );
+        list_key_versions(&gauge, &[]);
+        assert!(!registry.render().contains("key_version=\"2\""));
+    }
 
     #[test]
     fn validation_labels_are_bounded() {

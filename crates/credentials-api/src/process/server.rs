@@ -153,28 +153,60 @@ fn prober(config: &ServeConfig) -> credentials_probe::Prober {
     })
 }
 
-/// Reports SERVING while both Postgres and the kms answer, NOT_SERVING otherwise; logs changes.
-fn spawn_readiness(credentials: Credentials, health: Health) -> tokio::task::JoinHandle<()> {
+/// Reports SERVING while Postgres and the kms answer and the kms holds every master-key version
+/// live credentials are wrapped under (see `service::KeyringCheck`), NOT_SERVING otherwise;
+/// logs changes with the reason and keeps `kms_missing_key_versions` current.
+fn spawn_readiness(
+    credentials: Credentials,
+    health: Health,
+    metrics: ApiMetrics,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let keyring = credentials.keyring_check().clone();
         let mut ready = false;
+        let mut reason = String::new();
         loop {
             let db = tokio::time::timeout(Duration::from_secs(2), credentials.store().ping()).await;
             let kms = credentials.kms().is_serving().await;
-            let now_ready = matches!(db, Ok(Ok(()))) && matches!(kms, Ok(true));
-            if now_ready != ready {
+            let (database_ok, kms_ok) = (matches!(db, Ok(Ok(()))), matches!(kms, Ok(true)));
+            // Compared only while both answer; otherwise the last comparison stands.
+            let missing = if database_ok && kms_ok {
+                match tokio::time::timeout(Duration::from_secs(2), keyring.run()).await {
+                    Ok(Ok(missing)) => missing,
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "cannot compare the kms's keyring with the stored key versions");
+                        keyring.missing()
+                    }
+                    Err(_) => keyring.missing(),
+                }
+            } else {
+                keyring.missing()
+            };
+            metrics.record_missing_key_versions(&missing);
+            let now_ready = database_ok && kms_ok && missing.is_empty();
+            let now_reason = match missing.is_empty() {
+                true => String::new(),
+                false => crate::service::KeyringCheck::reason(&missing),
+            };
+            if now_ready != ready || now_reason != reason {
                 ready = now_ready;
+                reason = now_reason;
                 health.set_serving(ready).await;
                 if ready {
                     tracing::info!("ready: the database and the kms answer");
+                } else if !reason.is_empty() {
+                    // A human must act: the credentials under these versions are unreadable.
+                    tracing::error!(reason, "not ready");
                 } else {
-                    tracing::warn!(
-                        database_ok = matches!(db, Ok(Ok(()))),
-                        kms_ok = matches!(kms, Ok(true)),
-                        "not ready"
-                    );
+                    tracing::warn!(database_ok, kms_ok, "not ready");
                 }
             }
-            tokio::time::sleep(Duration::from_millis(if ready { 2000 } else { 250 })).await;
+            let pause = Duration::from_millis(if database_ok && kms_ok { 2000 } else { 250 });
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                // An access found its key version missing: compare now, not at the next tick.
+                () = keyring.recheck_requested() => {}
+            }
         }
     })
 }
@@ -239,7 +271,11 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
     }
 
     // 5. SERVING once the database and the kms answer (and NOT_SERVING whenever they stop).
-    lifecycle.adopt(spawn_readiness(credentials.clone(), lifecycle.health()));
+    lifecycle.adopt(spawn_readiness(
+        credentials.clone(),
+        lifecycle.health(),
+        metrics.clone(),
+    ));
     // Resumes a sweep a crash interrupted, then sweeps on the schedule.
     lifecycle.adopt(keys.spawn_scheduler());
 

@@ -15,6 +15,7 @@ use super::input::{
     AccessInput, AccessSelector, Accessed, AuditListInput, AuditPage, CreateInput, CredentialPage,
     DefaultChange, DeleteInput, ItemRef, ListInput, TypesInput, UpdateInput,
 };
+use super::keyring::KeyringCheck;
 use super::paging;
 use auth::Permission;
 use credentials_core::{
@@ -22,10 +23,10 @@ use credentials_core::{
     limits::check_workspace_id,
     mask,
     model::{AuditAction, AuditOutcome, Credential, NewAuditEvent, new_credential_id},
-    payload::{self, Envelope, PAYLOAD_FORMAT},
+    payload::{self, Envelope, PAYLOAD_FORMAT, RowBinding},
     value,
 };
-use credentials_store::{CredentialChanges, NewCredential, Store};
+use credentials_store::{CredentialChanges, NewCredential, Store, StoreError};
 use kms::KmsClient;
 use uuid::Uuid;
 
@@ -34,6 +35,8 @@ use uuid::Uuid;
 pub struct Credentials {
     store: Store,
     kms: KmsClient,
+    /// Whether the kms holds the key versions the rows use (shared with the readiness loop).
+    keyring: KeyringCheck,
     /// The master key new data keys are wrapped under; the kms's default when `None`.
     master_key: Option<String>,
 }
@@ -74,14 +77,72 @@ pub(crate) fn annotate(workspace_id: &str, id: Option<Uuid>) {
     }
 }
 
+/// What binds a stored credential's value: its row, type and value generation.
+pub(crate) fn binding_of<'a>(credential: &'a Credential, envelope: &Envelope) -> RowBinding<'a> {
+    RowBinding {
+        workspace_id: &credential.workspace_id,
+        credential_id: credential.id,
+        type_id: &credential.type_id,
+        value_generation: envelope.value_generation,
+    }
+}
+
+/// Seals a value in the current payload format for `row` under a fresh data key wrapped under
+/// `master_key` (the kms's default when `None`); the plaintext key is zeroized on return.
+pub(crate) async fn seal_value(
+    kms: &KmsClient,
+    row: &RowBinding<'_>,
+    master_key: Option<&str>,
+    value: &SecretValue,
+) -> Result<Envelope> {
+    let ctx = payload::encryption_context(row);
+    let key = kms.generate_data_key(master_key, &ctx).await?;
+    let json = value.to_json();
+    let (ciphertext, nonce) = payload::seal(&key.plaintext, &ctx, &json)?;
+    Ok(Envelope {
+        ciphertext,
+        nonce,
+        wrapped_key: key.wrapped,
+        master_key_id: key.key_id,
+        master_key_version: key.key_version,
+        payload_format: PAYLOAD_FORMAT,
+        value_generation: row.value_generation,
+    })
+}
+
+/// Opens a stored value: the kms unwraps the data key for the row's context, rebuilt from the
+/// row (workspace, id, the payload format it records and, from format 3, its type and value
+/// generation). An unknown format, or a format that does not go with the row's generation, is
+/// refused before the kms is asked.
+pub(crate) async fn open_value(
+    kms: &KmsClient,
+    credential: &Credential,
+    envelope: &Envelope,
+) -> Result<SecretValue> {
+    let ctx = payload::stored_context(&binding_of(credential, envelope), envelope.payload_format)?;
+    let key = kms.unwrap_data_key(&envelope.wrapped_key, &ctx).await?;
+    let json = payload::open(&key.plaintext, &ctx, envelope)?;
+    Ok(SecretValue::from_json(&json)?)
+}
+
+/// How many times an update seals a value when other writes of it keep coming first: each
+/// round of racing writers lands one, so up to this many concurrent writers all succeed.
+const VALUE_WRITE_ATTEMPTS: usize = 5;
+
 impl Credentials {
     /// A service over a store and a kms client.
     pub fn new(store: Store, kms: KmsClient, master_key: Option<String>) -> Self {
         Self {
+            keyring: KeyringCheck::new(store.clone(), kms.clone()),
             store,
             kms,
             master_key,
         }
+    }
+
+    /// The comparison of the rows' key versions with the kms's keyring, for health.
+    pub fn keyring_check(&self) -> &KeyringCheck {
+        &self.keyring
     }
 
     /// The store, for health checks.
@@ -123,27 +184,16 @@ impl Credentials {
         })
     }
 
-    /// Seals a value under a fresh data key from the kms, wrapped under `master_key`; the
-    /// plaintext key is zeroized when this returns.
+    /// Seals a value for `row` (its type and the generation the value will have are in the
+    /// context) under a fresh data key from the kms, wrapped under `master_key`; the plaintext
+    /// key is zeroized when this returns.
     async fn seal(
         &self,
-        workspace_id: &str,
-        id: Uuid,
+        row: &RowBinding<'_>,
         master_key: Option<&str>,
         value: &SecretValue,
     ) -> Result<Envelope> {
-        let ctx = payload::encryption_context(workspace_id, id);
-        let key = self.kms.generate_data_key(master_key, &ctx).await?;
-        let json = value.to_json();
-        let (ciphertext, nonce) = payload::seal(&key.plaintext, &ctx, &json)?;
-        Ok(Envelope {
-            ciphertext,
-            nonce,
-            wrapped_key: key.wrapped,
-            master_key_id: key.key_id,
-            master_key_version: key.key_version,
-            payload_format: PAYLOAD_FORMAT,
-        })
+        seal_value(&self.kms, row, master_key, value).await
     }
 
     /// A live credential and its opened value.
@@ -157,20 +207,16 @@ impl Credentials {
         Ok((credential, value))
     }
 
-    /// Opens a stored value: the kms unwraps the data key for this row's context, which names
-    /// the payload format the row records (an unknown one is refused before the kms is asked).
+    /// Opens a stored value: the kms unwraps the data key for this row's context (see
+    /// [`open_value`]). A key the kms refuses as unavailable is told apart: a version the kms
+    /// does not hold at all means a lost or wrong keyring, and the answer says to restore it.
     async fn open(&self, credential: &Credential, envelope: &Envelope) -> Result<SecretValue> {
-        let ctx = payload::stored_context(
-            &credential.workspace_id,
-            credential.id,
-            envelope.payload_format,
-        )?;
-        let key = self
-            .kms
-            .unwrap_data_key(&envelope.wrapped_key, &ctx)
-            .await?;
-        let json = payload::open(&key.plaintext, &ctx, envelope)?;
-        Ok(SecretValue::from_json(&json)?)
+        match open_value(&self.kms, credential, envelope).await {
+            Err(refused @ ServiceError::KeyUnavailable { .. }) => {
+                Err(self.keyring.classify_refusal(credential, refused).await)
+            }
+            other => other,
+        }
     }
 
     /// Creates a credential.
@@ -181,9 +227,13 @@ impl Credentials {
         annotate(&workspace_id, Some(id));
         let masked_content = mask::preview(spec, &input.value);
         let master_key = self.master_key_for(&workspace_id).await?;
-        let envelope = self
-            .seal(&workspace_id, id, master_key.as_deref(), &input.value)
-            .await?;
+        let row = RowBinding {
+            workspace_id: &workspace_id,
+            credential_id: id,
+            type_id: spec.id,
+            value_generation: 1,
+        };
+        let envelope = self.seal(&row, master_key.as_deref(), &input.value).await?;
         drop(input.value);
         let new = NewCredential {
             id,
@@ -244,21 +294,7 @@ impl Credentials {
             description: input.description,
             value: None,
         };
-        if let Some(value) = input.value {
-            // The type decides what a valid value is, so the credential is read first.
-            let current = self.store.get_credential(&workspace_id, id).await?;
-            if current.deleted_at.is_some() {
-                return Err(ServiceError::NotFound);
-            }
-            let spec = stored_type(&current)?;
-            let value = value::check(spec, value)?;
-            let masked = mask::preview(spec, &value);
-            let master_key = self.master_key_for(&workspace_id).await?;
-            let envelope = self
-                .seal(&workspace_id, id, master_key.as_deref(), &value)
-                .await?;
-            changes.value = Some((envelope, masked));
-        }
+        let etag = input.etag.map(|e| e.0);
         let event = Self::audit(
             caller,
             &workspace_id,
@@ -267,11 +303,48 @@ impl Credentials {
             AuditOutcome::Succeeded,
             "OK",
         );
-        let credential = self
-            .store
-            .update_credential(&workspace_id, id, input.etag.map(|e| e.0), &changes, &event)
-            .await?;
-        tracing::info!(credential_id = %id, workspace_id, value_changed = changes.value.is_some(), "credential updated");
+        let Some(value) = input.value else {
+            let credential = self
+                .store
+                .update_credential(&workspace_id, id, etag, &changes, &event)
+                .await?;
+            tracing::info!(credential_id = %id, workspace_id, value_changed = false, "credential updated");
+            return Ok(credential);
+        };
+        let mut value = Some(value);
+        let mut checked = None;
+        let mut attempt = 1;
+        let credential = loop {
+            // The type decides what a valid value is, and the generation read here is the one
+            // the new value follows (it is sealed into its context), so the row is read first.
+            let (current, sealed) = self.store.get_sealed(&workspace_id, id).await?;
+            let spec = stored_type(&current)?;
+            let value = match (checked.take(), value.take()) {
+                (Some(checked), _) => checked,
+                (None, Some(raw)) => value::check(spec, raw)?,
+                (None, None) => return Err(ServiceError::Internal("update lost its value".into())),
+            };
+            let masked = mask::preview(spec, &value);
+            let master_key = self.master_key_for(&workspace_id).await?;
+            let row = RowBinding {
+                value_generation: sealed.value_generation + 1,
+                ..binding_of(&current, &sealed)
+            };
+            let envelope = self.seal(&row, master_key.as_deref(), &value).await?;
+            changes.value = Some((envelope, masked));
+            match self
+                .store
+                .update_credential(&workspace_id, id, etag, &changes, &event)
+                .await
+            {
+                Err(StoreError::ValueRaced) if attempt < VALUE_WRITE_ATTEMPTS => {
+                    attempt += 1;
+                    checked = Some(value);
+                }
+                other => break other?,
+            }
+        };
+        tracing::info!(credential_id = %id, workspace_id, value_changed = true, "credential updated");
         Ok(credential)
     }
 
@@ -398,7 +471,7 @@ impl Credentials {
         annotate(&credential.workspace_id, Some(credential.id));
         let value = self.open(&credential, &envelope).await?;
         let secret = value
-            .primary(stored_type(&credential)?)
+            .primary_secret(stored_type(&credential)?)
             .map(|s| SecretString::from(s.expose()))
             .unwrap_or_else(|| SecretString::from(""));
         Ok(Accessed {

@@ -120,6 +120,11 @@ impl ServiceError {
         })
     }
 
+    /// Whether the same call may succeed later without any change (a dependency was down).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::DeadlineExceeded(_))
+    }
+
     /// The status code this error is answered with.
     pub fn code(&self) -> Code {
         match self {
@@ -149,7 +154,7 @@ impl From<StoreError> for ServiceError {
         match err {
             StoreError::NotFound => Self::NotFound,
             StoreError::NameTaken => Self::AlreadyExists,
-            StoreError::EtagMismatch => Self::Aborted,
+            StoreError::EtagMismatch | StoreError::ValueRaced => Self::Aborted,
             StoreError::NoDefault => Self::FailedPrecondition(
                 "the workspace has no default credential for this type; set one with SetDefaultCredential".into(),
             ),

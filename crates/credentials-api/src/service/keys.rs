@@ -16,18 +16,26 @@
 //! log, in the statement that makes it; every sweep request (and the scheduler's own) is
 //! recorded in the security log before it starts, and each credential it moves in the
 //! credential's workspace's log.
+//!
+//! A row still in an older payload format (1 or 2, whose context binds neither the type nor a
+//! value generation) is moved to the current format as well: the kms unwraps its data key under
+//! the old context, the value is opened, and it is sealed again under a new data key for the
+//! current context (generation 1), swapped in with the same compare-and-swap on the old wrapped
+//! key, so a client's update meanwhile still wins.
 
 use super::caller::Caller;
+use super::credentials::seal_value;
 use super::error::{Result, ServiceError};
 use super::input::{AuditPage, SecurityListInput, WorkspaceKeyInput};
 use super::paging;
 use credentials_core::{
+    SecretValue,
     model::{AuditAction, AuditOutcome, NewAuditEvent},
-    payload,
+    payload::{self, Envelope, RowBinding},
 };
 use credentials_store::{
-    KeyAssignment, KeyTargets, KeyVersionCount, RewrapProgress, RewrapRun, RunState, Store,
-    StoreError,
+    KeyAssignment, KeyTargets, KeyVersionCount, RewrapCandidate, RewrapProgress, RewrapRun,
+    RunState, Store, StoreError,
 };
 use kms::{KeyState, KmsClient};
 use std::{
@@ -111,6 +119,16 @@ fn sweep_event(actor: &str, request_id: &str) -> NewAuditEvent {
         outcome: AuditOutcome::Succeeded,
         status_code: "OK".to_owned(),
         request_id: request_id.to_owned(),
+    }
+}
+
+/// What binds a candidate's value: its row, type and value generation.
+fn binding(candidate: &RewrapCandidate) -> RowBinding<'_> {
+    RowBinding {
+        workspace_id: &candidate.workspace_id,
+        credential_id: candidate.id,
+        type_id: &candidate.type_id,
+        value_generation: candidate.value_generation,
     }
 }
 
@@ -283,40 +301,6 @@ impl KeyLifecycle {
             let mut progress = RewrapProgress::default();
             for candidate in &batch {
                 progress.examined += 1;
-                // The context names the row's own payload format: a row sealed in an older
-                // format keeps the context its key was wrapped with.
-                let context = match payload::stored_context(
-                    &candidate.workspace_id,
-                    candidate.id,
-                    candidate.payload_format,
-                ) {
-                    Ok(context) => context,
-                    Err(e) => {
-                        tracing::warn!(credential_id = %candidate.id, error = %e, "cannot re-wrap");
-                        progress.failed += 1;
-                        continue;
-                    }
-                };
-                let moved = match self
-                    .kms
-                    .rewrap_data_key(
-                        &candidate.wrapped_key,
-                        &context,
-                        Some(&candidate.target_key),
-                    )
-                    .await
-                {
-                    Ok(moved) => moved,
-                    Err(e) if e.is_retryable() => {
-                        self.store.add_run_progress(run_id, progress).await?;
-                        return Err(e.into());
-                    }
-                    Err(e) => {
-                        tracing::warn!(credential_id = %candidate.id, key_id = candidate.key_id, key_version = candidate.key_version, error = %e, "cannot re-wrap");
-                        progress.failed += 1;
-                        continue;
-                    }
-                };
                 let event = NewAuditEvent {
                     workspace_id: candidate.workspace_id.clone(),
                     credential_id: Some(candidate.id),
@@ -326,17 +310,22 @@ impl KeyLifecycle {
                     status_code: "OK".into(),
                     request_id: format!("rewrap-{run_id}"),
                 };
-                let swapped = self
-                    .store
-                    .swap_wrapped_key(
-                        candidate.id,
-                        &candidate.wrapped_key,
-                        &moved.wrapped,
-                        &moved.key_id,
-                        moved.key_version,
-                        &event,
-                    )
-                    .await?;
+                let moved = match &candidate.sealed {
+                    Some(sealed) => self.reseal(candidate, sealed, &event).await,
+                    None => self.rewrap(candidate, &event).await,
+                };
+                let swapped = match moved {
+                    Ok(swapped) => swapped,
+                    Err(e) if e.is_retryable() => {
+                        self.store.add_run_progress(run_id, progress).await?;
+                        return Err(e);
+                    }
+                    Err(e) => {
+                        tracing::warn!(credential_id = %candidate.id, key_id = candidate.key_id, key_version = candidate.key_version, payload_format = candidate.payload_format, error = %e, "cannot re-wrap");
+                        progress.failed += 1;
+                        continue;
+                    }
+                };
                 if swapped {
                     progress.rewrapped += 1;
                 } else {
@@ -369,6 +358,70 @@ impl KeyLifecycle {
             "re-wrap sweep finished"
         );
         Ok(())
+    }
+
+    /// Moves a current-format row's data key onto its target through the kms's rewrap (the
+    /// context stays the row's own); returns whether the swap landed.
+    async fn rewrap(&self, candidate: &RewrapCandidate, event: &NewAuditEvent) -> Result<bool> {
+        let context = payload::stored_context(&binding(candidate), candidate.payload_format)?;
+        let moved = self
+            .kms
+            .rewrap_data_key(
+                &candidate.wrapped_key,
+                &context,
+                Some(&candidate.target_key),
+            )
+            .await?;
+        Ok(self
+            .store
+            .swap_wrapped_key(
+                candidate.id,
+                &candidate.wrapped_key,
+                &moved.wrapped,
+                &moved.key_id,
+                moved.key_version,
+                event,
+            )
+            .await?)
+    }
+
+    /// Moves an older-format row to the current format: unwraps and opens it under its old
+    /// context, seals it again under a new data key (on the target key) for the current
+    /// context, and swaps the envelope in if the row still holds the wrapped key read.
+    async fn reseal(
+        &self,
+        candidate: &RewrapCandidate,
+        (ciphertext, nonce): &(Vec<u8>, Vec<u8>),
+        event: &NewAuditEvent,
+    ) -> Result<bool> {
+        let row = binding(candidate);
+        let old_context = payload::stored_context(&row, candidate.payload_format)?;
+        let old = Envelope {
+            ciphertext: ciphertext.clone(),
+            nonce: nonce.clone(),
+            wrapped_key: candidate.wrapped_key.clone(),
+            master_key_id: candidate.key_id.clone(),
+            master_key_version: candidate.key_version,
+            payload_format: candidate.payload_format,
+            value_generation: candidate.value_generation,
+        };
+        let key = self
+            .kms
+            .unwrap_data_key(&candidate.wrapped_key, &old_context)
+            .await?;
+        let json = payload::open(&key.plaintext, &old_context, &old)?;
+        drop(key);
+        let value = SecretValue::from_json(&json)?;
+        drop(json);
+        let new_row = RowBinding {
+            value_generation: candidate.value_generation + 1,
+            ..row
+        };
+        let new = seal_value(&self.kms, &new_row, Some(&candidate.target_key), &value).await?;
+        Ok(self
+            .store
+            .swap_envelope(candidate.id, &candidate.wrapped_key, &new, event)
+            .await?)
     }
 
     /// The latest run, the counts per key version, and what is left.

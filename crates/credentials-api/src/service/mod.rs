@@ -5,6 +5,7 @@ mod caller;
 mod credentials;
 mod error;
 mod input;
+mod keyring;
 mod keys;
 mod paging;
 mod probing;
@@ -17,5 +18,6 @@ pub use input::{
     DefaultChange, DeleteInput, DiscoverInput, Discovered, ItemRef, ListInput, SecurityListInput,
     StoredSchema, TestInput, TestTarget, TypesInput, UpdateInput, Validated, WorkspaceKeyInput,
 };
+pub use keyring::{KeyVersion, KeyringCheck};
 pub use keys::{KeyLifecycle, SweepConfig, SweepStatus, VersionStatus, WorkspaceKey};
 pub use probing::discovery_options;

@@ -7,11 +7,13 @@
 mod support;
 
 mod access_control;
+mod access_fields;
 mod admin_scope;
 mod bad_input;
 mod concurrency;
 mod harness;
 mod input_rules;
+mod keyring_health;
 mod keys;
 mod kms_outage;
 mod lifecycle;
@@ -24,3 +26,4 @@ mod schema_text;
 mod secrets;
 mod tenant_isolation;
 mod validation;
+mod value_binding;

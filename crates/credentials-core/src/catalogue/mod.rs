@@ -432,6 +432,9 @@ pub struct TypeSpec {
     pub fields: &'static [FieldSpec],
     /// The field a single secret string fills, and the one the masked preview shows.
     pub primary_field: &'static str,
+    /// The field an access answers as `secret`: the one secret that authenticates (for
+    /// Bedrock the secret access key, not the access key id, which only names the key).
+    pub primary_secret: &'static str,
     /// At least one of these fields must be present; empty means no such rule.
     pub requires_one_of: &'static [&'static str],
     /// How the vault checks it against its target.
@@ -491,6 +494,7 @@ impl TypeSpec {
             description,
             fields: types::API_KEY,
             primary_field: "api_key",
+            primary_secret: "api_key",
             requires_one_of: &[],
             probe,
             attach: Attach::NotHttp,
@@ -502,6 +506,13 @@ impl TypeSpec {
     const fn fields(mut self, fields: &'static [FieldSpec], primary_field: &'static str) -> Self {
         self.fields = fields;
         self.primary_field = primary_field;
+        self.primary_secret = primary_field;
+        self
+    }
+
+    /// A primary secret other than the primary field (after [`TypeSpec::fields`]).
+    const fn primary_secret(mut self, name: &'static str) -> Self {
+        self.primary_secret = name;
         self
     }
 
@@ -632,6 +643,11 @@ mod tests {
     fn field_references_name_fields_of_their_type() {
         for t in all() {
             assert!(t.field(t.primary_field).is_some(), "{}", t.id);
+            assert!(
+                t.field(t.primary_secret).is_some_and(|f| f.secret),
+                "{}",
+                t.id
+            );
             for name in t.requires_one_of {
                 assert!(t.field(name).is_some(), "{}.{name}", t.id);
             }
@@ -668,6 +684,7 @@ mod tests {
     fn lookup_finds_known_ids_only() {
         let bedrock = lookup("bedrock").unwrap();
         assert_eq!(bedrock.primary_field, "access_key_id");
+        assert_eq!(bedrock.primary_secret, "secret_access_key");
         assert!(!bedrock.field("region").unwrap().secret);
         assert!(lookup("OpenAI").is_none());
         assert!(lookup("").is_none());

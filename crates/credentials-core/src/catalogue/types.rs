@@ -291,6 +291,7 @@ pub(super) static TYPES: &[TypeSpec] = &[
         "Amazon Bedrock, authenticated with AWS IAM access keys.",
     )
     .fields(BEDROCK, "access_key_id")
+    .primary_secret("secret_access_key")
     // Every valid AWS key may call GetCallerIdentity.
     .probe(Probe::AwsCallerIdentity {
         base_url: "https://sts.{region}.amazonaws.com",

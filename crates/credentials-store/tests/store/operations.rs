@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use crate::common::{
     OTHER_WS, WS, all_audit, audit_counts, count, envelope, event, insert, migrated_db,
-    new_credential, store_on, store_with,
+    new_credential, next_value, store_on, store_with,
 };
 use credentials_core::Category;
 use credentials_core::model::{
     AuditAction, Credential, ListFilter, Validation, ValidationOutcome, ValidationState,
     new_credential_id,
 };
+use credentials_core::payload::Envelope;
 use credentials_store::{CredentialChanges, Store, StoreConfig, StoreError};
 use uuid::Uuid;
 
@@ -438,7 +439,7 @@ async fn update_with_a_new_value_resets_validation_and_bumps_revision() {
     assert_eq!(described.revision, 2);
     assert_eq!(described.masked_content, created.masked_content);
 
-    let mut value = envelope(77);
+    let mut value = next_value(77);
     value.master_key_version = 2;
     let updated = store
         .update_credential(
@@ -725,7 +726,7 @@ async fn every_successful_change_writes_one_audit_event() {
             b.id,
             None,
             &CredentialChanges {
-                value: Some((envelope(5), "m".to_owned())),
+                value: Some((next_value(5), "m".to_owned())),
                 ..CredentialChanges::default()
             },
             &event(WS, b.id, AuditAction::Update),
@@ -965,4 +966,154 @@ async fn rewrap_candidates_carry_their_payload_format() {
         .map(|c| (c.id, c.payload_format))
         .collect();
     assert_eq!(found, formats);
+}
+
+/// A value sealed for a generation other than the one after the stored one (another write came
+/// first) changes nothing and says so, with or without an etag.
+#[tokio::test]
+async fn a_value_sealed_for_a_stale_generation_is_refused() {
+    let db = migrated_db().await;
+    let store = store_on(&db);
+    let new = new_credential(WS, "k", "openai");
+    insert(&store, &new).await;
+    let changes = |value: Envelope| CredentialChanges {
+        value: Some((value, "m".to_owned())),
+        ..CredentialChanges::default()
+    };
+    store
+        .update_credential(
+            WS,
+            new.id,
+            None,
+            &changes(next_value(1)),
+            &event(WS, new.id, AuditAction::Update),
+        )
+        .await
+        .unwrap();
+    for etag in [None, Some(2)] {
+        let err = store
+            .update_credential(
+                WS,
+                new.id,
+                etag,
+                &changes(next_value(2)),
+                &event(WS, new.id, AuditAction::Update),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::ValueRaced), "{err:?}");
+    }
+    let err = store
+        .update_credential(
+            WS,
+            new.id,
+            Some(1),
+            &changes(next_value(2)),
+            &event(WS, new.id, AuditAction::Update),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::EtagMismatch), "{err:?}");
+    let (credential, sealed) = store.get_sealed(WS, new.id).await.unwrap();
+    assert_eq!((credential.revision, sealed.value_generation), (2, 1));
+    assert!(sealed == next_value(1));
+}
+
+/// The key versions in use are the distinct (key, version) pairs of live rows only, sorted,
+/// and agree with the grouped count.
+#[tokio::test]
+async fn key_versions_in_use_are_those_of_live_rows() {
+    let db = migrated_db().await;
+    let store = store_on(&db);
+    assert!(store.key_versions_in_use().await.unwrap().is_empty());
+    for (i, (key, version)) in [
+        ("default", 1),
+        ("default", 3),
+        ("ws-own", 1),
+        ("default", 1),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut new = new_credential(WS, &format!("k{i}"), "openai");
+        new.envelope.master_key_id = key.to_owned();
+        new.envelope.master_key_version = version;
+        insert(&store, &new).await;
+    }
+    let mut gone = new_credential(WS, "gone", "openai");
+    gone.envelope.master_key_version = 9;
+    insert(&store, &gone).await;
+    store
+        .delete_credential(WS, gone.id, None, &event(WS, gone.id, AuditAction::Delete))
+        .await
+        .unwrap();
+    let in_use = store.key_versions_in_use().await.unwrap();
+    assert_eq!(
+        in_use,
+        [
+            ("default".to_owned(), 1),
+            ("default".to_owned(), 3),
+            ("ws-own".to_owned(), 1)
+        ]
+    );
+    let counted: Vec<(String, u32)> = store
+        .key_version_counts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.key_id, c.key_version))
+        .collect();
+    assert_eq!(counted, in_use);
+}
+
+/// The sweep's format upgrade lands only on the wrapped key it read: a client's value write
+/// meanwhile wins, and the row keeps the client's value.
+#[tokio::test]
+async fn a_format_upgrade_loses_to_a_value_written_meanwhile() {
+    let db = migrated_db().await;
+    let store = store_on(&db);
+    let new = new_credential(WS, "k", "openai");
+    insert(&store, &new).await;
+    let read = new.envelope.wrapped_key.clone();
+    store
+        .update_credential(
+            WS,
+            new.id,
+            None,
+            &CredentialChanges {
+                value: Some((next_value(50), "m".to_owned())),
+                ..CredentialChanges::default()
+            },
+            &event(WS, new.id, AuditAction::Update),
+        )
+        .await
+        .unwrap();
+    let swapped = store
+        .swap_envelope(
+            new.id,
+            &read,
+            &next_value(60),
+            &event(WS, new.id, AuditAction::Rewrap),
+        )
+        .await
+        .unwrap();
+    assert!(!swapped);
+    assert!(store.get_sealed(WS, new.id).await.unwrap().1 == next_value(50));
+
+    // Without a write in between it lands, the revision unchanged.
+    let other = new_credential(WS, "other", "openai");
+    insert(&store, &other).await;
+    let swapped = store
+        .swap_envelope(
+            other.id,
+            &other.envelope.wrapped_key,
+            &next_value(61),
+            &event(WS, other.id, AuditAction::Rewrap),
+        )
+        .await
+        .unwrap();
+    assert!(swapped);
+    let (credential, sealed) = store.get_sealed(WS, other.id).await.unwrap();
+    assert_eq!(credential.revision, 1);
+    assert!(sealed == next_value(61));
 }

@@ -59,6 +59,17 @@ pub fn envelope(seed: u8) -> Envelope {
         master_key_id: "default".to_owned(),
         master_key_version: 1,
         payload_format: 1,
+        value_generation: 0,
+    }
+}
+
+/// A fake value written over [`envelope`]'s, as an update seals it: in format 3, for the
+/// generation after the stored one (0).
+pub fn next_value(seed: u8) -> Envelope {
+    Envelope {
+        payload_format: 3,
+        value_generation: 1,
+        ..envelope(seed)
     }
 }
 
