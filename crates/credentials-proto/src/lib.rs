@@ -1,12 +1,17 @@
 //! Generated protobuf and gRPC code for the vault's two APIs, and the encoded file descriptor set
 //! that both servers register with gRPC reflection.
 
+mod codec;
+
+pub use codec::{RequestCodec, RequestDecoder};
+
 /// `kms.v1`: the key management service (master keys, data-key wrapping).
 pub mod kms {
     /// Version 1 of the kms API.
     #[allow(missing_docs, clippy::all, clippy::pedantic, clippy::unwrap_used)]
     pub mod v1 {
         tonic::include_proto!("kms.v1");
+        include!(concat!(env!("OUT_DIR"), "/server/kms.v1.rs"));
     }
 }
 
@@ -16,6 +21,7 @@ pub mod credentials {
     #[allow(missing_docs, clippy::all, clippy::pedantic, clippy::unwrap_used)]
     pub mod v1 {
         tonic::include_proto!("credentials.v1");
+        include!(concat!(env!("OUT_DIR"), "/server/credentials.v1.rs"));
     }
 }
 
