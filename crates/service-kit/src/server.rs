@@ -21,6 +21,7 @@
 use crate::rpc::{self, Drain, RpcLayers, RpcMetrics};
 use std::{
     fmt::Display,
+    net::SocketAddr,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -71,6 +72,26 @@ impl Health {
     /// (a main port and a probe port) may serve it.
     pub fn service(&self) -> HealthServer<HealthService> {
         HealthServer::new(HealthService::from_health_reporter(self.reporter.clone()))
+    }
+
+    /// Serves this health alone, in plaintext, on `addr`, and logs "health listening": for
+    /// kubelet gRPC probes, which speak neither TLS nor Unix sockets. No RPC layers, and it is
+    /// not part of the drain: it keeps answering (NOT_SERVING) while the main port drains, until
+    /// the binary aborts the returned task.
+    pub async fn serve_probe_port(&self, addr: SocketAddr) -> Result<JoinHandle<()>, String> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot bind health address {addr}: {e}"))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!(address = %local, "health listening");
+        let health_only = tonic::transport::Server::builder()
+            .add_service(self.service())
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+        Ok(tokio::spawn(async move {
+            if let Err(e) = health_only.await {
+                tracing::error!(error = %e, "health server failed");
+            }
+        }))
     }
 }
 
