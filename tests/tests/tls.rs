@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 //! End-to-end tests of credentials-api's TLS: who it serves and who it refuses, mutual TLS, the
 //! certificate reloaded on SIGHUP without dropping connections, and the refusal to serve
-//! plaintext off loopback.
+//! plaintext off loopback; and the kms's TCP certificate reloaded on SIGHUP (the same code).
 
 use credentials_proto::credentials::v1 as pb;
 use pb::credentials_service_client::CredentialsServiceClient;
@@ -272,4 +272,49 @@ async fn plaintext_off_loopback_needs_the_insecure_flag() {
     // On loopback no flag is needed and nothing is warned (the harness listens there).
     let stack = Stack::start().await;
     assert!(!stack.api.logs().contains("PLAINTEXT"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kms_reloads_its_tls_certificate_on_sighup() {
+    use kms::{ClientConfig, EncryptionContext, KmsClient, KmsEndpoint};
+    use tests::KmsProcess;
+
+    let dir = tempfile::tempdir().unwrap();
+    let keyring = KmsProcess::create_keyring(dir.path());
+    let old_ca = Ca::new();
+    let clients = Ca::new();
+    let files = ServerFiles::write(dir.path(), &old_ca);
+    let client_ca = dir.path().join("clients.pem");
+    fs::write(&client_ca, clients.pem()).unwrap();
+    let mut args = vec!["--tcp".to_owned(), "127.0.0.1:0".to_owned()];
+    args.extend(files.args());
+    args.extend(["--tls-client-ca".into(), client_ca.display().to_string()]);
+    let kms = KmsProcess::spawn(
+        dir.path(),
+        &keyring,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let line = kms.wait_for_log("\"message\":\"listening\"").await;
+    let uri = format!("https://{}", logged_address(&line).unwrap());
+    let (cert, key) = clients.issue("credentials-api");
+    let client = |ca: &Ca| {
+        let mut config = ClientConfig::new(KmsEndpoint::Tls {
+            uri: uri.clone(),
+            ca_pem: ca.pem().into_bytes(),
+            cert_pem: cert.clone().into_bytes(),
+            key_pem: key.clone().into_bytes().into(),
+            server_name: Some("localhost".into()),
+        });
+        config.timeout = Duration::from_secs(3);
+        KmsClient::new(config).unwrap()
+    };
+    let ctx = EncryptionContext::new().with("workspace_id", "ws-1");
+    client(&old_ca).generate_data_key(None, &ctx).await.unwrap();
+
+    let new_ca = Ca::new();
+    files.replace(&new_ca);
+    send_signal(kms.pid(), "HUP");
+    kms.wait_for_log("TLS certificate reloaded").await;
+    client(&new_ca).generate_data_key(None, &ctx).await.unwrap();
+    assert!(client(&old_ca).generate_data_key(None, &ctx).await.is_err());
 }
