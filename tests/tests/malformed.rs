@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used)]
 //! Requests whose bytes are not a valid protobuf message, sent by a real gRPC client to both
 //! servers: a client's mistake, so `INVALID_ARGUMENT` naming the field, and never counted as
-//! INTERNAL (which pages someone).
+//! INTERNAL (which pages someone). The same for a request body whose gRPC framing is cut short
+//! (it ends inside a message, or carries none), sent as raw HTTP/2 over the client's channel.
 
 use bytes::{Buf, BufMut};
 use hyper_util::rt::TokioIo;
@@ -71,6 +72,41 @@ async fn call(channel: &Channel, path: &'static str, body: Vec<u8>, token: Optio
         Err(status) => status,
     }
 }
+
+/// The gRPC status of a POST of `path` whose body is exactly `body` (framing included), sent
+/// through `channel` as an HTTP/2 request.
+async fn raw_post(channel: &Channel, path: &str, body: &'static [u8], token: Option<&str>) -> Code {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let mut request = tonic::codegen::http::Request::post(path)
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let request = request
+        .body(tonic::body::Body::new(http_body_util::Full::new(
+            bytes::Bytes::from_static(body),
+        )))
+        .unwrap();
+    let response = channel.clone().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let trailers = body.collect().await.unwrap().trailers().cloned();
+    let status = parts
+        .headers
+        .get("grpc-status")
+        .or_else(|| trailers.as_ref().and_then(|t| t.get("grpc-status")))
+        .expect("a grpc-status");
+    Code::from_bytes(status.as_bytes())
+}
+
+/// Bodies whose framing is cut short: inside the 5-byte header, inside the message (the header
+/// says 10 bytes, 2 follow), and no message at all.
+const CUT_SHORT: [(&str, &[u8]); 3] = [
+    ("inside the header", &[0, 0, 0]),
+    ("inside the message", &[0, 0, 0, 0, 10, 0x0a, 0x01]),
+    ("no message", &[]),
+];
 
 /// The three malformed encodings of string field `field`: invalid UTF-8, the wrong wire type
 /// (a varint where a length-delimited value belongs), and a length running past the end.
@@ -173,6 +209,16 @@ async fn malformed_requests_are_invalid_argument_on_both_servers() {
             "workspace_id",
         );
     }
+    for (what, body) in CUT_SHORT {
+        let code = raw_post(
+            &api,
+            "/credentials.v1.CredentialsService/CreateCredential",
+            body,
+            Some(&token),
+        )
+        .await;
+        assert_eq!(code, Code::InvalidArgument, "{what}");
+    }
     // Nothing was written.
     assert_eq!(
         testkit::stack::count(&stack.db, "credentials").await,
@@ -203,17 +249,31 @@ async fn malformed_requests_are_invalid_argument_on_both_servers() {
         .await;
         assert_invalid(&status, what, "GenerateDataKeyRequest.key_id", "key_id");
     }
+    for (what, body) in CUT_SHORT {
+        let code = raw_post(
+            &kms,
+            "/kms.v1.KeyManagementService/GenerateDataKey",
+            body,
+            None,
+        )
+        .await;
+        assert_eq!(code, Code::InvalidArgument, "{what}");
+    }
 
     // Counted as what they are, never as INTERNAL.
     let (_, api_text) = http_get(&stack.api.admin_addr().await, "/metrics").await;
     let (_, kms_text) = http_get(&stack.kms.admin_addr().await, "/metrics").await;
-    for (text, method) in [
-        (&api_text, "CreateCredential"),
-        (&api_text, "AccessCredential"),
-        (&kms_text, "GenerateDataKey"),
+    for (text, method, count) in [
+        (&api_text, "CreateCredential", 6),
+        (&api_text, "AccessCredential", 3),
+        (&kms_text, "GenerateDataKey", 6),
     ] {
         let (of_method, internal) = requests(text, method);
-        assert_eq!(of_method, ["INVALID_ARGUMENT 3"], "{method}:\n{text}");
+        assert_eq!(
+            of_method,
+            [format!("INVALID_ARGUMENT {count}")],
+            "{method}:\n{text}"
+        );
         assert_eq!(internal, Vec::<String>::new(), "{method}");
     }
 }
