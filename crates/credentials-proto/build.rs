@@ -3,7 +3,8 @@
 //!
 //! Two passes, because clients and servers need different codecs: the messages and clients with
 //! prost's codec, then the servers alone (into OUT_DIR/server, the messages referred to as
-//! extern) with `codec::RequestCodec`, which answers INVALID_ARGUMENT for a malformed request.
+//! extern) with `codec::RequestCodec`, which answers INVALID_ARGUMENT for a malformed request;
+//! and so is the server of `grpc.health.v1`, from tonic-health's descriptors.
 
 use prost::Message;
 use std::{env, fs, path::PathBuf};
@@ -34,6 +35,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(".credentials.v1", "crate::credentials::v1")
         .out_dir(&servers)
         .compile_fds(fds)?;
+    // grpc.health.v1's server as well (its messages stay tonic-health's): a health check needs
+    // no token, so it is the first place anyone would send bad bytes.
+    let health = prost_types::FileDescriptorSet::decode(tonic_health::pb::FILE_DESCRIPTOR_SET)?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(true)
+        .codec_path("crate::codec::RequestCodec")
+        .extern_path(".grpc.health.v1", "::tonic_health::pb")
+        .out_dir(&servers)
+        .compile_fds(health)?;
     println!("cargo:rerun-if-changed={}", root.display());
     Ok(())
 }

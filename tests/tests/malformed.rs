@@ -219,6 +219,11 @@ async fn malformed_requests_are_invalid_argument_on_both_servers() {
         .await;
         assert_eq!(code, Code::InvalidArgument, "{what}");
     }
+    // Health needs no token: the easiest place to send bad bytes.
+    for (what, body) in malformed(1) {
+        let status = call(&api, "/grpc.health.v1.Health/Check", body, None).await;
+        assert_invalid(&status, what, "HealthCheckRequest.service", "service");
+    }
     // Nothing was written.
     assert_eq!(
         testkit::stack::count(&stack.db, "credentials").await,
@@ -267,6 +272,7 @@ async fn malformed_requests_are_invalid_argument_on_both_servers() {
         (&api_text, "CreateCredential", 6),
         (&api_text, "AccessCredential", 3),
         (&kms_text, "GenerateDataKey", 6),
+        (&api_text, "Check", 3),
     ] {
         let (of_method, internal) = requests(text, method);
         assert_eq!(

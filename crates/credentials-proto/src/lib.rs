@@ -25,5 +25,15 @@ pub mod credentials {
     }
 }
 
+/// `grpc.health.v1`'s server, generated with [`RequestCodec`]; its messages and the service that
+/// answers are tonic-health's.
+pub mod health {
+    #[allow(missing_docs, clippy::all, clippy::pedantic, clippy::unwrap_used)]
+    mod generated {
+        include!(concat!(env!("OUT_DIR"), "/server/grpc.health.v1.rs"));
+    }
+    pub use generated::health_server::{Health, HealthServer};
+}
+
 /// The encoded `FileDescriptorSet` of every proto above, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));

@@ -23,7 +23,7 @@ pub use logging::{LogFormat, TelemetryError, TelemetryGuard, init_telemetry};
 pub use process::{exit_code, undocumented_flags};
 pub use propagation::{adopt_trace_context, inject_trace_context};
 pub use reflection::{reflection_v1, reflection_v1alpha};
-pub use server::{DRAIN_SETTLE, Health, Lifecycle, Serving, StopSignal};
+pub use server::{DRAIN_SETTLE, Health, HealthChecks, Lifecycle, Serving, StopSignal};
 pub use shutdown::shutdown_signal;
 pub use status::invalid_argument;
 pub use tls::{ServerTls, TlsError, TlsFiles, TlsIncoming, reload_tls_on_sighup};

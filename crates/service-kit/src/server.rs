@@ -19,6 +19,7 @@
 //! Then the binary closes its resources.
 
 use crate::rpc::{self, Drain, RpcLayers, RpcMetrics};
+use credentials_proto::health::HealthServer;
 use std::{
     fmt::Display,
     net::SocketAddr,
@@ -30,7 +31,7 @@ use std::{
 use tokio::{sync::oneshot, task::JoinHandle, time::Instant};
 use tonic_health::{
     ServingStatus,
-    pb::health_server::HealthServer,
+    pb::{HealthCheckRequest, HealthCheckResponse, health_server::Health as _},
     server::{HealthReporter, HealthService},
 };
 
@@ -69,9 +70,12 @@ impl Health {
     }
 
     /// The `grpc.health.v1.Health` service answering from these statuses; several servers
-    /// (a main port and a probe port) may serve it.
-    pub fn service(&self) -> HealthServer<HealthService> {
-        HealthServer::new(HealthService::from_health_reporter(self.reporter.clone()))
+    /// (a main port and a probe port) may serve it. tonic-health answers, behind the server
+    /// credentials-proto generates, so a malformed check is INVALID_ARGUMENT like any request.
+    pub fn service(&self) -> HealthServer<HealthChecks> {
+        HealthServer::new(HealthChecks(HealthService::from_health_reporter(
+            self.reporter.clone(),
+        )))
     }
 
     /// Serves this health alone, in plaintext, on `addr`, and logs "health listening": for
@@ -92,6 +96,29 @@ impl Health {
                 tracing::error!(error = %e, "health server failed");
             }
         }))
+    }
+}
+
+/// tonic-health's service, answering for the generated [`HealthServer`].
+#[derive(Debug)]
+pub struct HealthChecks(HealthService);
+
+#[tonic::async_trait]
+impl credentials_proto::health::Health for HealthChecks {
+    type WatchStream = <HealthService as tonic_health::pb::health_server::Health>::WatchStream;
+
+    async fn check(
+        &self,
+        request: tonic::Request<HealthCheckRequest>,
+    ) -> Result<tonic::Response<HealthCheckResponse>, tonic::Status> {
+        self.0.check(request).await
+    }
+
+    async fn watch(
+        &self,
+        request: tonic::Request<HealthCheckRequest>,
+    ) -> Result<tonic::Response<Self::WatchStream>, tonic::Status> {
+        self.0.watch(request).await
     }
 }
 
