@@ -29,7 +29,7 @@ trap 'rm -rf "$work"' EXIT
 # Render from a copy: dev-postgres's secretGenerator reads files that make-secrets.sh writes
 # (git-ignored); CI uses placeholders for the missing ones and never touches the tree.
 cp -R deploy "$work/deploy"
-for f in keyring.json jwt-hs256-secret postgres-password database-url; do
+for f in keyring.json jwt-hs256-secret postgres-password database-url tls.crt tls.key tls-ca.crt; do
   secret=$work/deploy/overlays/dev-postgres/secrets/$f
   [ -f "$secret" ] || echo "ci-placeholder" >"$secret"
 done

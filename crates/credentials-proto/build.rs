@@ -1,5 +1,10 @@
 //! Compiles the protos with protox (no system protoc) and writes the descriptor set that the
 //! servers hand to gRPC reflection. Writes only to OUT_DIR.
+//!
+//! Two passes, because clients and servers need different codecs: the messages and clients with
+//! prost's codec, then the servers alone (into OUT_DIR/server, the messages referred to as
+//! extern) with `codec::RequestCodec`, which answers INVALID_ARGUMENT for a malformed request;
+//! and so is the server of `grpc.health.v1`, from tonic-health's descriptors.
 
 use prost::Message;
 use std::{env, fs, path::PathBuf};
@@ -18,8 +23,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     fs::write(out.join("descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
         .build_client(true)
+        .build_server(false)
+        .compile_fds(fds.clone())?;
+    let servers = out.join("server");
+    fs::create_dir_all(&servers)?;
+    tonic_prost_build::configure()
+        .build_client(false)
         .build_server(true)
+        .codec_path("crate::codec::RequestCodec")
+        .extern_path(".kms.v1", "crate::kms::v1")
+        .extern_path(".credentials.v1", "crate::credentials::v1")
+        .out_dir(&servers)
         .compile_fds(fds)?;
+    // grpc.health.v1's server as well (its messages stay tonic-health's): a health check needs
+    // no token, so it is the first place anyone would send bad bytes.
+    let health = prost_types::FileDescriptorSet::decode(tonic_health::pb::FILE_DESCRIPTOR_SET)?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(true)
+        .codec_path("crate::codec::RequestCodec")
+        .extern_path(".grpc.health.v1", "::tonic_health::pb")
+        .out_dir(&servers)
+        .compile_fds(health)?;
     println!("cargo:rerun-if-changed={}", root.display());
     Ok(())
 }

@@ -9,8 +9,13 @@ Every pod template (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob
 - the keyring (Secret credentials-kms-keyring, and the kms-keyring copy, which must be a
   memory-backed emptyDir) is mounted only into the kms containers (kms, kms-keyring);
 - every volumeMount names a volume of the pod (an overlay that drops a volume must drop its mounts).
-Anywhere (container env/args, ConfigMaps): none of the kms's development switches; and, unless
---allow-dev-tokens, no HS256 token secret.
+Every `credentials-api serve` container: serves TLS (CREDENTIALS_TLS_CERT and CREDENTIALS_TLS_KEY
+set, through its env or an envFrom ConfigMap of the rendering, to files under a mount of a Secret
+volume), and the NetworkPolicies selecting its pods admit the gRPC port (50051) only from pods
+labelled credentials-vault/client=true (at least one such policy, no ipBlock, no rule open to
+all sources or all ports).
+Anywhere (container env/args, ConfigMaps): none of the development switches (the kms's and the
+API's plaintext); and, unless --allow-dev-tokens, no HS256 token secret.
 
 Usage: check_policy.py [--allow-dev-tokens] RENDERED.yaml   (exit 1 listing every violation)
 """
@@ -25,7 +30,10 @@ KMS_CONTAINERS = {"kms", "kms-keyring"}
 FORBIDDEN = [
     "--allow-insecure-keyring-permissions", "KMS_ALLOW_INSECURE_KEYRING_PERMISSIONS",
     "--insecure-plaintext-tcp", "KMS_INSECURE_PLAINTEXT_TCP",
+    "--insecure-plaintext", "CREDENTIALS_INSECURE_PLAINTEXT",
 ]
+API_PORT = 50051
+CLIENT_LABEL = ("credentials-vault/client", "true")
 DEV_TOKENS = ["--jwt-hs256-secret-file", "CREDENTIALS_JWT_HS256_SECRET_FILE"]
 
 
@@ -106,6 +114,78 @@ def check_pod(spec, claims, problem):
                 bad(f"mounts the keyring volume {mount['name']}; only {sorted(KMS_CONTAINERS)} may")
 
 
+def pod_template(obj):
+    """(labels, spec) of a workload's pod template."""
+    kind, spec = obj.get("kind"), obj.get("spec") or {}
+    if kind == "Pod":
+        return (obj.get("metadata") or {}).get("labels") or {}, spec
+    template = spec.get("template") or {}
+    return (template.get("metadata") or {}).get("labels") or {}, template.get("spec") or {}
+
+
+def is_api_server(container):
+    command = (container.get("command") or []) + (container.get("args") or [])
+    return any(str(c).endswith("credentials-api") for c in command) and "serve" in command
+
+
+def container_env(container, configmaps):
+    """The container's environment: envFrom ConfigMaps of the rendering, then env values."""
+    env = {}
+    for source in container.get("envFrom") or []:
+        ref = source.get("configMapRef") or {}
+        env.update((configmaps.get(ref.get("name")) or {}).get("data") or {})
+    for var in container.get("env") or []:
+        if "value" in var:
+            env[var["name"]] = var["value"]
+    return env
+
+
+def check_api_tls(container, spec, configmaps, bad):
+    env = container_env(container, configmaps)
+    secret_volumes = {v["name"] for v in spec.get("volumes") or [] if "secret" in v or "projected" in v}
+    mounts = [m["mountPath"].rstrip("/") + "/" for m in container.get("volumeMounts") or []
+              if m["name"] in secret_volumes]
+    for var in ("CREDENTIALS_TLS_CERT", "CREDENTIALS_TLS_KEY"):
+        path = env.get(var)
+        if not path:
+            bad(f"serves the gRPC port without TLS: {var} is not set")
+        elif not any(str(path).startswith(m) for m in mounts):
+            bad(f"{var}={path} is not under a mounted Secret volume")
+
+
+def selects(selector, labels):
+    """Whether a label selector may select pods with `labels` (expressions: assume it does)."""
+    if selector.get("matchExpressions"):
+        return True
+    return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
+
+
+def admits_api_port(rule):
+    ports = rule.get("ports") or []
+    return not ports or any(p.get("port") in (API_PORT, "grpc") for p in ports)
+
+
+def check_api_ingress(labels, policies, bad):
+    guarding = [p for p in policies
+                if selects((p.get("spec") or {}).get("podSelector") or {}, labels)
+                and "Ingress" in ((p.get("spec") or {}).get("policyTypes") or ["Ingress"])]
+    if not guarding:
+        bad(f"no NetworkPolicy restricts ingress to the API pods ({labels})")
+    key, value = CLIENT_LABEL
+    for policy in guarding:
+        name = policy["metadata"]["name"]
+        for rule in (policy.get("spec") or {}).get("ingress") or []:
+            if not admits_api_port(rule):
+                continue
+            peers = rule.get("from") or []
+            if not peers:
+                bad(f"NetworkPolicy {name} admits port {API_PORT} from everywhere")
+            for peer in peers:
+                pod = (peer.get("podSelector") or {}).get("matchLabels") or {}
+                if "ipBlock" in peer or pod.get(key) != value:
+                    bad(f"NetworkPolicy {name} admits port {API_PORT} from {peer}, not only pods labelled {key}={value}")
+
+
 def main(argv):
     allow_dev = "--allow-dev-tokens" in argv
     files = [a for a in argv if a != "--allow-dev-tokens"]
@@ -115,6 +195,8 @@ def main(argv):
     with open(files[0], encoding="utf-8") as f:
         objects = [o for o in yaml.safe_load_all(f) if o]
     problems = []
+    configmaps = {o["metadata"]["name"]: o for o in objects if o.get("kind") == "ConfigMap"}
+    policies = [o for o in objects if o.get("kind") == "NetworkPolicy"]
     for obj in objects:
         where = f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}"
 
@@ -123,6 +205,13 @@ def main(argv):
 
         for spec, claims in pod_specs(obj):
             check_pod(spec, claims, problem)
+            labels, _ = pod_template(obj)
+            for c in spec.get("containers") or []:
+                if is_api_server(c):
+                    def bad(msg, name=c.get("name")):
+                        problem(f"container {name}: {msg}")
+                    check_api_tls(c, spec, configmaps, bad)
+                    check_api_ingress(labels, policies, bad)
         if obj.get("kind") in ("Secret",):
             continue  # generated dev secrets are data, not configuration
         words = set(strings(obj.get("data") if obj.get("kind") == "ConfigMap" else

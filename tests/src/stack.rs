@@ -29,6 +29,7 @@ pub struct ApiProcess {
 
 impl ApiProcess {
     /// Starts the API against `database_url` and the kms socket, and waits until it is ready.
+    /// It listens on `127.0.0.1:0` unless `extra_args` name a `--listen`.
     pub async fn start(
         dir: &Path,
         database_url: &str,
@@ -52,8 +53,15 @@ impl ApiProcess {
             .map(|n| dir.join(format!("api-{n}.log")))
             .find(|p| !p.exists())
             .expect("a free log name");
+        // 127.0.0.1:0 unless the test listens elsewhere (clap refuses a repeated --listen).
+        let listen: &[&str] = match extra_args.contains(&"--listen") {
+            true => &[],
+            false => &["--listen", "127.0.0.1:0"],
+        };
         let child = Command::new(bin("credentials-api"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--kms-timeout", "1s"])
+            .arg("serve")
+            .args(listen)
+            .args(["--kms-timeout", "1s"])
             .arg("--kms-endpoint")
             .arg(format!("unix://{}", kms_socket.display()))
             .arg("--jwt-hs256-secret-file")

@@ -1,7 +1,7 @@
 //! Plumbing shared by the vault's gRPC servers, so that both behave the same at the edges:
 //! the server's start-up and shutdown, the per-RPC layers and the fields of their span, logs
 //! and traces, metrics and the admin port, shutdown signals, reflection and the shape of
-//! `INVALID_ARGUMENT` errors.
+//! `INVALID_ARGUMENT` errors, and TLS on their TCP ports.
 
 #![forbid(unsafe_code)]
 
@@ -16,12 +16,14 @@ mod server;
 mod shutdown;
 pub mod span_fields;
 mod status;
+mod tls;
 
 pub use admin::{AdminError, serve_admin};
 pub use logging::{LogFormat, TelemetryError, TelemetryGuard, init_telemetry};
 pub use process::{exit_code, undocumented_flags};
 pub use propagation::{adopt_trace_context, inject_trace_context};
 pub use reflection::{reflection_v1, reflection_v1alpha};
-pub use server::{DRAIN_SETTLE, Health, Lifecycle, Serving, StopSignal};
+pub use server::{DRAIN_SETTLE, Health, HealthChecks, Lifecycle, Serving, StopSignal};
 pub use shutdown::shutdown_signal;
 pub use status::invalid_argument;
+pub use tls::{ServerTls, TlsError, TlsFiles, TlsIncoming, reload_tls_on_sighup};

@@ -19,8 +19,10 @@
 //! Then the binary closes its resources.
 
 use crate::rpc::{self, Drain, RpcLayers, RpcMetrics};
+use credentials_proto::health::HealthServer;
 use std::{
     fmt::Display,
+    net::SocketAddr,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -29,7 +31,7 @@ use std::{
 use tokio::{sync::oneshot, task::JoinHandle, time::Instant};
 use tonic_health::{
     ServingStatus,
-    pb::health_server::HealthServer,
+    pb::{HealthCheckRequest, HealthCheckResponse, health_server::Health as _},
     server::{HealthReporter, HealthService},
 };
 
@@ -68,9 +70,55 @@ impl Health {
     }
 
     /// The `grpc.health.v1.Health` service answering from these statuses; several servers
-    /// (a main port and a probe port) may serve it.
-    pub fn service(&self) -> HealthServer<HealthService> {
-        HealthServer::new(HealthService::from_health_reporter(self.reporter.clone()))
+    /// (a main port and a probe port) may serve it. tonic-health answers, behind the server
+    /// credentials-proto generates, so a malformed check is INVALID_ARGUMENT like any request.
+    pub fn service(&self) -> HealthServer<HealthChecks> {
+        HealthServer::new(HealthChecks(HealthService::from_health_reporter(
+            self.reporter.clone(),
+        )))
+    }
+
+    /// Serves this health alone, in plaintext, on `addr`, and logs "health listening": for
+    /// kubelet gRPC probes, which speak neither TLS nor Unix sockets. No RPC layers, and it is
+    /// not part of the drain: it keeps answering (NOT_SERVING) while the main port drains, until
+    /// the binary aborts the returned task.
+    pub async fn serve_probe_port(&self, addr: SocketAddr) -> Result<JoinHandle<()>, String> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot bind health address {addr}: {e}"))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!(address = %local, "health listening");
+        let health_only = tonic::transport::Server::builder()
+            .add_service(self.service())
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+        Ok(tokio::spawn(async move {
+            if let Err(e) = health_only.await {
+                tracing::error!(error = %e, "health server failed");
+            }
+        }))
+    }
+}
+
+/// tonic-health's service, answering for the generated [`HealthServer`].
+#[derive(Debug)]
+pub struct HealthChecks(HealthService);
+
+#[tonic::async_trait]
+impl credentials_proto::health::Health for HealthChecks {
+    type WatchStream = <HealthService as tonic_health::pb::health_server::Health>::WatchStream;
+
+    async fn check(
+        &self,
+        request: tonic::Request<HealthCheckRequest>,
+    ) -> Result<tonic::Response<HealthCheckResponse>, tonic::Status> {
+        self.0.check(request).await
+    }
+
+    async fn watch(
+        &self,
+        request: tonic::Request<HealthCheckRequest>,
+    ) -> Result<tonic::Response<Self::WatchStream>, tonic::Status> {
+        self.0.watch(request).await
     }
 }
 

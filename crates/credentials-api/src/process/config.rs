@@ -64,9 +64,38 @@ pub struct DatabaseArgs {
 /// `credentials-api serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
-    /// Address to serve gRPC on.
+    /// Address to serve gRPC on. Off loopback it needs --tls-cert and --tls-key (or
+    /// --insecure-plaintext).
     #[arg(long, env = "CREDENTIALS_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+
+    /// PEM certificate chain (leaf first) to serve gRPC with over TLS. SIGHUP reloads it, the
+    /// key and the client CA without dropping connections.
+    #[arg(long, env = "CREDENTIALS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "CREDENTIALS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA certificates that client certificates must chain to: mutual TLS, clients without
+    /// such a certificate are refused.
+    #[arg(long, env = "CREDENTIALS_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// DEVELOPMENT ONLY: serve plaintext gRPC (h2c) on a --listen address that is not loopback;
+    /// tokens and secrets then cross the network in clear (logs a warning).
+    #[arg(
+        long,
+        env = "CREDENTIALS_INSECURE_PLAINTEXT",
+        conflicts_with = "tls_cert"
+    )]
+    pub insecure_plaintext: bool,
+
+    /// Also serve grpc.health.v1 alone, in plaintext, on this TCP address: for kubelet gRPC
+    /// probes, which cannot speak TLS.
+    #[arg(long, env = "CREDENTIALS_HEALTH_ADDR")]
+    pub health_addr: Option<SocketAddr>,
 
     /// The database connection.
     #[command(flatten)]

@@ -14,7 +14,7 @@ use credentials_proto::credentials::v1::{
 };
 use credentials_store::{Store, StoreConfig};
 use kms::{ClientConfig, KmsClient, KmsEndpoint};
-use service_kit::{Health, Lifecycle, Serving};
+use service_kit::{Health, Lifecycle, ServerTls, Serving, TlsFiles};
 use std::{fs, sync::Arc, time::Duration};
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
@@ -128,6 +128,35 @@ fn kms_client(config: &ServeConfig) -> Result<KmsClient, String> {
     KmsClient::new(client_config).map_err(|e| e.to_string())
 }
 
+/// The TLS of the gRPC port, or `None` for plaintext, which is allowed on loopback and, with
+/// a warning, behind --insecure-plaintext.
+fn server_tls(config: &ServeConfig) -> Result<Option<Arc<ServerTls>>, String> {
+    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+        let files = TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: config.tls_client_ca.clone(),
+        };
+        return Ok(Some(Arc::new(
+            ServerTls::load(files).map_err(|e| e.to_string())?,
+        )));
+    }
+    let listen = config.listen;
+    if listen.ip().is_loopback() {
+        Ok(None)
+    } else if config.insecure_plaintext {
+        tracing::warn!(
+            %listen,
+            "serving PLAINTEXT gRPC off loopback: bearer tokens and secrets cross the network in clear; development only"
+        );
+        Ok(None)
+    } else {
+        Err(format!(
+            "--listen {listen} is not a loopback address: give --tls-cert and --tls-key (or --insecure-plaintext for development)"
+        ))
+    }
+}
+
 /// The validation prober: egress guard with the operator's exceptions, provider URLs.
 fn prober(config: &ServeConfig) -> credentials_probe::Prober {
     let endpoints = config.provider_url.iter().fold(
@@ -217,6 +246,7 @@ pub struct Running {
     address: std::net::SocketAddr,
     serving: Serving,
     store: Store,
+    health_port: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Runs the server until SIGTERM or SIGINT. Errors are startup failures.
@@ -235,6 +265,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
 
     // 2. Configuration that can be wrong: fail before touching anything else.
     let verifier = Arc::new(verifier(&config.jwt)?);
+    let tls = server_tls(&config)?;
     let metrics = ApiMetrics::new();
     let kms = kms_client(&config)?.with_metrics(metrics.kms.clone());
     if let Some(key) = &config.master_key_id {
@@ -262,7 +293,23 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
         .await
         .map_err(|e| format!("cannot bind {}: {e}", config.listen))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(%address, "listening");
+    tracing::info!(
+        %address,
+        tls = tls.is_some(),
+        mutual_tls = tls.as_ref().is_some_and(|t| t.mutual()),
+        certificate_sha256 = tls.as_ref().map(|t| t.fingerprint()),
+        "listening"
+    );
+    // SIGHUP reloads the certificate, key and client CA: new handshakes use them, live
+    // connections stay.
+    if let Some(tls) = &tls {
+        lifecycle.adopt(service_kit::reload_tls_on_sighup(tls.clone())?);
+    }
+    // The plaintext health port for kubelet probes; it outlives the drain (see shutdown).
+    let health_port = match config.health_addr {
+        Some(addr) => Some(lifecycle.health().serve_probe_port(addr).await?),
+        None => None,
+    };
     if let Some(addr) = config.admin_addr {
         service_kit::serve_admin(addr, metrics.registry.clone())
             .await
@@ -302,12 +349,21 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
         )
         .add_service(AdminServiceServer::new(AdminService::new(keys)));
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let serving = lifecycle.serve(|stop| router.serve_with_incoming_shutdown(incoming, stop));
+    let serving = match tls {
+        Some(tls) => {
+            let incoming = tls.incoming(listener);
+            lifecycle.serve(|stop| router.serve_with_incoming_shutdown(incoming, stop))
+        }
+        None => {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            lifecycle.serve(|stop| router.serve_with_incoming_shutdown(incoming, stop))
+        }
+    };
     Ok(Running {
         address,
         serving,
         store,
+        health_port,
     })
 }
 
@@ -322,7 +378,10 @@ impl Running {
     /// within the configured grace period (see [`service_kit::Lifecycle`]); then the pool.
     pub async fn shutdown(self) {
         self.serving.shutdown().await;
-        // Then what is the API's own: the pool.
+        // Then what is the API's own: the probe port (NOT_SERVING until now) and the pool.
+        if let Some(task) = self.health_port {
+            task.abort();
+        }
         self.store.close();
     }
 }

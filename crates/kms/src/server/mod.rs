@@ -35,7 +35,7 @@ pub struct ServeConfig {
     pub socket: PathBuf,
 
     /// Serve TCP on this address instead of the socket, with mutual TLS (needs --tls-cert,
-    /// --tls-key and --tls-client-ca).
+    /// --tls-key and --tls-client-ca; SIGHUP reloads all three).
     #[arg(long, env = "KMS_TCP_ADDR")]
     pub tcp: Option<SocketAddr>,
 
@@ -76,7 +76,7 @@ pub struct ServeConfig {
 /// Runs the server until SIGTERM or SIGINT. Errors are startup failures, reported by `main`.
 pub async fn run(config: ServeConfig) -> Result<(), String> {
     // 1. Health first, NOT_SERVING, so nothing reports ready before the keyring is in.
-    let lifecycle = Lifecycle::begin(&[SERVICE_NAME], config.shutdown_grace).await;
+    let mut lifecycle = Lifecycle::begin(&[SERVICE_NAME], config.shutdown_grace).await;
 
     // 2. The keyring: a kms without one has nothing to serve, so a bad file is fatal here.
     let keyring = Keyring::load(&config.keyring, config.allow_insecure_keyring_permissions)
@@ -95,7 +95,7 @@ pub async fn run(config: ServeConfig) -> Result<(), String> {
     // 3. The optional plaintext health port, for probes: health alone, no RPC layers, and it
     //    keeps answering (NOT_SERVING) while the main port drains.
     let health_port = match config.health_addr {
-        Some(addr) => Some(serve_health_port(addr, lifecycle.health()).await?),
+        Some(addr) => Some(lifecycle.health().serve_probe_port(addr).await?),
         None => None,
     };
 
@@ -110,9 +110,12 @@ pub async fn run(config: ServeConfig) -> Result<(), String> {
     //    then health, reflection and the key service (with its request size limit).
     let kms = KeyManagementServiceServer::new(KmsService::new(handle))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let mut builder = Server::builder();
-    let listener = transport::bind(&config, &mut builder).await?;
-    let router = builder
+    let (listener, tls) = transport::bind(&config).await?;
+    // SIGHUP also reloads the TLS certificate: new handshakes use it, live connections stay.
+    if let Some(tls) = tls {
+        lifecycle.adopt(service_kit::reload_tls_on_sighup(tls)?);
+    }
+    let router = Server::builder()
         .layer(lifecycle.layers(metrics.rpc.clone()))
         .add_service(lifecycle.health().service())
         .add_service(service_kit::reflection_v1(&[SERVICE_NAME]))
@@ -132,25 +135,6 @@ pub async fn run(config: ServeConfig) -> Result<(), String> {
     }
     transport::cleanup(&config);
     Ok(())
-}
-
-/// Serves `health` alone, in plaintext, on `addr`.
-async fn serve_health_port(
-    addr: SocketAddr,
-    health: service_kit::Health,
-) -> Result<tokio::task::JoinHandle<()>, String> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot bind health address {addr}: {e}"))?;
-    tracing::info!(address = %listener.local_addr().map_err(|e| e.to_string())?, "health listening");
-    let health_only = Server::builder()
-        .add_service(health.service())
-        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
-    Ok(tokio::spawn(async move {
-        if let Err(e) = health_only.await {
-            tracing::error!(error = %e, "health server failed");
-        }
-    }))
 }
 
 /// On SIGHUP, loads the keyring file again; a bad file keeps the old keyring and says why.

@@ -2,20 +2,22 @@
 //! or, for development only, plaintext TCP.
 
 use super::ServeConfig;
-use service_kit::{StopSignal, rpc::ObservedRouter};
+use service_kit::{ServerTls, StopSignal, TlsFiles, TlsIncoming, rpc::ObservedRouter};
 use std::{
     fs,
     os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt},
     path::Path,
+    sync::Arc,
 };
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 /// A bound listener, ready to serve.
 pub enum Listener {
     /// A Unix socket.
     Unix(UnixListenerStream),
-    /// A TCP port (TLS, when configured, is applied by the server builder).
+    /// A TCP port with mutual TLS (service-kit's, reloadable on SIGHUP).
+    Tls(TlsIncoming),
+    /// A plaintext TCP port (development only).
     Tcp(TcpListenerStream),
 }
 
@@ -28,23 +30,26 @@ impl Listener {
     ) -> Result<(), tonic::transport::Error> {
         match self {
             Self::Unix(incoming) => router.serve_with_incoming_shutdown(incoming, stop).await,
+            Self::Tls(incoming) => router.serve_with_incoming_shutdown(incoming, stop).await,
             Self::Tcp(incoming) => router.serve_with_incoming_shutdown(incoming, stop).await,
         }
     }
 }
 
-/// Binds the configured transport, adding TLS to `builder` for TCP, and logs the address.
-pub async fn bind(config: &ServeConfig, builder: &mut Server) -> Result<Listener, String> {
+/// Binds the configured transport and logs the address; for TCP with TLS, also returns the
+/// TLS configuration, which SIGHUP reloads.
+pub async fn bind(config: &ServeConfig) -> Result<(Listener, Option<Arc<ServerTls>>), String> {
     let Some(addr) = config.tcp else {
         let listener = bind_private_socket(&config.socket)?;
         tracing::info!(socket = %config.socket.display(), "listening");
-        return Ok(Listener::Unix(UnixListenerStream::new(listener)));
+        return Ok((Listener::Unix(UnixListenerStream::new(listener)), None));
     };
-    if config.insecure_plaintext_tcp {
+    let tls = if config.insecure_plaintext_tcp {
         tracing::warn!(
             %addr,
             "serving PLAINTEXT TCP without client authentication: development only, never in production"
         );
+        None
     } else {
         let (Some(cert), Some(key), Some(ca)) =
             (&config.tls_cert, &config.tls_key, &config.tls_client_ca)
@@ -54,24 +59,27 @@ pub async fn bind(config: &ServeConfig, builder: &mut Server) -> Result<Listener
                     .into(),
             );
         };
-        let read = |path: &Path| {
-            fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+        let files = TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: Some(ca.clone()),
         };
-        let key_pem = zeroize::Zeroizing::new(read(key)?);
-        let tls = ServerTlsConfig::new()
-            .identity(Identity::from_pem(read(cert)?, key_pem.as_slice()))
-            .client_ca_root(Certificate::from_pem(read(ca)?));
-        *builder = builder
-            .clone()
-            .tls_config(tls)
-            .map_err(|e| format!("TLS configuration: {e}"))?;
-    }
+        Some(Arc::new(ServerTls::load(files).map_err(|e| e.to_string())?))
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot bind {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(address = %local, mutual_tls = !config.insecure_plaintext_tcp, "listening");
-    Ok(Listener::Tcp(TcpListenerStream::new(listener)))
+    tracing::info!(
+        address = %local,
+        mutual_tls = tls.is_some(),
+        certificate_sha256 = tls.as_ref().map(|t| t.fingerprint()),
+        "listening"
+    );
+    Ok(match tls {
+        Some(tls) => (Listener::Tls(tls.incoming(listener)), Some(tls)),
+        None => (Listener::Tcp(TcpListenerStream::new(listener)), None),
+    })
 }
 
 /// Binds a Unix socket that only this user can connect to. The socket is created in a private

@@ -1,24 +1,27 @@
 //! The per-RPC tower layers both servers share, each with one job:
 //! - [`TraceLayer`]: a span per RPC, joined to the caller's trace, with its status;
 //! - [`MetricsLayer`]: the `grpc_server_*` counters and latencies;
-//! - [`DrainLayer`]: admission while a shutdown drains.
+//! - [`DrainLayer`]: admission while a shutdown drains;
+//! - [`FramingLayer`]: a request whose gRPC framing is cut short is the client's mistake.
 //!
 //! All three need to know when a call ends and with which status, which for a streamed
 //! response is only in its trailers; [`status`] reads it once for each. [`layers`] stacks
 //! them in their order; a server adds its own layers (authentication) inside.
 
 mod drain;
+mod framing;
 mod metrics;
 pub mod status;
 mod trace;
 
 pub use drain::{Drain, DrainLayer, DrainService, InFlight};
+pub use framing::{FramedBody, FramingLayer, FramingService};
 pub use metrics::{Measurement, MetricsLayer, MetricsService, RpcMetrics};
 pub use status::code_name;
 pub use trace::{SpanStatus, TraceLayer, TraceService};
 
 use prost::Message as _;
-use std::{collections::HashSet, pin::Pin, sync::OnceLock};
+use std::{collections::HashMap, pin::Pin, sync::OnceLock};
 use tower::{
     ServiceBuilder,
     layer::util::{Identity, Stack},
@@ -31,9 +34,10 @@ const UNKNOWN: &str = "unknown";
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// Every `/package.Service/Method` path of the protos these servers can serve, so metric labels
-/// come from this closed set and never from what a client made up.
-fn known_methods() -> &'static HashSet<String> {
-    static KNOWN: OnceLock<HashSet<String>> = OnceLock::new();
+/// come from this closed set and never from what a client made up; with whether the method
+/// takes a stream of requests (client streaming) rather than exactly one.
+fn known_methods() -> &'static HashMap<String, bool> {
+    static KNOWN: OnceLock<HashMap<String, bool>> = OnceLock::new();
     KNOWN.get_or_init(|| {
         let sets: [&[u8]; 4] = [
             credentials_proto::FILE_DESCRIPTOR_SET,
@@ -41,7 +45,7 @@ fn known_methods() -> &'static HashSet<String> {
             tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
             tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
         ];
-        let mut known = HashSet::new();
+        let mut known = HashMap::new();
         for bytes in sets {
             // Generated at build time; a set that does not parse only costs its labels.
             let Ok(set) = prost_types::FileDescriptorSet::decode(bytes) else {
@@ -54,7 +58,10 @@ fn known_methods() -> &'static HashSet<String> {
                         package => format!("{package}.{}", service.name()),
                     };
                     for method in &service.method {
-                        known.insert(format!("/{qualified}/{}", method.name()));
+                        known.insert(
+                            format!("/{qualified}/{}", method.name()),
+                            method.client_streaming(),
+                        );
                     }
                 }
             }
@@ -66,14 +73,19 @@ fn known_methods() -> &'static HashSet<String> {
 /// Every `/package.Service/Method` path the servers' protos define (the vault's own, health
 /// and both reflection versions), in no particular order: what a per-RPC table must cover.
 pub fn known_paths() -> impl Iterator<Item = &'static str> {
-    known_methods().iter().map(String::as_str)
+    known_methods().keys().map(String::as_str)
+}
+
+/// Whether `path` is a method that takes exactly one request message.
+fn takes_one_request(path: &str) -> bool {
+    known_methods().get(path) == Some(&false)
 }
 
 /// `(service, method)` labels of a request path; `unknown` for paths no proto defines.
 fn labels(path: &str) -> (&'static str, &'static str) {
     known_methods()
-        .get(path)
-        .and_then(|known| known[1..].split_once('/'))
+        .get_key_value(path)
+        .and_then(|(known, _)| known[1..].split_once('/'))
         .unwrap_or((UNKNOWN, UNKNOWN))
 }
 
@@ -83,8 +95,9 @@ fn is_health(path: &str) -> bool {
 }
 
 /// The shared part of a server's stack, outermost first.
-pub type RpcLayers =
-    ServiceBuilder<Stack<DrainLayer, Stack<MetricsLayer, Stack<TraceLayer, Identity>>>>;
+pub type RpcLayers = ServiceBuilder<
+    Stack<FramingLayer, Stack<DrainLayer, Stack<MetricsLayer, Stack<TraceLayer, Identity>>>>,
+>;
 
 /// A tonic router whose only layers are [`layers`]: `Server::builder().layer(layers(..))`.
 pub type ObservedRouter = tonic::transport::server::Router<Stack<RpcLayers, Identity>>;
@@ -102,6 +115,10 @@ pub fn layers(metrics: RpcMetrics, drain: Drain) -> RpcLayers {
         // Drain admission before any work a server adds inside (token checks, handlers): a
         // refused call costs nothing, and an admitted one is waited for until its status.
         .layer(DrainLayer::new(drain))
+        // Innermost: tonic answers INTERNAL for a request body that ends inside a message (or
+        // without the one message a method takes); this turns that client mistake into
+        // INVALID_ARGUMENT before tonic decodes.
+        .layer(FramingLayer)
 }
 
 #[cfg(test)]
@@ -192,7 +209,7 @@ mod tests {
         let make = |headers: &'static [(&'static str, &'static str)],
                     trailers: Option<&'static str>| {
             layers(metrics.clone(), Drain::new()).service(tower::service_fn(
-                move |_: http::Request<()>| async move {
+                move |_: http::Request<tonic::body::Body>| async move {
                     Ok::<_, Infallible>(response(headers, trailers))
                 },
             ))
@@ -200,7 +217,7 @@ mod tests {
         let request = |path: &str| {
             http::Request::builder()
                 .uri(format!("http://x{path}"))
-                .body(())
+                .body(tonic::body::Body::empty())
                 .unwrap()
         };
         let path = "/credentials.v1.CredentialsService/GetCredential";
@@ -251,7 +268,7 @@ mod tests {
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let released = gate.clone();
         let mut service = layers(metrics.clone(), drain.clone()).service(tower::service_fn(
-            move |_: http::Request<()>| {
+            move |_: http::Request<tonic::body::Body>| {
                 let released = released.clone();
                 async move {
                     drop(released.acquire().await);
@@ -262,7 +279,7 @@ mod tests {
         let request = |path: &str| {
             http::Request::builder()
                 .uri(format!("http://x{path}"))
-                .body(())
+                .body(tonic::body::Body::empty())
                 .unwrap()
         };
         let path = "/credentials.v1.CredentialsService/CreateCredential";
