@@ -477,14 +477,17 @@ impl Store {
     }
 
     /// Replaces a credential's whole envelope, resealed in the current payload format with a
-    /// new data key, if the row still holds the wrapped key `old` (compare-and-swap, as
-    /// [`Store::swap_wrapped_key`]): a client's write meanwhile wins. The revision and etag do
-    /// not change: the value is the same. Returns whether it swapped.
+    /// new data key, and its masked preview (computed again from the opened value, so a preview
+    /// written under older masking rules is replaced), if the row still holds the wrapped key
+    /// `old` (compare-and-swap, as [`Store::swap_wrapped_key`]): a client's write meanwhile
+    /// wins. The revision and etag do not change: the value is the same. Returns whether it
+    /// swapped.
     pub async fn swap_envelope(
         &self,
         id: Uuid,
         old: &[u8],
         new: &credentials_core::payload::Envelope,
+        masked_content: &str,
         audit_event: &NewAuditEvent,
     ) -> Result<bool> {
         let mut conn = self.pool.get().await?;
@@ -495,7 +498,7 @@ impl Store {
             .prepare_cached(
                 "UPDATE credentials SET ciphertext = $3, nonce = $4, wrapped_key = $5, \
                  master_key_id = $6, master_key_version = $7, payload_format = $8, \
-                 value_generation = $9 \
+                 value_generation = $9, masked_content = $10 \
                  WHERE id = $1 AND wrapped_key = $2 AND deleted_at IS NULL",
             )
             .await?;
@@ -512,6 +515,7 @@ impl Store {
                     &version,
                     &new.payload_format,
                     &new.value_generation,
+                    &masked_content,
                 ],
             )
             .await?

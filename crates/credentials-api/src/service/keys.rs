@@ -387,7 +387,8 @@ impl KeyLifecycle {
 
     /// Moves an older-format row to the current format: unwraps and opens it under its old
     /// context, seals it again under a new data key (on the target key) for the current
-    /// context, and swaps the envelope in if the row still holds the wrapped key read.
+    /// context, masks it again under the current rules, and swaps the envelope and preview in
+    /// if the row still holds the wrapped key read.
     async fn reseal(
         &self,
         candidate: &RewrapCandidate,
@@ -418,9 +419,16 @@ impl KeyLifecycle {
             ..row
         };
         let new = seal_value(&self.kms, &new_row, Some(&candidate.target_key), &value).await?;
+        // Rows this old were masked under older rules (a token in a URL's user info shown
+        // whole, a password's ends): the value is open here, so the preview is made again.
+        let spec = credentials_core::catalogue::lookup(&candidate.type_id).ok_or_else(|| {
+            ServiceError::Internal(format!("stored type {} unknown", candidate.type_id))
+        })?;
+        let masked = credentials_core::mask::preview(spec, &value);
+        drop(value);
         Ok(self
             .store
-            .swap_envelope(candidate.id, &candidate.wrapped_key, &new, event)
+            .swap_envelope(candidate.id, &candidate.wrapped_key, &new, &masked, event)
             .await?)
     }
 

@@ -297,6 +297,17 @@ async fn the_sweep_moves_format_2_rows_to_format_3() {
             .await;
         let value = format!("sk-sweep-{i}-{:016x}-abcdef", rand_u64());
         rewrite_as_format_2(&stack, "ws", &created.id, &value).await;
+        // The preview an older build's masking left: the sweep makes it again.
+        stack
+            .db
+            .client()
+            .await
+            .execute(
+                "UPDATE credentials SET masked_content = $2 WHERE id = $1",
+                &[&Uuid::parse_str(&created.id).unwrap(), &value],
+            )
+            .await
+            .unwrap();
         old.push((created.id, value));
     }
     let current = stack
@@ -321,6 +332,18 @@ async fn the_sweep_moves_format_2_rows_to_format_3() {
         let (format, generation, _) = sealed_state(&stack, id).await;
         assert_eq!((format, generation), (3, 1));
         assert_eq!(&access_secret(&stack, &token, id).await, value);
+        let preview: String = stack
+            .db
+            .client()
+            .await
+            .query_one(
+                "SELECT masked_content FROM credentials WHERE id = $1",
+                &[&Uuid::parse_str(id).unwrap()],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(preview, format!("sk-sw...{}", &value[value.len() - 4..]));
     }
     assert_eq!(sealed_state(&stack, &old[0].0).await.2, before.2);
     assert_eq!(sealed_state(&stack, &current.id).await.1, 1);

@@ -1093,6 +1093,7 @@ async fn a_format_upgrade_loses_to_a_value_written_meanwhile() {
             new.id,
             &read,
             &next_value(60),
+            "sk-pr...0060",
             &event(WS, new.id, AuditAction::Rewrap),
         )
         .await
@@ -1108,6 +1109,7 @@ async fn a_format_upgrade_loses_to_a_value_written_meanwhile() {
             other.id,
             &other.envelope.wrapped_key,
             &next_value(61),
+            "sk-pr...0061",
             &event(WS, other.id, AuditAction::Rewrap),
         )
         .await

@@ -100,3 +100,59 @@ async fn migration_v4_clears_previews_of_rows_deleted_before() {
         Some("credentials_no_preview_when_deleted")
     );
 }
+
+/// Validation messages stored before V6 were made by redacting text that held the secret: V6
+/// withdraws them, and leaves the outcome and state as they were.
+#[tokio::test]
+async fn migration_v6_withdraws_validation_messages_made_by_redaction() {
+    let db = TestDb::empty().await;
+    let mut client = db.client().await;
+    embedded::migrations::runner()
+        .set_target(refinery::Target::Version(5))
+        .run_async(&mut client)
+        .await
+        .unwrap();
+    let (checked, unchecked) = (new_credential_id(), new_credential_id());
+    // What the redacting build stored for the one-letter password `p`.
+    let leaky = "127.0.0.1 is a loo****back address, which the egress ****olicy refuses";
+    for (id, name, message) in [(checked, "checked", leaky), (unchecked, "unchecked", "")] {
+        client
+            .execute(
+                "INSERT INTO credentials (id, workspace_id, name, category, type_id, \
+                 masked_content, ciphertext, nonce, wrapped_key, master_key_id, \
+                 master_key_version, payload_format, validation_state, validation_outcome, \
+                 validation_message) \
+                 VALUES ($1, 'ws', $2, 'llm', 'openai', '****', '\\x01', '\\x02', \
+                 '\\x03', 'default', 1, 2, 2, 5, $3)",
+                &[&id, &name, &message],
+            )
+            .await
+            .unwrap();
+    }
+
+    let store = Store::new(&config(db.url(), 2)).unwrap();
+    store.migrate().await.unwrap();
+    let read = |id| {
+        let client = &client;
+        async move {
+            let row = client
+                .query_one(
+                    "SELECT validation_message, validation_state, validation_outcome \
+                     FROM credentials WHERE id = $1",
+                    &[&id],
+                )
+                .await
+                .unwrap();
+            (
+                row.get::<_, String>(0),
+                row.get::<_, i16>(1),
+                row.get::<_, i16>(2),
+            )
+        }
+    };
+    let (message, state, outcome) = read(checked).await;
+    assert!(!message.contains("****"), "{message}");
+    assert!(message.contains("validate again"), "{message}");
+    assert_eq!((state, outcome), (2, 5));
+    assert_eq!(read(unchecked).await.0, "");
+}
