@@ -14,6 +14,7 @@ fn code(code: Code) -> tonic::Code {
         Code::FailedPrecondition => tonic::Code::FailedPrecondition,
         Code::Unavailable => tonic::Code::Unavailable,
         Code::DeadlineExceeded => tonic::Code::DeadlineExceeded,
+        Code::DataLoss => tonic::Code::DataLoss,
         Code::Internal => tonic::Code::Internal,
     }
 }
@@ -37,6 +38,11 @@ impl From<ServiceError> for Status {
             }
             ServiceError::KeyUnavailable { ref detail } => {
                 tracing::warn!(%detail, "master key unavailable");
+                Status::new(wire, err.to_string())
+            }
+            ServiceError::Integrity { ref detail } => {
+                // An operator must look: someone with database access changed the row.
+                tracing::error!(%detail, "stored value fails its integrity check");
                 Status::new(wire, err.to_string())
             }
             ServiceError::Internal(detail) => {
@@ -93,6 +99,12 @@ mod tests {
             (
                 ServiceError::DeadlineExceeded("the key service"),
                 tonic::Code::DeadlineExceeded,
+            ),
+            (
+                ServiceError::Integrity {
+                    detail: "payload: the stored value does not authenticate (refused)".into(),
+                },
+                tonic::Code::DataLoss,
             ),
             (ServiceError::Internal("bug".into()), tonic::Code::Internal),
         ];

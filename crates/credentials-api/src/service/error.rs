@@ -44,6 +44,17 @@ pub enum ServiceError {
     /// A dependency did not answer in time. Retryable.
     #[error("{0} did not answer in time; retry later")]
     DeadlineExceeded(&'static str),
+    /// A stored value that does not authenticate under its row's context: its row was altered
+    /// (relabelled, restored from an older value, downgraded) or its blob damaged. Not a bug
+    /// and not the caller's mistake: the data is lost until someone looks or writes it again.
+    #[error(
+        "the credential's stored value fails its integrity check (its row was altered or \
+         restored in the database); an operator must look, or set a new value with UpdateCredential"
+    )]
+    Integrity {
+        /// What failed, for the server log only (never a secret).
+        detail: String,
+    },
     /// A bug or corrupt data; details are in the server log only.
     #[error("internal error")]
     Internal(String),
@@ -90,6 +101,8 @@ pub enum Code {
     Unavailable,
     /// `DEADLINE_EXCEEDED`.
     DeadlineExceeded,
+    /// `DATA_LOSS`.
+    DataLoss,
     /// `INTERNAL`.
     Internal,
 }
@@ -106,6 +119,7 @@ impl Code {
             Code::FailedPrecondition => "FAILED_PRECONDITION",
             Code::Unavailable => "UNAVAILABLE",
             Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            Code::DataLoss => "DATA_LOSS",
             Code::Internal => "INTERNAL",
         }
     }
@@ -138,6 +152,7 @@ impl ServiceError {
             }
             ServiceError::Unavailable { .. } => Code::Unavailable,
             ServiceError::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            ServiceError::Integrity { .. } => Code::DataLoss,
             ServiceError::Internal(_) => Code::Internal,
         }
     }
@@ -182,6 +197,9 @@ impl From<kms::Error> for ServiceError {
             },
             kms::Error::DeadlineExceeded => Self::DeadlineExceeded("the key service"),
             kms::Error::KeyUnavailable(detail) => Self::KeyUnavailable { detail },
+            e @ kms::Error::CannotUnwrap => Self::Integrity {
+                detail: format!("kms: {e}"),
+            },
             other => Self::Internal(format!("kms: {other}")),
         }
     }
@@ -189,7 +207,12 @@ impl From<kms::Error> for ServiceError {
 
 impl From<SealError> for ServiceError {
     fn from(err: SealError) -> Self {
-        Self::Internal(format!("payload: {err}"))
+        match err {
+            SealError::Tampered | SealError::FormatMismatch { .. } => Self::Integrity {
+                detail: format!("payload: {err}"),
+            },
+            other => Self::Internal(format!("payload: {other}")),
+        }
     }
 }
 

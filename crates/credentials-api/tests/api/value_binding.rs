@@ -10,8 +10,8 @@ use testkit::stack::{rewrap_status, wait_for_sweep};
 use tonic::Code;
 use uuid::Uuid;
 
-/// The server logs an altered row as an internal error: expected here.
-const TAMPERED: &str = "internal error";
+/// The server logs an altered row at ERROR as an integrity failure: expected here.
+const TAMPERED: &str = "stored value fails its integrity check";
 
 async fn stack() -> TestApi {
     TestApi::options()
@@ -45,10 +45,8 @@ fn assert_refused(
         Ok(r) => panic!("an altered row opened: {:?}", r.into_inner().credential),
         Err(status) => status,
     };
-    assert!(
-        matches!(status.code(), Code::Internal | Code::FailedPrecondition),
-        "{status:?}"
-    );
+    assert_eq!(status.code(), Code::DataLoss, "{status:?}");
+    assert!(status.message().contains("integrity check"), "{status:?}");
     let (_, message, details) = wire(&status);
     for marker in markers {
         assert!(!message.contains(marker), "{message}");
