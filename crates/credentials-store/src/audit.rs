@@ -20,7 +20,12 @@ const INSERT: &str = concat!(
 
 /// Appends an audit event on `client` (a transaction, when it must commit with a change).
 pub(crate) async fn insert(client: &impl GenericClient, event: &NewAuditEvent) -> Result<()> {
-    let statement = client.prepare_cached(INSERT).await?;
+    insert_with(client, INSERT, event).await
+}
+
+/// Runs `sql`, an insert of one event's columns in the order of [`INSERT`], on `client`.
+async fn insert_with(client: &impl GenericClient, sql: &str, event: &NewAuditEvent) -> Result<()> {
+    let statement = client.prepare_cached(sql).await?;
     client
         .execute(
             &statement,
@@ -71,21 +76,7 @@ impl Store {
     /// `workspace_id` is stored as none. Rare, so written on its own rather than grouped.
     pub async fn record_security_event(&self, event: &NewAuditEvent) -> Result<()> {
         let conn = self.pool.get().await?;
-        let statement = conn.prepare_cached(INSERT_SECURITY).await?;
-        conn.execute(
-            &statement,
-            &[
-                &event.workspace_id,
-                &event.credential_id,
-                &event.actor,
-                &event.action.code(),
-                &event.outcome.code(),
-                &event.status_code,
-                &event.request_id,
-            ],
-        )
-        .await?;
-        Ok(())
+        insert_with(&conn, INSERT_SECURITY, event).await
     }
 
     /// Security-log events, newest first, older than `before_id` when given.

@@ -496,22 +496,12 @@ impl Credentials {
         annotate(&workspace_id, credential_id);
         let before = paging::audit_before(&workspace_id, credential_id, &input.page_token)?;
         let limit = i64::try_from(page_size + 1).unwrap_or(i64::MAX);
-        let mut events = self
+        let events = self
             .store
             .list_audit(&workspace_id, credential_id, before, limit)
             .await?;
-        let next_page_token = if events.len() > page_size {
-            events.truncate(page_size);
-            events
-                .last()
-                .map(|e| paging::audit_token(&workspace_id, credential_id, e.id))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok(AuditPage {
-            events,
-            next_page_token,
-        })
+        Ok(AuditPage::cut(events, page_size, |e| {
+            paging::audit_token(&workspace_id, credential_id, e.id)
+        }))
     }
 }

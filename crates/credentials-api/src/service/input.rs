@@ -181,6 +181,28 @@ pub struct CredentialPage {
     pub next_page_token: String,
 }
 
+impl AuditPage {
+    /// A page of at most `page_size` events from `events`, read with a limit one more than
+    /// `page_size` (the extra one tells there is a next page); the next page's token is made
+    /// by `token` from the last event kept.
+    pub fn cut(
+        mut events: Vec<AuditEvent>,
+        page_size: usize,
+        token: impl FnOnce(&AuditEvent) -> String,
+    ) -> Self {
+        let next_page_token = if events.len() > page_size {
+            events.truncate(page_size);
+            events.last().map(token).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Self {
+            events,
+            next_page_token,
+        }
+    }
+}
+
 /// A page of audit events.
 #[derive(Debug)]
 pub struct AuditPage {

@@ -544,19 +544,9 @@ impl KeyLifecycle {
     pub async fn list_security_events(&self, input: SecurityListInput) -> Result<AuditPage> {
         let before = paging::audit_before(SECURITY_LOG, None, &input.page_token)?;
         let limit = i64::try_from(input.page_size + 1).unwrap_or(i64::MAX);
-        let mut events = self.store.list_security_events(before, limit).await?;
-        let next_page_token = if events.len() > input.page_size {
-            events.truncate(input.page_size);
-            events
-                .last()
-                .map(|e| paging::audit_token(SECURITY_LOG, None, e.id))
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok(AuditPage {
-            events,
-            next_page_token,
-        })
+        let events = self.store.list_security_events(before, limit).await?;
+        Ok(AuditPage::cut(events, input.page_size, |e| {
+            paging::audit_token(SECURITY_LOG, None, e.id)
+        }))
     }
 }
