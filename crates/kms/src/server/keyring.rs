@@ -593,7 +593,10 @@ impl Keyring {
             .truncate(false)
             .mode(0o600)
             .open(&lock_path)
-            .and_then(|f| f.lock().map(|()| f))
+            .and_then(|f| {
+                rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)?;
+                Ok(f)
+            })
             .map_err(|source| KeyringError::Io {
                 path: lock_path,
                 source,
