@@ -139,19 +139,40 @@ pub struct RewrapProgress {
     pub failed: i64,
 }
 
-/// A pooled connection holding the sweep lock; dropping it returns the connection, and the
-/// lock is released with [`SweepLock::release`] (or by Postgres when the session ends).
+/// A session holding the sweep lock. [`SweepLock::release`] unlocks and returns the connection
+/// to the pool; on every other path (an early `?`, a panic, a failed unlock) dropping it takes the
+/// connection out of the pool and closes it, so the session, and with it the lock, ends instead of
+/// lingering in the pool where every replica would believe another one is sweeping.
 pub struct SweepLock {
-    conn: deadpool_postgres::Object,
+    conn: Option<deadpool_postgres::Object>,
 }
 
 impl SweepLock {
     /// Releases the lock.
-    pub async fn release(self) -> Result<()> {
-        self.conn
+    pub async fn release(mut self) -> Result<()> {
+        let Some(conn) = self.conn.take() else {
+            return Ok(());
+        };
+        match conn
             .execute("SELECT pg_advisory_unlock($1)", &[&SWEEP_LOCK])
-            .await?;
-        Ok(())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // Unknown whether the unlock ran: close the session rather than pool it.
+                drop(deadpool_postgres::Object::take(conn));
+                Err(e.into())
+            }
+        }
+    }
+}
+
+impl Drop for SweepLock {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // Dropping the detached client ends its connection task, which closes the session.
+            drop(deadpool_postgres::Object::take(conn));
+        }
     }
 }
 
@@ -534,7 +555,7 @@ impl Store {
             .query_one("SELECT pg_try_advisory_lock($1)", &[&SWEEP_LOCK])
             .await?
             .try_get(0)?;
-        Ok(locked.then_some(SweepLock { conn }))
+        Ok(locked.then_some(SweepLock { conn: Some(conn) }))
     }
 
     /// Records a new sweep as running; [`StoreError::SweepRunning`] when one is unfinished

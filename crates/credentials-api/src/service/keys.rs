@@ -217,11 +217,13 @@ impl KeyLifecycle {
             return;
         }
         let this = self.clone();
+        let active = ActiveSweep(self.active.clone());
         tokio::spawn(async move {
+            // Held for the task's life so that a panicking sweep clears the flag too.
+            let _active = active;
             if let Err(e) = this.execute(run_id).await {
                 tracing::warn!(run_id, error = %e, "re-wrap sweep interrupted; it resumes later");
             }
-            this.active.store(false, Ordering::SeqCst);
         });
     }
 
@@ -262,6 +264,7 @@ impl KeyLifecycle {
     }
 
     async fn execute(&self, run_id: i64) -> Result<()> {
+        // An early `?` below drops `lock`, which closes its session and so frees the lock.
         let Some(lock) = self.store.try_sweep_lock().await? else {
             tracing::info!(run_id, "another replica is sweeping");
             return Ok(());
@@ -548,5 +551,34 @@ impl KeyLifecycle {
         Ok(AuditPage::cut(events, input.page_size, |e| {
             paging::audit_token(SECURITY_LOG, None, e.id)
         }))
+    }
+}
+
+/// Clears the replica's "sweep running" flag when the sweep task ends, however it ends.
+struct ActiveSweep(Arc<AtomicBool>);
+
+impl Drop for ActiveSweep {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_sweep_clears_the_active_flag() {
+        let active = Arc::new(AtomicBool::new(true));
+        let guard = ActiveSweep(active.clone());
+        let task = tokio::spawn(async move {
+            let _active = guard;
+            panic!("sweep bug");
+        });
+        assert!(task.await.unwrap_err().is_panic());
+        assert!(
+            !active.load(Ordering::SeqCst),
+            "the next sweep would never start"
+        );
     }
 }

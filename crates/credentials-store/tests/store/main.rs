@@ -8,4 +8,5 @@ mod common;
 mod operations;
 mod previews;
 mod schema;
+mod sweep_lock;
 mod tls;

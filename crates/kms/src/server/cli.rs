@@ -146,6 +146,14 @@ impl KeyringFileArg {
     fn load(&self) -> Result<Keyring, KeyringError> {
         Keyring::load(&self.path, self.allow_insecure_keyring_permissions)
     }
+
+    /// Changes the file under its exclusive edit lock.
+    fn edit<T>(
+        &self,
+        change: impl FnOnce(&mut Keyring) -> Result<T, KeyringError>,
+    ) -> Result<T, KeyringError> {
+        Keyring::edit(&self.path, self.allow_insecure_keyring_permissions, change)
+    }
 }
 
 /// Runs an offline keyring command, printing what it did to stdout.
@@ -166,9 +174,7 @@ pub fn keyring(command: KeyringCommand) -> Result<(), String> {
                 key_id,
                 stage,
             } => {
-                let mut keyring = file.load()?;
-                let version = keyring.add_version(&key_id, &rng, !stage)?;
-                keyring.write_atomically(&file.path)?;
+                let version = file.edit(|keyring| keyring.add_version(&key_id, &rng, !stage))?;
                 if stage {
                     println!(
                         "key {key_id:?}: version {version} staged (unwraps, not yet primary); {reload_hint} on every replica, then `kms keyring promote --version {version}`"
@@ -182,15 +188,11 @@ pub fn keyring(command: KeyringCommand) -> Result<(), String> {
                 key_id,
                 version,
             } => {
-                let mut keyring = file.load()?;
-                keyring.promote(&key_id, version)?;
-                keyring.write_atomically(&file.path)?;
+                file.edit(|keyring| keyring.promote(&key_id, version))?;
                 println!("key {key_id:?}: version {version} is now primary; {reload_hint}");
             }
             KeyringCommand::AddKey { file, key_id } => {
-                let mut keyring = file.load()?;
-                keyring.add_key(&key_id, &rng)?;
-                keyring.write_atomically(&file.path)?;
+                file.edit(|keyring| keyring.add_key(&key_id, &rng))?;
                 println!("added key {key_id:?} version 1; {reload_hint}");
             }
             KeyringCommand::Disable {
@@ -198,9 +200,7 @@ pub fn keyring(command: KeyringCommand) -> Result<(), String> {
                 key_id,
                 version,
             } => {
-                let mut keyring = file.load()?;
-                keyring.set_state(&key_id, version, VersionState::Disabled)?;
-                keyring.write_atomically(&file.path)?;
+                file.edit(|keyring| keyring.set_state(&key_id, version, VersionState::Disabled))?;
                 println!("key {key_id:?}: version {version} disabled; {reload_hint}");
             }
             KeyringCommand::Enable {
@@ -208,21 +208,15 @@ pub fn keyring(command: KeyringCommand) -> Result<(), String> {
                 key_id,
                 version,
             } => {
-                let mut keyring = file.load()?;
-                keyring.set_state(&key_id, version, VersionState::Enabled)?;
-                keyring.write_atomically(&file.path)?;
+                file.edit(|keyring| keyring.set_state(&key_id, version, VersionState::Enabled))?;
                 println!("key {key_id:?}: version {version} enabled; {reload_hint}");
             }
             KeyringCommand::DisableKey { file, key_id } => {
-                let mut keyring = file.load()?;
-                keyring.set_key_state(&key_id, VersionState::Disabled)?;
-                keyring.write_atomically(&file.path)?;
+                file.edit(|keyring| keyring.set_key_state(&key_id, VersionState::Disabled))?;
                 println!("key {key_id:?} disabled; {reload_hint}");
             }
             KeyringCommand::EnableKey { file, key_id } => {
-                let mut keyring = file.load()?;
-                keyring.set_key_state(&key_id, VersionState::Enabled)?;
-                keyring.write_atomically(&file.path)?;
+                file.edit(|keyring| keyring.set_key_state(&key_id, VersionState::Enabled))?;
                 println!("key {key_id:?} enabled; {reload_hint}");
             }
             KeyringCommand::Show { file, json } => show(&file.load()?, json),

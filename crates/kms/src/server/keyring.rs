@@ -16,7 +16,7 @@ use std::{
     collections::BTreeMap,
     fmt,
     fs::{self, OpenOptions},
-    io::Write,
+    io::{Read, Write},
     os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
     time::SystemTime,
@@ -397,7 +397,9 @@ impl Keyring {
             path: path.to_owned(),
             source,
         };
-        let meta = fs::metadata(path).map_err(io)?;
+        // One descriptor for the checks and the read, so the file checked is the file read.
+        let mut file = fs::File::open(path).map_err(io)?;
+        let meta = file.metadata().map_err(io)?;
         if !meta.is_file() {
             return Err(KeyringError::NotAFile(path.to_owned()));
         }
@@ -415,7 +417,9 @@ impl Keyring {
                 "keyring file is readable by group or others; allowed only because of --allow-insecure-keyring-permissions"
             );
         }
-        let bytes = Zeroizing::new(fs::read(path).map_err(io)?);
+        let capacity = usize::try_from(meta.len()).unwrap_or(0);
+        let mut bytes = Zeroizing::new(Vec::with_capacity(capacity + 1));
+        file.read_to_end(&mut bytes).map_err(io)?;
         Self::parse(path, &bytes)
     }
 
@@ -553,10 +557,81 @@ impl Keyring {
 
     /// Writes a new keyring file with mode 0600, refusing to replace an existing one.
     pub fn create_file(&self, path: &Path) -> Result<(), KeyringError> {
-        if path.exists() {
-            return Err(KeyringError::AlreadyExists(path.to_owned()));
+        let io = |source| KeyringError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let (dir, tmp) = temp_path(path)?;
+        let json = self.to_json();
+        let written = (|| {
+            write_synced(&tmp, &json)?;
+            // A hard link never replaces its target: a file created meanwhile makes it fail.
+            fs::hard_link(&tmp, path)
+        })();
+        let _ = fs::remove_file(&tmp);
+        match written {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(KeyringError::AlreadyExists(path.to_owned()))
+            }
+            other => other.map_err(io),
+        }?;
+        fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(io)
+    }
+
+    /// Loads the keyring at `path`, applies `change` and writes the result back, all under an
+    /// exclusive lock on a lock file next to it: a concurrent edit waits for this one and then
+    /// sees its result, so two rotations never both make the same version.
+    pub fn edit<T>(
+        path: &Path,
+        allow_insecure_permissions: bool,
+        change: impl FnOnce(&mut Keyring) -> Result<T, KeyringError>,
+    ) -> Result<T, KeyringError> {
+        let lock_path = sibling(path, "lock")?;
+        let lock = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .and_then(|f| {
+                rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)?;
+                Ok(f)
+            })
+            .map_err(|source| KeyringError::Io {
+                path: lock_path,
+                source,
+            })?;
+        let mut keyring = Self::load(path, allow_insecure_permissions)?;
+        let out = change(&mut keyring)?;
+        keyring.write_atomically(path)?;
+        drop(lock);
+        Ok(out)
+    }
+
+    /// Why `next` may not replace this (running) keyring on a reload: it drops a version this one
+    /// holds, or gives one of its versions other material. `None` when it only adds or
+    /// changes states and primaries. Names keys and versions, never material.
+    pub fn unsafe_replacement(&self, next: &Keyring) -> Option<String> {
+        let mut problems = Vec::new();
+        for key in self.keys.values() {
+            for version in key.versions.values() {
+                match next
+                    .key(&key.id)
+                    .and_then(|k| k.versions.get(&version.version))
+                {
+                    None => problems.push(format!(
+                        "key {:?} version {} is gone",
+                        key.id, version.version
+                    )),
+                    Some(v) if *v.material != *version.material => problems.push(format!(
+                        "key {:?} version {} has different material",
+                        key.id, version.version
+                    )),
+                    Some(_) => {}
+                }
+            }
         }
-        self.write_atomically(path)
+        (!problems.is_empty()).then(|| problems.join("; "))
     }
 
     /// Replaces the keyring file atomically (write a 0600 temporary file, fsync, rename), so the
@@ -566,27 +641,10 @@ impl Keyring {
             path: path.to_owned(),
             source,
         };
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        let file_name = path
-            .file_name()
-            .ok_or_else(|| KeyringError::NotAFile(path.to_owned()))?;
-        let tmp = dir.join(format!(
-            ".{}.tmp-{}",
-            file_name.to_string_lossy(),
-            std::process::id()
-        ));
+        let (dir, tmp) = temp_path(path)?;
         let json = self.to_json();
         let result = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            file.write_all(&json)?;
-            file.sync_all()?;
+            write_synced(&tmp, &json)?;
             fs::rename(&tmp, path)?;
             fs::File::open(&dir)?.sync_all()
         })();
@@ -597,6 +655,38 @@ impl Keyring {
         // A file that existed keeps its mode through rename of a new inode; make sure.
         fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io)
     }
+}
+
+/// A hidden file next to `path`, `.<name>.<suffix>`.
+fn sibling(path: &Path, suffix: &str) -> Result<PathBuf, KeyringError> {
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| KeyringError::NotAFile(path.to_owned()))?;
+    Ok(parent_dir(path).join(format!(".{}.{suffix}", file_name.to_string_lossy())))
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The directory of `path` and a temporary file in it, unique to this process.
+fn temp_path(path: &Path) -> Result<(PathBuf, PathBuf), KeyringError> {
+    let tmp = sibling(path, &format!("tmp-{}", std::process::id()))?;
+    Ok((parent_dir(path), tmp))
+}
+
+/// Writes `bytes` to a new 0600 file at `path` and syncs it to disk.
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 fn fresh_material(rng: &SystemRandom) -> Result<Zeroizing<[u8; MATERIAL_LEN]>, KeyringError> {

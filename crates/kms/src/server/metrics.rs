@@ -24,7 +24,7 @@ impl KmsMetrics {
             rpc: RpcMetrics::register(&registry),
             reloads: registry.counter(
                 "kms_keyring_reloads_total",
-                "Keyring reloads on SIGHUP, by result (success, failure).",
+                "Keyring reloads on SIGHUP, by result (success, failure, refused).",
                 ["result"],
             ),
             versions: registry.gauge(
@@ -39,6 +39,11 @@ impl KmsMetrics {
     /// Counts a reload attempt.
     pub fn reloaded(&self, ok: bool) {
         self.reloads.inc([if ok { "success" } else { "failure" }]);
+    }
+
+    /// Counts a reload refused because it would drop or change a version in use.
+    pub fn reload_refused(&self) {
+        self.reloads.inc(["refused"]);
     }
 
     /// Describes the keyring now in use: versions per key and state (never material).

@@ -68,6 +68,12 @@ pub struct ServeConfig {
     #[arg(long, env = "KMS_ALLOW_INSECURE_KEYRING_PERMISSIONS")]
     pub allow_insecure_keyring_permissions: bool,
 
+    /// Let a SIGHUP reload drop a key version the running kms holds, or change a version's
+    /// material (refused by default: whatever is wrapped under it would become unreadable).
+    /// Set it only for the deliberate reload, then remove it again.
+    #[arg(long, env = "KMS_ALLOW_KEYRING_SHRINK")]
+    pub allow_keyring_shrink: bool,
+
     /// How long in-flight requests may take to finish after SIGTERM.
     #[arg(long, env = "KMS_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
@@ -137,7 +143,8 @@ pub async fn run(config: ServeConfig) -> Result<(), String> {
     Ok(())
 }
 
-/// On SIGHUP, loads the keyring file again; a bad file keeps the old keyring and says why.
+/// On SIGHUP, loads the keyring file again; a bad file, or one that loses or changes a version
+/// the running keyring holds, keeps the old keyring and says why.
 fn spawn_reload_on_sighup(
     config: ServeConfig,
     handle: Arc<KeyringHandle>,
@@ -147,7 +154,26 @@ fn spawn_reload_on_sighup(
         signal(SignalKind::hangup()).map_err(|e| format!("cannot watch for SIGHUP: {e}"))?;
     Ok(tokio::spawn(async move {
         while hup.recv().await.is_some() {
-            match Keyring::load(&config.keyring, config.allow_insecure_keyring_permissions) {
+            let loaded = Keyring::load(&config.keyring, config.allow_insecure_keyring_permissions);
+            let unsafe_change = loaded
+                .as_ref()
+                .ok()
+                .and_then(|next| handle.current().unsafe_replacement(next));
+            if let Some(problem) = unsafe_change {
+                if !config.allow_keyring_shrink {
+                    metrics.reload_refused();
+                    tracing::error!(
+                        problem = %problem,
+                        "keyring reload refused: credentials wrapped under these versions would become unreadable; still serving the previous keyring (restore the versions, or reload with --allow-keyring-shrink if this is deliberate)"
+                    );
+                    continue;
+                }
+                tracing::warn!(
+                    problem = %problem,
+                    "keyring reload drops or changes key versions; allowed by --allow-keyring-shrink"
+                );
+            }
+            match loaded {
                 Ok(keyring) => {
                     let summary: Vec<String> = keyring
                         .keys()
