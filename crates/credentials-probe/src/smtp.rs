@@ -16,7 +16,6 @@
 //! code), never the reply's text: a server can quote what it was sent.
 
 use crate::db::net::{self, Failure, Verify, within};
-use crate::egress::special_class;
 use crate::outcome::{ProbeConfig, ProbeResult};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -315,7 +314,7 @@ async fn login(s: &Settings<'_>, config: &ProbeConfig) -> Result<String, Failure
         encrypted = true;
         extensions = session.ehlo(&name).await?;
     }
-    if !encrypted && special_class(addr.ip()).is_none() {
+    if !encrypted && !config.egress.allows_cleartext(addr.ip()) {
         return Err(Failure::egress(format!(
             "refusing to send the password in clear to {}, a public address: the connection is \
              not encrypted (set security to starttls or tls)",

@@ -144,6 +144,18 @@ pub struct ServeConfig {
     #[arg(long, env = "CREDENTIALS_EGRESS_ALLOW", value_delimiter = ',')]
     pub egress_allow: Vec<credentials_probe::IpRange>,
 
+    /// Address ranges validation and discovery may reach only as they reach public addresses:
+    /// with verified TLS, never a password in cleartext (e.g. a VPC whose path you do not
+    /// trust). Comma-separated or repeated.
+    #[arg(long, env = "CREDENTIALS_EGRESS_ALLOW_VERIFIED", value_delimiter = ',')]
+    pub egress_allow_verified: Vec<credentials_probe::IpRange>,
+
+    /// The cluster's local NAT64 prefix (RFC 6052: an IPv6 /32, /40, /48, /56, /64 or /96, e.g.
+    /// 64:ff9b:1:fffe::/96): the egress guard judges addresses under it as the IPv4 address they
+    /// embed. The well-known 64:ff9b::/96 is always judged so. Comma-separated or repeated.
+    #[arg(long, env = "CREDENTIALS_EGRESS_NAT64_PREFIX", value_delimiter = ',')]
+    pub egress_nat64_prefix: Vec<credentials_probe::Nat64Prefix>,
+
     /// Deadline of one validation probe.
     #[arg(long, env = "CREDENTIALS_PROBE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub probe_timeout: Duration,

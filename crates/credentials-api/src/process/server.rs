@@ -163,20 +163,22 @@ fn prober(config: &ServeConfig) -> credentials_probe::Prober {
         credentials_probe::ProviderEndpoints::default(),
         |e, (t, u)| e.with_override(t, u),
     );
-    if !config.egress_allow.is_empty() {
-        let ranges: Vec<String> = config
-            .egress_allow
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+    if !config.egress_allow.is_empty() || !config.egress_allow_verified.is_empty() {
+        let show = |r: &[credentials_probe::IpRange]| -> Vec<String> {
+            r.iter().map(ToString::to_string).collect()
+        };
         tracing::warn!(
-            ?ranges,
+            ranges = ?show(&config.egress_allow),
+            verified_tls_only = ?show(&config.egress_allow_verified),
             "the egress guard allows these otherwise refused ranges"
         );
     }
     credentials_probe::Prober::new(credentials_probe::ProbeConfig {
         timeout: config.probe_timeout,
-        egress: credentials_probe::EgressPolicy::new().allow(config.egress_allow.iter().copied()),
+        egress: credentials_probe::EgressPolicy::new()
+            .allow(config.egress_allow.iter().copied())
+            .allow_verified(config.egress_allow_verified.iter().copied())
+            .nat64_prefixes(config.egress_nat64_prefix.iter().copied()),
         endpoints,
         max_concurrent: config.probe_concurrency.max(1),
     })
