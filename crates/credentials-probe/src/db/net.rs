@@ -207,7 +207,8 @@ pub(crate) enum Verify {
     Full,
     /// Chain to a public root, any name (libpq `sslmode=verify-ca`).
     ChainOnly,
-    /// Encryption only, no certificate check (libpq `sslmode=require` and `prefer`).
+    /// Encryption only, no certificate check (libpq `sslmode=require` and `prefer`); only to
+    /// addresses the operator allowed for cleartext, since it stops no one on the path.
     Nothing,
 }
 
