@@ -17,10 +17,14 @@
 //! `--egress-allow-verified`, get a credential only over verified TLS
 //! ([`EgressPolicy::allows_cleartext`]).
 
+use rustls::RootCertStore;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use std::{
     fmt,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     str::FromStr,
+    sync::{Arc, OnceLock},
 };
 
 /// An IP range in CIDR notation, e.g. `10.0.0.0/8` or `fd00::/8`.
@@ -199,12 +203,38 @@ pub enum EgressError {
     },
 }
 
-/// Which destinations probes may connect to.
+/// Which destinations probes may connect to, and which certificate authorities their TLS trusts.
 #[derive(Debug, Clone, Default)]
 pub struct EgressPolicy {
     allowed: Vec<IpRange>,
     allowed_verified: Vec<IpRange>,
     nat64: Vec<Nat64Prefix>,
+    trust: Option<Trust>,
+}
+
+/// The public roots plus an operator's CA certificates.
+#[derive(Clone)]
+struct Trust {
+    roots: Arc<RootCertStore>,
+    extra: Arc<[CertificateDer<'static>]>,
+}
+
+impl fmt::Debug for Trust {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Trust {{ extra CAs: {} }}", self.extra.len())
+    }
+}
+
+/// Mozilla's roots (webpki-roots), built once.
+fn public_roots() -> Arc<RootCertStore> {
+    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            Arc::new(RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            })
+        })
+        .clone()
 }
 
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -353,6 +383,43 @@ impl EgressPolicy {
         // The longest prefix decides when one configured prefix lies inside another.
         self.nat64.sort_by_key(|p| std::cmp::Reverse(p.0.prefix));
         self
+    }
+
+    /// Also trusts the CA certificates of this PEM text for probes' TLS (a database whose
+    /// certificate a private CA signs, such as Amazon RDS or Cloud SQL). Fails on text that holds
+    /// no certificate or one that cannot be a trust anchor.
+    pub fn trust_pem(mut self, pem: &[u8]) -> Result<Self, String> {
+        let mut roots = RootCertStore::clone(&self.roots());
+        let mut extra: Vec<CertificateDer<'static>> = self.extra_roots().to_vec();
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|_| "the CA file is not valid PEM".to_owned())?;
+            roots
+                .add(cert.clone())
+                .map_err(|e| format!("a certificate of the CA file cannot be a root: {e}"))?;
+            extra.push(cert);
+            added += 1;
+        }
+        if added == 0 {
+            return Err("the CA file holds no certificate".to_owned());
+        }
+        self.trust = Some(Trust {
+            roots: Arc::new(roots),
+            extra: extra.into(),
+        });
+        Ok(self)
+    }
+
+    /// The roots probes' TLS trusts: Mozilla's, plus any given to [`EgressPolicy::trust_pem`].
+    pub fn roots(&self) -> Arc<RootCertStore> {
+        self.trust
+            .as_ref()
+            .map_or_else(public_roots, |t| t.roots.clone())
+    }
+
+    /// The CA certificates trusted besides Mozilla's roots.
+    pub fn extra_roots(&self) -> &[CertificateDer<'static>] {
+        self.trust.as_ref().map_or(&[], |t| &t.extra)
     }
 
     /// The address the guard judges `ip` as: the IPv4 address inside an IPv4-mapped or NAT64
@@ -634,6 +701,19 @@ mod tests {
         assert!(policy.check(ip("fd12::3")).is_ok());
         assert!(policy.check(ip("10.0.0.1")).is_err());
         assert!(policy.check(ip("::1")).is_err());
+    }
+
+    #[test]
+    fn a_ca_file_without_a_certificate_is_refused() {
+        for bad in [
+            &b""[..],
+            b"not pem at all",
+            b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+        ] {
+            assert!(EgressPolicy::new().trust_pem(bad).is_err(), "{bad:?}");
+        }
+        assert!(EgressPolicy::new().extra_roots().is_empty());
+        assert!(!EgressPolicy::new().roots().is_empty());
     }
 
     #[test]

@@ -222,9 +222,9 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
-    /// A client trusting the public web PKI (Mozilla's roots, from `webpki-roots`).
+    /// A client trusting the policy's roots: Mozilla's (`webpki-roots`) plus the operator's CAs.
     pub fn new(egress: EgressPolicy) -> Self {
-        let roots: rustls::RootCertStore = webpki_roots::TLS_SERVER_ROOTS.iter().cloned().collect();
+        let roots = rustls::RootCertStore::clone(&egress.roots());
         Self::with_roots(egress, roots)
     }
 

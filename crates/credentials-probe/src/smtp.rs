@@ -211,7 +211,7 @@ impl Session {
             .collect())
     }
 
-    async fn start_tls(self) -> Result<Session, Failure> {
+    async fn start_tls(self, policy: &crate::egress::EgressPolicy) -> Result<Session, Failure> {
         // Bytes the server sent after its 220 would be read as if they came over TLS: a
         // STARTTLS command-injection attack. Refuse them.
         if !self.io.buffer().is_empty() {
@@ -222,7 +222,7 @@ impl Session {
         }
         let host = self.host;
         let inner = self.io.into_inner();
-        let tls = tokio_rustls::TlsConnector::from(net::tls_config(Verify::Full)?)
+        let tls = tokio_rustls::TlsConnector::from(net::tls_config(Verify::Full, policy)?)
             .connect(net::server_name(&host)?, inner)
             .await
             .map_err(|e| {
@@ -275,7 +275,7 @@ async fn login(s: &Settings<'_>, config: &ProbeConfig) -> Result<String, Failure
     let name = ehlo_name(tcp.local_addr().ok());
     let mut encrypted = s.security == Security::Tls;
     let io: Box<dyn Io> = if encrypted {
-        Box::new(net::tls_connect(tcp, s.host, Verify::Full).await?)
+        Box::new(net::tls_connect(tcp, s.host, Verify::Full, &config.egress).await?)
     } else {
         Box::new(tcp)
     };
@@ -310,7 +310,7 @@ async fn login(s: &Settings<'_>, config: &ProbeConfig) -> Result<String, Failure
                 reply.status()
             )));
         }
-        session = session.start_tls().await?;
+        session = session.start_tls(&config.egress).await?;
         encrypted = true;
         extensions = session.ehlo(&name).await?;
     }

@@ -255,6 +255,20 @@ async fn require_to_a_public_address_is_verified_like_verify_full() {
         .validate("postgresql", &value)
         .await;
     expect(&allowed, ValidationOutcome::Valid, &[MARKER]);
+
+    // With the cluster's CA among the probe's roots (--probe-ca-file), the upgraded
+    // verify-full succeeds: its certificate names 127.0.0.1.
+    let ca = testkit::password_pg().await.ca_pem().to_owned();
+    let trusting = credentials_probe::Prober::new(credentials_probe::ProbeConfig {
+        timeout: Duration::from_secs(10),
+        egress: credentials_probe::EgressPolicy::new()
+            .allow_verified(["127.0.0.0/8".parse().unwrap()])
+            .trust_pem(ca.as_bytes())
+            .unwrap(),
+        ..credentials_probe::ProbeConfig::default()
+    });
+    let verified = trusting.validate("postgresql", &value).await;
+    expect(&verified, ValidationOutcome::Valid, &[MARKER]);
 }
 
 #[tokio::test]

@@ -156,6 +156,11 @@ pub struct ServeConfig {
     #[arg(long, env = "CREDENTIALS_EGRESS_NAT64_PREFIX", value_delimiter = ',')]
     pub egress_nat64_prefix: Vec<credentials_probe::Nat64Prefix>,
 
+    /// PEM CA certificates that validation and discovery trust besides the public roots, for
+    /// targets whose certificates a private CA signs (Amazon RDS, Cloud SQL, an in-house CA).
+    #[arg(long, env = "CREDENTIALS_PROBE_CA_FILE")]
+    pub probe_ca_file: Option<PathBuf>,
+
     /// Deadline of one validation probe.
     #[arg(long, env = "CREDENTIALS_PROBE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub probe_timeout: Duration,

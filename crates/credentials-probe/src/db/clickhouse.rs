@@ -135,7 +135,7 @@ async fn query(target: &Target, policy: &EgressPolicy, sql: &str) -> Result<Vec<
         )));
     }
     let mut stream: Box<dyn Io> = if target.tls {
-        Box::new(net::tls_connect(tcp, &target.host, Verify::Full).await?)
+        Box::new(net::tls_connect(tcp, &target.host, Verify::Full, policy).await?)
     } else {
         Box::new(tcp)
     };

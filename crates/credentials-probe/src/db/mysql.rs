@@ -111,7 +111,14 @@ async fn connect(opts: &Opts, at: &Endpoint, policy: &EgressPolicy) -> Result<Co
         .prefer_socket(false)
         .socket(None::<String>);
     if verified {
-        builder = builder.ssl_opts(Some(SslOpts::default()));
+        // Fresh options: none of the URL's (no check skipped, no root file of its choosing).
+        // mysql_async reads a buffer without PEM markers as one DER certificate.
+        let extra = policy
+            .extra_roots()
+            .iter()
+            .map(|der| der.to_vec().into())
+            .collect();
+        builder = builder.ssl_opts(Some(SslOpts::default().with_root_certs(extra)));
     }
     Conn::new(builder).await.map_err(|e| {
         let failure = map_error(&e, at);

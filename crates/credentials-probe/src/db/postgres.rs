@@ -157,8 +157,10 @@ async fn connect(target: &Target, policy: &EgressPolicy) -> Result<Session, Fail
             // does by default.
             let name = tls_name(i);
             net::server_name(&name)?;
-            let mut make =
-                MakeRustlsConnect::new(Arc::unwrap_or_clone(net::tls_config(mode.verify())?));
+            let mut make = MakeRustlsConnect::new(Arc::unwrap_or_clone(net::tls_config(
+                mode.verify(),
+                policy,
+            )?));
             let Ok(tls) = MakeTlsConnect::<tokio::net::TcpStream>::make_tls_connect(
                 &mut make,
                 name.trim_start_matches('[').trim_end_matches(']'),
