@@ -305,6 +305,37 @@ mod tests {
     }
 
     #[test]
+    fn egress_flags_parse_ranges_and_nat64_prefixes() {
+        let serve = |extra: &[&str]| {
+            let mut args = vec![
+                "credentials-api",
+                "serve",
+                "--database-url",
+                "postgres://u@h/db",
+                "--jwt-hs256-secret-file",
+                "/dev/null",
+            ];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args)
+        };
+        let ok = serve(&[
+            "--egress-nat64-prefix",
+            "64:ff9b:1:fffe::/96,2001:db8:100::/40",
+            "--egress-allow-verified",
+            "10.0.0.0/8",
+        ])
+        .unwrap();
+        let Command::Serve(config) = ok.command else {
+            unreachable!("the subcommand is serve")
+        };
+        assert_eq!(config.egress_nat64_prefix.len(), 2);
+        assert_eq!(config.egress_allow_verified.len(), 1);
+        for bad in ["10.0.0.0/8", "64:ff9b::/95", "nope"] {
+            assert!(serve(&["--egress-nat64-prefix", bad]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn every_serve_flag_has_an_env_fallback_and_help() {
         let cli = Cli::command();
         let serve = cli.find_subcommand("serve").unwrap();

@@ -110,7 +110,9 @@ fn mode_at(
     }
     match wanted {
         TlsMode::Disable => Err(Failure::egress(format!(
-            "refusing to connect to {} with sslmode=disable: the password would cross the              network in clear to a public address; remove sslmode=disable (TLS to public              addresses is always verified, as with verify-full)",
+            "refusing to connect to {} with sslmode=disable: the password would cross the \
+             network in clear to a public address; remove sslmode=disable (TLS to public \
+             addresses is always verified, as with verify-full)",
             at.at()
         ))),
         _ => Ok(TlsMode::VerifyFull),
