@@ -6,7 +6,7 @@
 //! bodies are read up to [`MAX_BODY`] bytes. Credentials travel over plain `http` only to
 //! non-public addresses an operator explicitly allowed (an in-cluster service, a test server).
 
-use crate::egress::{EgressError, EgressPolicy, special_class};
+use crate::egress::{EgressError, EgressPolicy};
 use crate::outcome::{ProbeResult, ValidationOutcome};
 use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderMap, HeaderName, HeaderValue};
@@ -222,9 +222,9 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
-    /// A client trusting the public web PKI (Mozilla's roots, from `webpki-roots`).
+    /// A client trusting the policy's roots: Mozilla's (`webpki-roots`) plus the operator's CAs.
     pub fn new(egress: EgressPolicy) -> Self {
-        let roots: rustls::RootCertStore = webpki_roots::TLS_SERVER_ROOTS.iter().cloned().collect();
+        let roots = rustls::RootCertStore::clone(&egress.roots());
         Self::with_roots(egress, roots)
     }
 
@@ -315,7 +315,7 @@ impl HttpClient {
     ) -> Result<Response, HttpError> {
         let mut addrs = self.egress.resolve(&url.host, url.port).await?;
         if !url.https {
-            addrs.retain(|a| special_class(a.ip()).is_some());
+            addrs.retain(|a| self.egress.allows_cleartext(a.ip()));
             if addrs.is_empty() {
                 return Err(HttpError::Cleartext {
                     host: url.host.clone(),

@@ -15,7 +15,7 @@ mod tool_probes;
 mod warehouse;
 
 pub use db::DiscoveryError;
-pub use egress::{EgressError, EgressPolicy, IpRange};
+pub use egress::{EgressError, EgressPolicy, IpRange, Nat64Prefix};
 pub use http::{HttpClient, HttpError};
 pub use outcome::{ProbeConfig, ProbeResult, ProviderEndpoints, ValidationOutcome};
 

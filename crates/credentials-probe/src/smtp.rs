@@ -16,7 +16,6 @@
 //! code), never the reply's text: a server can quote what it was sent.
 
 use crate::db::net::{self, Failure, Verify, within};
-use crate::egress::special_class;
 use crate::outcome::{ProbeConfig, ProbeResult};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -212,7 +211,7 @@ impl Session {
             .collect())
     }
 
-    async fn start_tls(self) -> Result<Session, Failure> {
+    async fn start_tls(self, policy: &crate::egress::EgressPolicy) -> Result<Session, Failure> {
         // Bytes the server sent after its 220 would be read as if they came over TLS: a
         // STARTTLS command-injection attack. Refuse them.
         if !self.io.buffer().is_empty() {
@@ -223,7 +222,7 @@ impl Session {
         }
         let host = self.host;
         let inner = self.io.into_inner();
-        let tls = tokio_rustls::TlsConnector::from(net::tls_config(Verify::Full)?)
+        let tls = tokio_rustls::TlsConnector::from(net::tls_config(Verify::Full, policy)?)
             .connect(net::server_name(&host)?, inner)
             .await
             .map_err(|e| {
@@ -276,7 +275,7 @@ async fn login(s: &Settings<'_>, config: &ProbeConfig) -> Result<String, Failure
     let name = ehlo_name(tcp.local_addr().ok());
     let mut encrypted = s.security == Security::Tls;
     let io: Box<dyn Io> = if encrypted {
-        Box::new(net::tls_connect(tcp, s.host, Verify::Full).await?)
+        Box::new(net::tls_connect(tcp, s.host, Verify::Full, &config.egress).await?)
     } else {
         Box::new(tcp)
     };
@@ -311,11 +310,11 @@ async fn login(s: &Settings<'_>, config: &ProbeConfig) -> Result<String, Failure
                 reply.status()
             )));
         }
-        session = session.start_tls().await?;
+        session = session.start_tls(&config.egress).await?;
         encrypted = true;
         extensions = session.ehlo(&name).await?;
     }
-    if !encrypted && special_class(addr.ip()).is_none() {
+    if !encrypted && !config.egress.allows_cleartext(addr.ip()) {
         return Err(Failure::egress(format!(
             "refusing to send the password in clear to {}, a public address: the connection is \
              not encrypted (set security to starttls or tls)",

@@ -132,6 +132,28 @@ async fn good_password_is_valid_and_wrong_one_is_invalid() {
     expect(&tools, ValidationOutcome::Valid, &[MARKER]);
 }
 
+/// To an address not allowed for cleartext (loopback with `--egress-allow-verified`, standing
+/// for a public one), TLS is required and verified: the machine's MariaDB serves no TLS, so the
+/// login is never attempted. Where cleartext is allowed the same URL logs in.
+#[tokio::test]
+async fn a_public_server_without_tls_never_gets_the_login() {
+    let f = Fixture::new(&[]).await;
+    let value = mysql(&f.url(MARKER));
+    let public = verified_only_prober(Duration::from_secs(10))
+        .validate("mysql", &value)
+        .await;
+    expect(&public, ValidationOutcome::ProviderError, &[MARKER]);
+    assert!(
+        public.message.contains("does not offer TLS"),
+        "{}",
+        public.message
+    );
+    let allowed = prober(Duration::from_secs(10))
+        .validate("mysql", &value)
+        .await;
+    expect(&allowed, ValidationOutcome::Valid, &[MARKER]);
+}
+
 #[tokio::test]
 async fn a_database_without_grant_is_insufficient_permissions() {
     let f = Fixture::new(&[]).await;

@@ -233,6 +233,44 @@ async fn verify_full_refuses_a_certificate_no_public_ca_signed() {
     assert!(result.message.contains("TLS"), "{}", result.message);
 }
 
+/// To an address not allowed for cleartext (here loopback with `--egress-allow-verified`, as a
+/// public address), `require` gets verify-full: the test cluster's throwaway CA is refused and
+/// nothing is sent. Where the operator allowed cleartext, `require` keeps libpq's meaning.
+#[tokio::test]
+async fn require_to_a_public_address_is_verified_like_verify_full() {
+    let f = Fixture::new("").await;
+    let url = format!("{}?sslmode=require", f.url(MARKER));
+    let value = value("postgresql", &[("connection_string", &url)]);
+    let public = verified_only_prober(Duration::from_secs(10))
+        .validate("postgresql", &value)
+        .await;
+    expect(&public, ValidationOutcome::ProviderError, &[MARKER]);
+    assert!(
+        public.message.contains("not signed by a trusted authority")
+            && public.message.contains("always verified"),
+        "{}",
+        public.message
+    );
+    let allowed = prober(Duration::from_secs(10))
+        .validate("postgresql", &value)
+        .await;
+    expect(&allowed, ValidationOutcome::Valid, &[MARKER]);
+
+    // With the cluster's CA among the probe's roots (--probe-ca-file), the upgraded
+    // verify-full succeeds: its certificate names 127.0.0.1.
+    let ca = testkit::password_pg().await.ca_pem().to_owned();
+    let trusting = credentials_probe::Prober::new(credentials_probe::ProbeConfig {
+        timeout: Duration::from_secs(10),
+        egress: credentials_probe::EgressPolicy::new()
+            .allow_verified(["127.0.0.0/8".parse().unwrap()])
+            .trust_pem(ca.as_bytes())
+            .unwrap(),
+        ..credentials_probe::ProbeConfig::default()
+    });
+    let verified = trusting.validate("postgresql", &value).await;
+    expect(&verified, ValidationOutcome::Valid, &[MARKER]);
+}
+
 #[tokio::test]
 async fn closed_port_is_unreachable() {
     let url = format!("postgresql://u:{MARKER}@127.0.0.1:{}/db", closed_port());

@@ -190,6 +190,29 @@ async fn credentials_never_travel_in_cleartext_to_public_addresses() {
 }
 
 #[tokio::test]
+async fn a_range_allowed_only_with_verified_tls_gets_no_cleartext() {
+    let server = ok_server().await;
+    let endpoint = format!("http://127.0.0.1:{}/check", server.addr.port());
+    let prober = Prober::new(ProbeConfig {
+        egress: EgressPolicy::new().allow_verified(["127.0.0.0/8".parse().unwrap()]),
+        ..config(&[])
+    });
+    let result = api_key(&prober, &endpoint).await;
+    assert_eq!(
+        result.outcome,
+        ValidationOutcome::EgressDenied,
+        "{result:?}"
+    );
+    assert!(result.message.contains("use https"), "{}", result.message);
+    assert!(server.seen().is_empty(), "the request reached the server");
+    // The same range allowed plainly takes http.
+    assert_eq!(
+        api_key(&Prober::new(config(&[])), &endpoint).await.outcome,
+        ValidationOutcome::Valid
+    );
+}
+
+#[tokio::test]
 async fn tls_is_verified_against_the_trusted_roots() {
     let (acceptor, roots) = localhost_tls();
     let server = TestServer::start_on("127.0.0.1:0", Some(acceptor), |_: &Seen| {

@@ -144,6 +144,23 @@ pub struct ServeConfig {
     #[arg(long, env = "CREDENTIALS_EGRESS_ALLOW", value_delimiter = ',')]
     pub egress_allow: Vec<credentials_probe::IpRange>,
 
+    /// Address ranges validation and discovery may reach only as they reach public addresses:
+    /// with verified TLS, never a password in cleartext (e.g. a VPC whose path you do not
+    /// trust). Comma-separated or repeated.
+    #[arg(long, env = "CREDENTIALS_EGRESS_ALLOW_VERIFIED", value_delimiter = ',')]
+    pub egress_allow_verified: Vec<credentials_probe::IpRange>,
+
+    /// The cluster's local NAT64 prefix (RFC 6052: an IPv6 /32, /40, /48, /56, /64 or /96, e.g.
+    /// 64:ff9b:1:fffe::/96): the egress guard judges addresses under it as the IPv4 address they
+    /// embed. The well-known 64:ff9b::/96 is always judged so. Comma-separated or repeated.
+    #[arg(long, env = "CREDENTIALS_EGRESS_NAT64_PREFIX", value_delimiter = ',')]
+    pub egress_nat64_prefix: Vec<credentials_probe::Nat64Prefix>,
+
+    /// PEM CA certificates that validation and discovery trust besides the public roots, for
+    /// targets whose certificates a private CA signs (Amazon RDS, Cloud SQL, an in-house CA).
+    #[arg(long, env = "CREDENTIALS_PROBE_CA_FILE")]
+    pub probe_ca_file: Option<PathBuf>,
+
     /// Deadline of one validation probe.
     #[arg(long, env = "CREDENTIALS_PROBE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub probe_timeout: Duration,
@@ -285,6 +302,37 @@ mod tests {
     #[test]
     fn verify_cli() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn egress_flags_parse_ranges_and_nat64_prefixes() {
+        let serve = |extra: &[&str]| {
+            let mut args = vec![
+                "credentials-api",
+                "serve",
+                "--database-url",
+                "postgres://u@h/db",
+                "--jwt-hs256-secret-file",
+                "/dev/null",
+            ];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args)
+        };
+        let ok = serve(&[
+            "--egress-nat64-prefix",
+            "64:ff9b:1:fffe::/96,2001:db8:100::/40",
+            "--egress-allow-verified",
+            "10.0.0.0/8",
+        ])
+        .unwrap();
+        let Command::Serve(config) = ok.command else {
+            unreachable!("the subcommand is serve")
+        };
+        assert_eq!(config.egress_nat64_prefix.len(), 2);
+        assert_eq!(config.egress_allow_verified.len(), 1);
+        for bad in ["10.0.0.0/8", "64:ff9b::/95", "nope"] {
+            assert!(serve(&["--egress-nat64-prefix", bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -157,29 +157,40 @@ fn server_tls(config: &ServeConfig) -> Result<Option<Arc<ServerTls>>, String> {
     }
 }
 
-/// The validation prober: egress guard with the operator's exceptions, provider URLs.
-fn prober(config: &ServeConfig) -> credentials_probe::Prober {
+/// The validation prober: egress guard with the operator's exceptions and CAs, provider URLs.
+fn prober(config: &ServeConfig) -> Result<credentials_probe::Prober, String> {
     let endpoints = config.provider_url.iter().fold(
         credentials_probe::ProviderEndpoints::default(),
         |e, (t, u)| e.with_override(t, u),
     );
-    if !config.egress_allow.is_empty() {
-        let ranges: Vec<String> = config
-            .egress_allow
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+    if !config.egress_allow.is_empty() || !config.egress_allow_verified.is_empty() {
+        let show = |r: &[credentials_probe::IpRange]| -> Vec<String> {
+            r.iter().map(ToString::to_string).collect()
+        };
         tracing::warn!(
-            ?ranges,
+            ranges = ?show(&config.egress_allow),
+            verified_tls_only = ?show(&config.egress_allow_verified),
             "the egress guard allows these otherwise refused ranges"
         );
     }
-    credentials_probe::Prober::new(credentials_probe::ProbeConfig {
-        timeout: config.probe_timeout,
-        egress: credentials_probe::EgressPolicy::new().allow(config.egress_allow.iter().copied()),
-        endpoints,
-        max_concurrent: config.probe_concurrency.max(1),
-    })
+    let mut egress = credentials_probe::EgressPolicy::new()
+        .allow(config.egress_allow.iter().copied())
+        .allow_verified(config.egress_allow_verified.iter().copied())
+        .nat64_prefixes(config.egress_nat64_prefix.iter().copied());
+    if let Some(path) = &config.probe_ca_file {
+        let pem = fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        egress = egress
+            .trust_pem(&pem)
+            .map_err(|e| format!("--probe-ca-file {}: {e}", path.display()))?;
+    }
+    Ok(credentials_probe::Prober::new(
+        credentials_probe::ProbeConfig {
+            timeout: config.probe_timeout,
+            egress,
+            endpoints,
+            max_concurrent: config.probe_concurrency.max(1),
+        },
+    ))
 }
 
 /// Reports SERVING while Postgres and the kms answer and the kms holds every master-key version
@@ -286,7 +297,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
         },
     );
 
-    let prober = prober(&config);
+    let prober = prober(&config)?;
 
     // 4. Bind, and say where.
     let listener = tokio::net::TcpListener::bind(config.listen)

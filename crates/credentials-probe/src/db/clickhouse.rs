@@ -7,7 +7,7 @@
 //! One request per connection (`Connection: close`), dialled through the egress guard.
 
 use super::net::{self, Failure, Verify};
-use crate::egress::{EgressPolicy, special_class};
+use crate::egress::EgressPolicy;
 use credentials_core::connection_url;
 use credentials_core::schema::{
     Column, DatabaseSchema, DiscoveryOptions, SchemaBuilder, Table, TableKind,
@@ -127,7 +127,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 /// Runs one query; `Ok` only for HTTP 200.
 async fn query(target: &Target, policy: &EgressPolicy, sql: &str) -> Result<Vec<u8>, Failure> {
     let (tcp, addr) = net::dial(policy, &target.host, target.port).await?;
-    if !target.tls && special_class(addr.ip()).is_none() {
+    if !target.tls && !policy.allows_cleartext(addr.ip()) {
         return Err(Failure::egress(format!(
             "refusing to send the password over plain http to {}, a public address; use https \
              (https://...:8443 or ?secure=true)",
@@ -135,7 +135,7 @@ async fn query(target: &Target, policy: &EgressPolicy, sql: &str) -> Result<Vec<
         )));
     }
     let mut stream: Box<dyn Io> = if target.tls {
-        Box::new(net::tls_connect(tcp, &target.host, Verify::Full).await?)
+        Box::new(net::tls_connect(tcp, &target.host, Verify::Full, policy).await?)
     } else {
         Box::new(tcp)
     };

@@ -1,7 +1,8 @@
 //! MySQL and MariaDB: a login plus `SELECT 1`, and schema discovery from `information_schema`.
 //!
 //! The URL's host is resolved through the egress guard and mysql_async is handed the checked
-//! addresses (`resolved_ips`), so it dials exactly those and uses the name only for TLS.
+//! addresses (`resolved_ips`), so it dials exactly those and uses the name only for TLS. To
+//! addresses not allowed for cleartext, TLS is required and verified whatever the URL says.
 
 use super::net::{self, Failure};
 use crate::egress::EgressPolicy;
@@ -10,7 +11,9 @@ use credentials_core::schema::{
     Column, DatabaseSchema, DiscoveryOptions, SchemaBuilder, Table, TableKind,
 };
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Error, IoError, Opts, OptsBuilder, Row, UrlError, Value};
+use mysql_async::{
+    Conn, DriverError, Error, IoError, Opts, OptsBuilder, Row, SslOpts, UrlError, Value,
+};
 
 const PARSE_HELP: &str =
     "the connection string is not a valid MySQL URL (mysql://user:password@host:3306/db)";
@@ -94,13 +97,47 @@ impl Endpoint {
 async fn connect(opts: &Opts, at: &Endpoint, policy: &EgressPolicy) -> Result<Conn, Failure> {
     let addrs = policy.resolve(&at.host, at.port).await?;
     let ips: Vec<_> = addrs.iter().map(|a| a.ip()).collect();
-    let builder = OptsBuilder::from_opts(opts.clone())
+    // The driver picks which of these it dials: the URL's TLS settings (none by default) stand
+    // only when every one is an address the operator allowed for cleartext. Anywhere else TLS
+    // is required and verified (chain to the public roots and host name), whatever the URL
+    // says: without it a hostile server gets the password (in clear through
+    // mysql_clear_password, or RSA-encrypted under a key it chose through
+    // caching_sha2_password).
+    let verified = !ips.iter().all(|ip| policy.allows_cleartext(*ip));
+    let mut builder = OptsBuilder::from_opts(opts.clone())
         .resolved_ips(Some(ips))
         // On a loopback address the driver would otherwise ask for @@socket and reconnect
         // through that Unix socket, which the guard never checked.
         .prefer_socket(false)
         .socket(None::<String>);
-    Conn::new(builder).await.map_err(|e| map_error(&e, at))
+    if verified {
+        // Fresh options: none of the URL's (no check skipped, no root file of its choosing).
+        // mysql_async reads a buffer without PEM markers as one DER certificate.
+        let extra = policy
+            .extra_roots()
+            .iter()
+            .map(|der| der.to_vec().into())
+            .collect();
+        builder = builder.ssl_opts(Some(SslOpts::default().with_root_certs(extra)));
+    }
+    Conn::new(builder).await.map_err(|e| {
+        let failure = map_error(&e, at);
+        match e {
+            Error::Io(IoError::Tls(_)) | Error::Driver(DriverError::NoClientSslFlagFromServer)
+                if verified =>
+            {
+                Failure::provider(format!(
+                    "{}; TLS to a public address is always required and verified (certificate \
+                     chain and host name)",
+                    match e {
+                        Error::Driver(_) => format!("{} does not offer TLS", at.at()),
+                        _ => failure.message,
+                    }
+                ))
+            }
+            _ => failure,
+        }
+    })
 }
 
 /// Maps a driver error to the outcome it means, from the server's error number and the

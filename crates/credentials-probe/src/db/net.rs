@@ -14,12 +14,10 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme};
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 
@@ -207,7 +205,8 @@ pub(crate) enum Verify {
     Full,
     /// Chain to a public root, any name (libpq `sslmode=verify-ca`).
     ChainOnly,
-    /// Encryption only, no certificate check (libpq `sslmode=require` and `prefer`).
+    /// Encryption only, no certificate check (libpq `sslmode=require` and `prefer`); only to
+    /// addresses the operator allowed for cleartext, since it stops no one on the path.
     Nothing,
 }
 
@@ -215,30 +214,22 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn roots() -> Arc<RootCertStore> {
-    static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
-    ROOTS
-        .get_or_init(|| {
-            Arc::new(RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            })
-        })
-        .clone()
-}
-
-/// A TLS client configuration with the ring provider and Mozilla's roots.
-pub(crate) fn tls_config(verify: Verify) -> Result<Arc<ClientConfig>, Failure> {
+/// A TLS client configuration with the ring provider and the policy's roots (Mozilla's plus
+/// the operator's CAs).
+pub(crate) fn tls_config(
+    verify: Verify,
+    policy: &EgressPolicy,
+) -> Result<Arc<ClientConfig>, Failure> {
+    let roots = policy.roots();
     let fail = |_: rustls::Error| Failure::provider("TLS set-up failed");
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(fail)?;
     let config = match verify {
-        Verify::Full => builder
-            .with_root_certificates(roots())
-            .with_no_client_auth(),
+        Verify::Full => builder.with_root_certificates(roots).with_no_client_auth(),
         Verify::ChainOnly => {
-            let inner = WebPkiServerVerifier::builder_with_provider(roots(), provider)
+            let inner = WebPkiServerVerifier::builder_with_provider(roots, provider)
                 .build()
                 .map_err(|_| Failure::provider("TLS set-up failed"))?;
             builder
@@ -355,8 +346,9 @@ pub(crate) async fn tls_connect(
     stream: TcpStream,
     host: &str,
     verify: Verify,
+    policy: &EgressPolicy,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Failure> {
-    let connector = tokio_rustls::TlsConnector::from(tls_config(verify)?);
+    let connector = tokio_rustls::TlsConnector::from(tls_config(verify, policy)?);
     connector
         .connect(server_name(host)?, stream)
         .await

@@ -3,6 +3,10 @@
 //! Every host of the connection string is resolved through the egress guard and the checked
 //! address is dialled here; tokio-postgres then runs its handshake over that stream (TLS through
 //! tokio-postgres-rustls with the probe's own verifier), so it never resolves a name itself.
+//! The `sslmode` of the string holds only towards addresses the operator allowed for cleartext;
+//! to any other address TLS is verify-full or nothing is sent (see [`mode_at`]), so a server on
+//! the path can neither decline TLS and ask for the password in clear nor present a
+//! certificate of its own.
 //! Only the simple-query protocol (text results, no parameters) is used, which Redshift speaks
 //! as well as PostgreSQL. The connection string's parsing lives in [`connstr`].
 
@@ -28,6 +32,7 @@ use credentials_core::schema::{
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::error::SqlState;
@@ -88,13 +93,33 @@ impl Drop for Session {
     }
 }
 
+/// The TLS mode used with the address dialled. An address the operator allowed for cleartext
+/// gets the connection string's mode, as libpq reads it. Anywhere else (a public address, or
+/// one allowed only with verified TLS) a password goes out over verified TLS only: `prefer`,
+/// `require` and `verify-ca` are upgraded to `verify-full` (with public roots, chain-only
+/// verification admits anyone holding any public certificate), and `disable` is refused, since
+/// the string says the server does not speak TLS.
+fn mode_at(
+    wanted: TlsMode,
+    policy: &EgressPolicy,
+    addr: SocketAddr,
+    at: &Endpoint,
+) -> Result<TlsMode, Failure> {
+    if policy.allows_cleartext(addr.ip()) {
+        return Ok(wanted);
+    }
+    match wanted {
+        TlsMode::Disable => Err(Failure::egress(format!(
+            "refusing to connect to {} with sslmode=disable: the password would cross the \
+             network in clear to a public address; remove sslmode=disable (TLS to public \
+             addresses is always verified, as with verify-full)",
+            at.at()
+        ))),
+        _ => Ok(TlsMode::VerifyFull),
+    }
+}
+
 async fn connect(target: &Target, policy: &EgressPolicy) -> Result<Session, Failure> {
-    let mut config = target.config.clone();
-    config.ssl_mode(match target.tls {
-        TlsMode::Disable => SslMode::Disable,
-        TlsMode::Prefer => SslMode::Prefer,
-        _ => SslMode::Require,
-    });
     let tls_name = |i: usize| match target.config.get_hosts().get(i) {
         Some(Host::Tcp(name)) => name.clone(),
         _ => target.endpoints[i].0.clone(),
@@ -103,15 +128,25 @@ async fn connect(target: &Target, policy: &EgressPolicy) -> Result<Session, Fail
     // Like libpq, the next host is tried only when this one cannot be reached; a server's
     // answer (a refused login, say) is final.
     for (i, (host, port)) in target.endpoints.iter().enumerate() {
-        let stream = match net::dial(policy, host, *port).await {
-            Ok((stream, _)) => stream,
+        let (stream, addr) = match net::dial(policy, host, *port).await {
+            Ok(dialled) => dialled,
             Err(f) => {
                 last = Some(f);
                 continue;
             }
         };
         let at = Endpoint::new(target, i);
-        let (client, task) = if target.tls == TlsMode::Disable {
+        let mode = mode_at(target.tls, policy, addr, &at)?;
+        let public = !policy.allows_cleartext(addr.ip());
+        let mut config = target.config.clone();
+        // `prefer` falls back to no TLS when the server declines: only where cleartext is
+        // allowed does it stay `prefer`.
+        config.ssl_mode(match mode {
+            TlsMode::Disable => SslMode::Disable,
+            TlsMode::Prefer => SslMode::Prefer,
+            _ => SslMode::Require,
+        });
+        let (client, task) = if mode == TlsMode::Disable {
             let (client, conn) = config
                 .connect_raw(stream, NoTls)
                 .await
@@ -124,16 +159,29 @@ async fn connect(target: &Target, policy: &EgressPolicy) -> Result<Session, Fail
             // does by default.
             let name = tls_name(i);
             net::server_name(&name)?;
-            let mut make =
-                MakeRustlsConnect::new(Arc::unwrap_or_clone(net::tls_config(target.tls.verify())?));
+            let mut make = MakeRustlsConnect::new(Arc::unwrap_or_clone(net::tls_config(
+                mode.verify(),
+                policy,
+            )?));
             let Ok(tls) = MakeTlsConnect::<tokio::net::TcpStream>::make_tls_connect(
                 &mut make,
                 name.trim_start_matches('[').trim_end_matches(']'),
             );
-            let (client, conn) = config
-                .connect_raw(stream, tls)
-                .await
-                .map_err(|e| map_error(&e, &at))?;
+            let (client, conn) = config.connect_raw(stream, tls).await.map_err(|e| {
+                let failure = map_error(&e, &at);
+                if public && is_tls(&e) {
+                    Failure {
+                        message: format!(
+                            "{}; TLS to a public address is always verified (certificate chain \
+                             and host name, as with sslmode=verify-full)",
+                            failure.message
+                        ),
+                        ..failure
+                    }
+                } else {
+                    failure
+                }
+            })?;
             (client, spawn(conn))
         };
         return Ok(Session { client, task, at });

@@ -114,3 +114,14 @@ pub fn assert_within(elapsed: Duration, timeout: Duration) {
         "took {elapsed:?} with a {timeout:?} deadline"
     );
 }
+
+/// A prober that may reach loopback only as it reaches public addresses
+/// (`--egress-allow-verified 127.0.0.0/8`): verified TLS, never a password in cleartext. The
+/// test servers on 127.0.0.1 then stand for a database on the internet.
+pub fn verified_only_prober(timeout: Duration) -> Prober {
+    Prober::new(ProbeConfig {
+        timeout,
+        egress: EgressPolicy::new().allow_verified(["127.0.0.0/8".parse().unwrap()]),
+        ..ProbeConfig::default()
+    })
+}
