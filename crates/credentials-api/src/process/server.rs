@@ -178,7 +178,17 @@ fn prober(config: &ServeConfig) -> credentials_probe::Prober {
         timeout: config.probe_timeout,
         egress: credentials_probe::EgressPolicy::new().allow(config.egress_allow.iter().copied()),
         endpoints,
-        max_concurrent: config.probe_concurrency.max(1),
+        budgets: credentials_probe::ProbeBudgets {
+            validation: credentials_probe::Budget {
+                global: config.probe_concurrency.max(1),
+                per_workspace: config.probe_concurrency_per_workspace.max(1),
+            },
+            discovery: credentials_probe::Budget {
+                global: config.discovery_concurrency.max(1),
+                per_workspace: config.discovery_concurrency_per_workspace.max(1),
+            },
+            queue_timeout: config.probe_queue_timeout,
+        },
     })
 }
 
