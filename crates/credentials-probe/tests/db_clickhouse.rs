@@ -391,6 +391,7 @@ fn expected_schema() -> DatabaseSchema {
             },
         ],
         truncated: false,
+        truncation: None,
     }
 }
 
@@ -437,6 +438,7 @@ async fn discovery_reads_system_tables_and_columns() {
     expected.namespaces.truncate(1);
     expected.namespaces[0].tables.truncate(2);
     expected.truncated = true;
+    expected.truncation = Some(credentials_core::schema::Truncation::TableLimit);
     assert_eq!(only_analytics, expected);
     // The columns query asked for the kept database only.
     let last = seen.lock().unwrap().last().cloned().unwrap();
