@@ -155,8 +155,10 @@ pub fn discovery_options(
     })
 }
 
-/// Admits a probe of `kind` for `workspace_id`, or refuses it RESOURCE_EXHAUSTED (counted and
-/// logged: the refusal is the operator's signal that a budget is too small or a tenant busy).
+/// Admits a probe of `kind` for `workspace_id`, or refuses it RESOURCE_EXHAUSTED, counted in
+/// `probes_refused_total` (the operator's signal that a budget is too small or a tenant busy)
+/// and logged at INFO with the workspace, which the metric leaves out: a refusal is the
+/// caller's to retry, not an operator's to act on one by one.
 async fn admit(
     prober: &Prober,
     kind: ProbeKind,
@@ -169,7 +171,7 @@ async fn admit(
         .await
         .map_err(|busy| {
             crate::process::metrics::record_probe_refused(busy.kind, busy.scope);
-            tracing::warn!(
+            tracing::info!(
                 workspace_id,
                 kind = busy.kind.as_str(),
                 scope = busy.scope.as_str(),

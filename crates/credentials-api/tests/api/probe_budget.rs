@@ -183,3 +183,81 @@ async fn a_workspace_stalling_its_probes_leaves_another_workspaces_validation_an
         call.abort();
     }
 }
+
+#[tokio::test]
+async fn stalled_discoveries_do_not_take_validations_slots() {
+    let stack =
+        TestApi::start_with(&["--egress-allow", "127.0.0.0/8", "--rewrap-interval", "0"]).await;
+    let workspaces = ["d0", "d1", "d2", "d3", "d4"];
+    let token = stack.token(&workspaces, ALL);
+    let silent = Silent::start();
+    let url = format!("postgresql://u:p@127.0.0.1:{}/db", silent.port);
+    // Four discoveries in each of five workspaces, each waiting on a server that never
+    // answers: more than all the probe slots the process had when validations and
+    // discoveries shared one budget.
+    let mut calls = Vec::new();
+    for ws in workspaces {
+        let mut request = create("pg", "postgresql", fields(&[("connection_string", &url)]));
+        request.workspace_id = ws.into();
+        let created = stack.create(&token, request).await;
+        for _ in 0..4 {
+            let mut m = stack.management();
+            let request = authed(
+                pb::DiscoverSchemaRequest {
+                    workspace_id: ws.into(),
+                    id: created.id.clone(),
+                    timeout: Some(prost_types::Duration {
+                        seconds: 60,
+                        nanos: 0,
+                    }),
+                    ..Default::default()
+                },
+                &token,
+            );
+            calls.push(tokio::spawn(
+                async move { m.discover_schema(request).await },
+            ));
+        }
+    }
+    let holding = testkit::stack::wait_until(Duration::from_secs(10), || async {
+        silent.connections() >= 4
+    })
+    .await;
+    assert!(holding, "the discoveries never reached the silent target");
+
+    let b = stack.token(&["ws-b"], ALL);
+    let healthy = api_key(&stack, &b, "healthy", prompt()).await;
+    let started = Instant::now();
+    let answer = stack
+        .management()
+        .validate_credential(validate(&healthy.id, &b))
+        .await
+        .unwrap()
+        .into_inner();
+    let took = started.elapsed();
+    assert_eq!(
+        answer.result.unwrap().outcome,
+        pb::ValidationOutcome::Valid as i32
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "the validation waited {took:?}"
+    );
+
+    // Discoveries have 4 slots in all: the other 16 are refused, not queued for a minute.
+    let refused = testkit::stack::wait_until(Duration::from_secs(10), || async {
+        calls.iter().filter(|c| c.is_finished()).count() >= 16
+    })
+    .await;
+    assert!(refused, "the excess discoveries were not refused in time");
+    for call in calls {
+        if call.is_finished() {
+            let err = call.await.unwrap().unwrap_err();
+            assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+            assert!(err.get_details_retry_info().is_some(), "{err:?}");
+        } else {
+            call.abort();
+        }
+    }
+    assert_eq!(silent.connections(), 4, "only admitted discoveries dial");
+}
