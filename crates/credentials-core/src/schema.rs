@@ -184,20 +184,24 @@ struct StoredSchema {
 
 impl From<StoredSchema> for DatabaseSchema {
     fn from(stored: StoredSchema) -> Self {
+        // Schemas stored before reasons were recorded were cut by the table limit only.
+        let mut truncation = stored
+            .truncation
+            .or(stored.truncated.then_some(Truncation::TableLimit));
+        let namespaces = stored
+            .namespaces
+            .into_iter()
+            .map(|ns| SchemaNamespace {
+                name: clean_name(&ns.name),
+                tables: ns.tables.into_iter().map(Table::cleaned).collect(),
+            })
+            .collect();
+        // Schemas stored before the document budget are served within it too.
+        let namespaces = within_document_budget(namespaces, &mut truncation);
         DatabaseSchema {
-            namespaces: stored
-                .namespaces
-                .into_iter()
-                .map(|ns| SchemaNamespace {
-                    name: clean_name(&ns.name),
-                    tables: ns.tables.into_iter().map(Table::cleaned).collect(),
-                })
-                .collect(),
-            truncated: stored.truncated,
-            // Schemas stored before reasons were recorded were cut by the table limit only.
-            truncation: stored
-                .truncation
-                .or(stored.truncated.then_some(Truncation::TableLimit)),
+            namespaces,
+            truncated: truncation.is_some(),
+            truncation,
         }
     }
 }
@@ -480,19 +484,8 @@ impl SchemaBuilder {
     /// to [`MAX_SCHEMA_BYTES`] of JSON (the tables that do not fit are left out).
     pub fn finish(mut self) -> DatabaseSchema {
         let mut namespaces: Vec<SchemaNamespace> = Vec::new();
-        // The document's JSON is about the sum of its tables' plus a namespace's name and
-        // brackets each; counting as tables are added spares serializing twice.
-        let mut size: usize = 64;
         for (name, table) in self.tables {
             let (name, table) = (clean_name(&name), table.cleaned());
-            let added = serde_json::to_vec(&table)
-                .map_or(usize::MAX, |j| j.len())
-                .saturating_add(name.len() + 32);
-            size = size.saturating_add(added);
-            if size > MAX_SCHEMA_BYTES {
-                self.truncation.get_or_insert(Truncation::DocumentBudget);
-                break;
-            }
             match namespaces.last_mut() {
                 Some(last) if last.name == name => last.tables.push(table),
                 _ => namespaces.push(SchemaNamespace {
@@ -501,12 +494,49 @@ impl SchemaBuilder {
                 }),
             }
         }
+        let namespaces = within_document_budget(namespaces, &mut self.truncation);
         DatabaseSchema {
             namespaces,
             truncated: self.truncation.is_some(),
             truncation: self.truncation,
         }
     }
+}
+
+/// The namespaces cut to [`MAX_SCHEMA_BYTES`] of JSON: tables are kept in order while they
+/// fit, and a cut is recorded in `truncation` (unless a reason is there already).
+fn within_document_budget(
+    namespaces: Vec<SchemaNamespace>,
+    truncation: &mut Option<Truncation>,
+) -> Vec<SchemaNamespace> {
+    // The document's JSON is about the sum of its tables' plus a namespace's name and
+    // brackets each; counting table by table spares serializing the whole twice.
+    let mut size: usize = 64;
+    let mut kept: Vec<SchemaNamespace> = Vec::new();
+    'all: for ns in namespaces {
+        size = size.saturating_add(ns.name.len() + 32);
+        let mut tables = Vec::new();
+        for table in ns.tables {
+            let added = serde_json::to_vec(&table).map_or(usize::MAX, |j| j.len() + 1);
+            size = size.saturating_add(added);
+            if size > MAX_SCHEMA_BYTES {
+                truncation.get_or_insert(Truncation::DocumentBudget);
+                if !tables.is_empty() {
+                    kept.push(SchemaNamespace {
+                        name: ns.name,
+                        tables,
+                    });
+                }
+                break 'all;
+            }
+            tables.push(table);
+        }
+        kept.push(SchemaNamespace {
+            name: ns.name,
+            tables,
+        });
+    }
+    kept
 }
 
 #[cfg(test)]
@@ -795,5 +825,20 @@ CREATE TABLE shop.order_lines (
         let whole: DatabaseSchema =
             serde_json::from_str(r#"{"namespaces":[],"truncated":false}"#).unwrap();
         assert_eq!(whole.truncation, None);
+
+        // A schema stored before the document budget, larger than it, is read back within it.
+        let mut huge = schema.clone();
+        for t in huge.namespaces[0].tables.iter_mut() {
+            t.name.push('x');
+        }
+        huge.namespaces.push(schema.namespaces[0].clone());
+        huge.truncated = false;
+        huge.truncation = None;
+        let json = serde_json::to_vec(&huge).unwrap();
+        assert!(json.len() > MAX_SCHEMA_BYTES);
+        let read: DatabaseSchema = serde_json::from_slice(&json).unwrap();
+        assert!(serde_json::to_vec(&read).unwrap().len() <= MAX_SCHEMA_BYTES);
+        assert_eq!(read.truncation, Some(Truncation::DocumentBudget));
+        assert!(read.truncated);
     }
 }
