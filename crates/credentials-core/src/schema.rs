@@ -431,9 +431,14 @@ impl SchemaBuilder {
         }
     }
 
-    /// Records that a budget cut a catalogue query short (the first reason is kept).
+    /// Records that a budget cut a catalogue query short. The first budget's reason is kept,
+    /// and it replaces the table limit's: the tables counted against the limit were not all
+    /// read, so a smaller `max_tables` would not have helped, `include_schemas` might.
     pub fn cut(&mut self, why: Truncation) {
-        self.truncation.get_or_insert(why);
+        match self.truncation {
+            None | Some(Truncation::TableLimit) => self.truncation = Some(why),
+            Some(_) => {}
+        }
     }
 
     /// Whether no table was kept (the column and key queries can then be skipped).
