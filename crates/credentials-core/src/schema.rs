@@ -21,6 +21,70 @@ pub const MAX_EXPRESSION_CHARS: usize = 512;
 /// The most characters kept of a table or column comment.
 pub const MAX_DESCRIPTION_CHARS: usize = 1024;
 
+/// The most rows read of one catalogue query (tables, columns or keys). The table limit is at
+/// most 5000, with 10 columns each on average; past this a server is either enormous or
+/// streaming on purpose, and the rows are not kept in memory to find out.
+pub const MAX_CATALOGUE_ROWS: usize = 50_000;
+/// The most bytes of server text read for one catalogue query: fifty thousand rows of
+/// typical names and types fit; a server that streams long strings stops here, so the API's
+/// memory per discovery stays a few times this whatever the server sends (four discoveries
+/// at once by default, well inside the API container's 512 MiB).
+pub const MAX_CATALOGUE_BYTES: usize = 4 * 1024 * 1024;
+/// The most bytes of a stored schema document (its JSON): what `GetSchema` answers and an
+/// agent's prompt takes has to stay well under the gRPC message sizes clients accept (4 MiB
+/// by default), and tables past this are left out, the schema marked truncated.
+pub const MAX_SCHEMA_BYTES: usize = 2 * 1024 * 1024;
+
+/// Why a discovery left tables out (or columns of the last tables read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Truncation {
+    /// More tables passed the filters than the request's `max_tables`.
+    TableLimit,
+    /// A catalogue query returned more than [`MAX_CATALOGUE_ROWS`] rows.
+    RowBudget,
+    /// A catalogue query returned more than [`MAX_CATALOGUE_BYTES`] bytes.
+    ByteBudget,
+    /// The schema document would be larger than [`MAX_SCHEMA_BYTES`].
+    DocumentBudget,
+}
+
+impl Truncation {
+    /// The reason as the DDL comment and logs say it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Truncation::TableLimit => "more tables exist than were discovered",
+            Truncation::RowBudget => "the catalogue has more rows than a discovery reads",
+            Truncation::ByteBudget => "the catalogue is larger than a discovery reads",
+            Truncation::DocumentBudget => "the schema is larger than a stored schema may be",
+        }
+    }
+}
+
+/// Counts what a catalogue query returned against [`MAX_CATALOGUE_ROWS`] and
+/// [`MAX_CATALOGUE_BYTES`]: the reading stops at the first row past either.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CatalogueBudget {
+    rows: usize,
+    bytes: usize,
+}
+
+impl CatalogueBudget {
+    /// Takes one row of `bytes` bytes of text: `Err` with the budget it exceeds, and the
+    /// row must not be kept.
+    pub fn take(&mut self, bytes: usize) -> Result<(), Truncation> {
+        self.rows += 1;
+        self.bytes = self.bytes.saturating_add(bytes);
+        if self.rows > MAX_CATALOGUE_ROWS {
+            Err(Truncation::RowBudget)
+        } else if self.bytes > MAX_CATALOGUE_BYTES {
+            Err(Truncation::ByteBudget)
+        } else {
+            Ok(())
+        }
+    }
+}
+
 /// Server text made fit for one line of a prompt: every whitespace run becomes one space,
 /// control characters and invisible formatting characters (zero-width, bidirectional
 /// overrides, BOM) are dropped, and the text is cut to `max` characters, a cut marked by `…`.
@@ -102,8 +166,11 @@ impl Table {
 pub struct DatabaseSchema {
     /// Namespaces (schemas, or databases for MySQL and ClickHouse), sorted by name.
     pub namespaces: Vec<SchemaNamespace>,
-    /// Whether discovery stopped at the table limit, leaving tables out.
+    /// Whether discovery left tables out (or columns of the last tables read).
     pub truncated: bool,
+    /// Why, when it did: set exactly when [`DatabaseSchema::truncated`] is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncation: Option<Truncation>,
 }
 
 /// The stored form of a [`DatabaseSchema`], as written, before it is cleaned.
@@ -111,20 +178,30 @@ pub struct DatabaseSchema {
 struct StoredSchema {
     namespaces: Vec<SchemaNamespace>,
     truncated: bool,
+    #[serde(default)]
+    truncation: Option<Truncation>,
 }
 
 impl From<StoredSchema> for DatabaseSchema {
     fn from(stored: StoredSchema) -> Self {
+        // Schemas stored before reasons were recorded were cut by the table limit only.
+        let mut truncation = stored
+            .truncation
+            .or(stored.truncated.then_some(Truncation::TableLimit));
+        let namespaces = stored
+            .namespaces
+            .into_iter()
+            .map(|ns| SchemaNamespace {
+                name: clean_name(&ns.name),
+                tables: ns.tables.into_iter().map(Table::cleaned).collect(),
+            })
+            .collect();
+        // Schemas stored before the document budget are served within it too.
+        let namespaces = within_document_budget(namespaces, &mut truncation);
         DatabaseSchema {
-            namespaces: stored
-                .namespaces
-                .into_iter()
-                .map(|ns| SchemaNamespace {
-                    name: clean_name(&ns.name),
-                    tables: ns.tables.into_iter().map(Table::cleaned).collect(),
-                })
-                .collect(),
-            truncated: stored.truncated,
+            namespaces,
+            truncated: truncation.is_some(),
+            truncation,
         }
     }
 }
@@ -234,7 +311,8 @@ impl DatabaseSchema {
             }
         }
         if self.truncated {
-            out.push_str("-- (truncated: more tables exist than were discovered)\n");
+            let why = self.truncation.unwrap_or(Truncation::TableLimit).describe();
+            let _ = writeln!(out, "-- (truncated: {why})");
         }
         out
     }
@@ -325,7 +403,7 @@ fn ident(name: &str) -> String {
 pub struct SchemaBuilder {
     tables: Vec<(String, Table)>,
     index: std::collections::HashMap<(String, String), usize>,
-    truncated: bool,
+    truncation: Option<Truncation>,
 }
 
 impl SchemaBuilder {
@@ -339,7 +417,7 @@ impl SchemaBuilder {
             .filter(|(namespace, _)| options.wants(namespace))
             .collect();
         tables.sort_by(|a, b| (&a.0, &a.1.name).cmp(&(&b.0, &b.1.name)));
-        let truncated = tables.len() > options.max_tables;
+        let truncation = (tables.len() > options.max_tables).then_some(Truncation::TableLimit);
         tables.truncate(options.max_tables);
         let index = tables
             .iter()
@@ -349,7 +427,17 @@ impl SchemaBuilder {
         Self {
             tables,
             index,
-            truncated,
+            truncation,
+        }
+    }
+
+    /// Records that a budget cut a catalogue query short. The first budget's reason is kept,
+    /// and it replaces the table limit's: the tables counted against the limit were not all
+    /// read, so a smaller `max_tables` would not have helped, `include_schemas` might.
+    pub fn cut(&mut self, why: Truncation) {
+        match self.truncation {
+            None | Some(Truncation::TableLimit) => self.truncation = Some(why),
+            Some(_) => {}
         }
     }
 
@@ -397,8 +485,9 @@ impl SchemaBuilder {
         }
     }
 
-    /// The schema, grouped by namespace, every server-supplied string [`clean`]ed.
-    pub fn finish(self) -> DatabaseSchema {
+    /// The schema, grouped by namespace, every server-supplied string [`clean`]ed, and cut
+    /// to [`MAX_SCHEMA_BYTES`] of JSON (the tables that do not fit are left out).
+    pub fn finish(mut self) -> DatabaseSchema {
         let mut namespaces: Vec<SchemaNamespace> = Vec::new();
         for (name, table) in self.tables {
             let (name, table) = (clean_name(&name), table.cleaned());
@@ -410,11 +499,49 @@ impl SchemaBuilder {
                 }),
             }
         }
+        let namespaces = within_document_budget(namespaces, &mut self.truncation);
         DatabaseSchema {
             namespaces,
-            truncated: self.truncated,
+            truncated: self.truncation.is_some(),
+            truncation: self.truncation,
         }
     }
+}
+
+/// The namespaces cut to [`MAX_SCHEMA_BYTES`] of JSON: tables are kept in order while they
+/// fit, and a cut is recorded in `truncation` (unless a reason is there already).
+fn within_document_budget(
+    namespaces: Vec<SchemaNamespace>,
+    truncation: &mut Option<Truncation>,
+) -> Vec<SchemaNamespace> {
+    // The document's JSON is about the sum of its tables' plus a namespace's name and
+    // brackets each; counting table by table spares serializing the whole twice.
+    let mut size: usize = 64;
+    let mut kept: Vec<SchemaNamespace> = Vec::new();
+    'all: for ns in namespaces {
+        size = size.saturating_add(ns.name.len() + 32);
+        let mut tables = Vec::new();
+        for table in ns.tables {
+            let added = serde_json::to_vec(&table).map_or(usize::MAX, |j| j.len() + 1);
+            size = size.saturating_add(added);
+            if size > MAX_SCHEMA_BYTES {
+                truncation.get_or_insert(Truncation::DocumentBudget);
+                if !tables.is_empty() {
+                    kept.push(SchemaNamespace {
+                        name: ns.name,
+                        tables,
+                    });
+                }
+                break 'all;
+            }
+            tables.push(table);
+        }
+        kept.push(SchemaNamespace {
+            name: ns.name,
+            tables,
+        });
+    }
+    kept
 }
 
 #[cfg(test)]
@@ -471,6 +598,7 @@ mod tests {
                 },
             ],
             truncated: true,
+            truncation: Some(Truncation::TableLimit),
         }
     }
 
@@ -648,5 +776,74 @@ CREATE TABLE shop.order_lines (
         let ddl = stored.to_ddl();
         assert_eq!(ddl.lines().count(), 5, "{ddl}");
         assert!(!ddl.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn budgets_cut_and_say_why() {
+        let mut budget = CatalogueBudget::default();
+        for _ in 0..MAX_CATALOGUE_ROWS {
+            budget.take(10).unwrap();
+        }
+        assert_eq!(budget.take(10), Err(Truncation::RowBudget));
+        let mut budget = CatalogueBudget::default();
+        budget.take(MAX_CATALOGUE_BYTES).unwrap();
+        assert_eq!(budget.take(1), Err(Truncation::ByteBudget));
+
+        // 3000 tables of long comments: far more than a stored schema may hold.
+        let tables = (0..3000).map(|i| {
+            (
+                "ns".to_owned(),
+                Table {
+                    name: format!("t{i:04}"),
+                    description: "x".repeat(MAX_DESCRIPTION_CHARS),
+                    ..Table::default()
+                },
+            )
+        });
+        let options = DiscoveryOptions {
+            max_tables: 5000,
+            ..DiscoveryOptions::default()
+        };
+        let schema = SchemaBuilder::new(tables, &options).finish();
+        let json = serde_json::to_vec(&schema).unwrap();
+        assert!(json.len() <= MAX_SCHEMA_BYTES, "{}", json.len());
+        assert!(schema.table_count() > 1000, "{}", schema.table_count());
+        assert!(schema.truncated);
+        assert_eq!(schema.truncation, Some(Truncation::DocumentBudget));
+        assert!(
+            schema
+                .to_ddl()
+                .ends_with("-- (truncated: the schema is larger than a stored schema may be)\n")
+        );
+        let back: DatabaseSchema = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back.truncation, Some(Truncation::DocumentBudget));
+
+        // A budget hit while reading is kept over the document's, and stored schemas
+        // from before reasons read as cut by the table limit.
+        let mut b = SchemaBuilder::new([("ns".to_owned(), table("a"))], &options);
+        b.cut(Truncation::ByteBudget);
+        b.cut(Truncation::RowBudget);
+        assert_eq!(b.finish().truncation, Some(Truncation::ByteBudget));
+        let old: DatabaseSchema =
+            serde_json::from_str(r#"{"namespaces":[],"truncated":true}"#).unwrap();
+        assert_eq!(old.truncation, Some(Truncation::TableLimit));
+        let whole: DatabaseSchema =
+            serde_json::from_str(r#"{"namespaces":[],"truncated":false}"#).unwrap();
+        assert_eq!(whole.truncation, None);
+
+        // A schema stored before the document budget, larger than it, is read back within it.
+        let mut huge = schema.clone();
+        for t in huge.namespaces[0].tables.iter_mut() {
+            t.name.push('x');
+        }
+        huge.namespaces.push(schema.namespaces[0].clone());
+        huge.truncated = false;
+        huge.truncation = None;
+        let json = serde_json::to_vec(&huge).unwrap();
+        assert!(json.len() > MAX_SCHEMA_BYTES);
+        let read: DatabaseSchema = serde_json::from_slice(&json).unwrap();
+        assert!(serde_json::to_vec(&read).unwrap().len() <= MAX_SCHEMA_BYTES);
+        assert_eq!(read.truncation, Some(Truncation::DocumentBudget));
+        assert!(read.truncated);
     }
 }

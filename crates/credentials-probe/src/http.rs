@@ -20,7 +20,9 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-/// The most response body bytes read; the rest is dropped with the connection.
+/// The most response body bytes read; the rest is dropped with the connection. Probes parse
+/// small JSON answers (a token, an error), the largest a Snowflake login's (its parameter list
+/// runs to about 10 KiB); 64 KiB holds them with room, and 16 probes at once hold 1 MiB.
 pub const MAX_BODY: usize = 64 * 1024;
 
 /// The most redirects followed for one request.

@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+mod admission;
 pub mod db;
 pub mod egress;
 pub mod http;
@@ -14,6 +15,7 @@ pub mod smtp;
 mod tool_probes;
 mod warehouse;
 
+pub use admission::{Budget, Busy, BusyScope, ProbeBudgets, ProbeKind};
 pub use db::DiscoveryError;
 pub use egress::{EgressError, EgressPolicy, IpRange, Nat64Prefix};
 pub use http::{HttpClient, HttpError};
@@ -22,16 +24,23 @@ pub use outcome::{ProbeConfig, ProbeResult, ProviderEndpoints, ValidationOutcome
 use credentials_core::SecretValue;
 use credentials_core::catalogue::{self, Probe};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
-use tokio::sync::Semaphore;
+use std::time::{Duration, Instant, SystemTime};
 
-/// Runs validation probes: dispatches on the catalogue's probe of the type, bounds concurrency
-/// and the deadline.
+/// Runs validation probes and schema discoveries: dispatches on the catalogue's probe of the
+/// type, admits each under its budgets (see [`ProbeBudgets`]) and bounds the deadline.
 #[derive(Debug, Clone)]
 pub struct Prober {
     config: Arc<ProbeConfig>,
     http: HttpClient,
-    permits: Arc<Semaphore>,
+    budgets: Arc<admission::Budgets>,
+}
+
+/// A probe admitted under its budgets: it holds its permits until it has run.
+#[derive(Debug)]
+pub struct Admitted {
+    prober: Prober,
+    kind: ProbeKind,
+    permits: admission::Permits,
 }
 
 impl Prober {
@@ -43,11 +52,11 @@ impl Prober {
 
     /// A prober whose HTTP probes use this client (tests pass one trusting a local CA).
     pub fn with_http_client(config: ProbeConfig, http: HttpClient) -> Self {
-        let permits = Arc::new(Semaphore::new(config.max_concurrent.max(1)));
+        let budgets = Arc::new(admission::Budgets::new(&config.budgets));
         Self {
             config: Arc::new(config),
             http,
-            permits,
+            budgets,
         }
     }
 
@@ -56,40 +65,67 @@ impl Prober {
         &self.config
     }
 
-    /// Probes a credential of type `type_id` against its target, within the configured
-    /// deadline. Never fails: every failure is an outcome with a message free of secrets.
-    pub async fn validate(&self, type_id: &str, value: &SecretValue) -> ProbeResult {
-        // Waiting for a permit is not part of the probe's deadline or latency.
-        let _permit = self.permits.acquire().await;
-        let started = Instant::now();
-        let deadline = self.config.timeout;
-        let mut result = match tokio::time::timeout(deadline, self.dispatch(type_id, value)).await {
-            Ok(result) => result,
-            Err(_) => {
-                ProbeResult::timed_out(format!("no answer within {} ms", deadline.as_millis()))
-            }
-        };
-        result.latency = started.elapsed();
-        result.checked_at = SystemTime::now();
-        result
+    /// Waits for a permit of `workspace`'s budget of `kind` and one of the process's, at most
+    /// the queue timeout, `within` (what the caller's deadline leaves, if it has one) and the
+    /// probe's own deadline (`deadline`: the probe timeout, or a discovery's). Refused with
+    /// [`Busy`] when none came in time: the probe must not run.
+    pub async fn admit(
+        &self,
+        kind: ProbeKind,
+        workspace: &str,
+        deadline: Duration,
+        within: Option<Duration>,
+    ) -> Result<Admitted, Busy> {
+        self.admit_in(kind, Some(workspace), deadline, within).await
     }
 
-    /// Discovers the schema of a database credential (a type whose catalogue probe is a
-    /// database engine, tools `database` by its `schema_type`) within `options.timeout`.
+    async fn admit_in(
+        &self,
+        kind: ProbeKind,
+        workspace: Option<&str>,
+        deadline: Duration,
+        within: Option<Duration>,
+    ) -> Result<Admitted, Busy> {
+        let wait = within.map_or(deadline, |w| w.min(deadline));
+        let permits = self.budgets.admit(kind, workspace, wait).await?;
+        Ok(Admitted {
+            prober: self.clone(),
+            kind,
+            permits,
+        })
+    }
+
+    /// Probes a credential of type `type_id` under the process's budget only (for callers
+    /// that act for no workspace: tools and tests). Never fails: no permit within the queue
+    /// timeout is a [`ValidationOutcome::TimedOut`] outcome, as is a probe past its deadline.
+    pub async fn validate(&self, type_id: &str, value: &SecretValue) -> ProbeResult {
+        match self
+            .admit_in(ProbeKind::Validation, None, self.config.timeout, None)
+            .await
+        {
+            Ok(admitted) => admitted.validate(type_id, value).await,
+            Err(busy) => ProbeResult::timed_out(busy.to_string()),
+        }
+    }
+
+    /// Discovers a schema under the process's budget only (for callers that act for no
+    /// workspace: tools and tests); see [`Admitted::discover_schema`].
     pub async fn discover_schema(
         &self,
         type_id: &str,
         value: &SecretValue,
         options: &credentials_core::schema::DiscoveryOptions,
     ) -> Result<credentials_core::schema::DatabaseSchema, DiscoveryError> {
-        let Some(spec) = catalogue::lookup(type_id) else {
-            return Err(DiscoveryError {
-                outcome: ValidationOutcome::UnsupportedType,
-                message: unknown_type(type_id),
-            });
-        };
-        let _permit = self.permits.acquire().await;
-        db::discover(spec, value, &self.config, options).await
+        match self
+            .admit_in(ProbeKind::Discovery, None, options.timeout, None)
+            .await
+        {
+            Ok(admitted) => admitted.discover_schema(type_id, value, options).await,
+            Err(busy) => Err(DiscoveryError {
+                outcome: ValidationOutcome::TimedOut,
+                message: busy.to_string(),
+            }),
+        }
     }
 
     /// Runs the probe the catalogue declares for the type.
@@ -119,6 +155,56 @@ impl Prober {
             Probe::OAuthRefresh => tool_probes::oauth(http, value).await,
             Probe::Unsupported(reason) => ProbeResult::unsupported(*reason),
         }
+    }
+}
+
+impl Admitted {
+    /// What the probe's deadline leaves after the wait for its permits.
+    fn left(&self, deadline: Duration) -> Duration {
+        deadline.saturating_sub(self.permits.waited)
+    }
+
+    /// Probes a credential of type `type_id` against its target, within the probe deadline
+    /// less the wait for the permit. Never fails: every failure is an outcome with a message
+    /// free of secrets.
+    pub async fn validate(self, type_id: &str, value: &SecretValue) -> ProbeResult {
+        debug_assert_eq!(self.kind, ProbeKind::Validation);
+        let started = Instant::now();
+        let deadline = self.left(self.prober.config.timeout);
+        let probe = self.prober.dispatch(type_id, value);
+        let mut result = match tokio::time::timeout(deadline, probe).await {
+            Ok(result) => result,
+            Err(_) => ProbeResult::timed_out(format!(
+                "no answer within {} ms",
+                self.prober.config.timeout.as_millis()
+            )),
+        };
+        result.latency = started.elapsed();
+        result.checked_at = SystemTime::now();
+        result
+    }
+
+    /// Discovers the schema of a database credential (a type whose catalogue probe is a
+    /// database engine, tools `database` by its `schema_type`) within `options.timeout` less
+    /// the wait for the permit.
+    pub async fn discover_schema(
+        self,
+        type_id: &str,
+        value: &SecretValue,
+        options: &credentials_core::schema::DiscoveryOptions,
+    ) -> Result<credentials_core::schema::DatabaseSchema, DiscoveryError> {
+        debug_assert_eq!(self.kind, ProbeKind::Discovery);
+        let Some(spec) = catalogue::lookup(type_id) else {
+            return Err(DiscoveryError {
+                outcome: ValidationOutcome::UnsupportedType,
+                message: unknown_type(type_id),
+            });
+        };
+        let options = credentials_core::schema::DiscoveryOptions {
+            timeout: self.left(options.timeout),
+            ..options.clone()
+        };
+        db::discover(spec, value, &self.prober.config, &options).await
     }
 }
 

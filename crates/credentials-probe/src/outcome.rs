@@ -80,8 +80,8 @@ pub struct ProbeConfig {
     pub egress: EgressPolicy,
     /// Base URLs of HTTP providers.
     pub endpoints: ProviderEndpoints,
-    /// How many probes may run at once (default 16).
-    pub max_concurrent: usize,
+    /// How many probes of each kind may run at once, per workspace and in all.
+    pub budgets: crate::ProbeBudgets,
 }
 
 impl Default for ProbeConfig {
@@ -90,7 +90,7 @@ impl Default for ProbeConfig {
             timeout: Duration::from_secs(10),
             egress: EgressPolicy::new(),
             endpoints: ProviderEndpoints::default(),
-            max_concurrent: 16,
+            budgets: crate::ProbeBudgets::default(),
         }
     }
 }

@@ -29,9 +29,12 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 pub(crate) const FIELDS: &[&str] = &["host", "port", "username", "password", "security"];
 
 /// The longest reply line read; RFC 5321 allows 512 bytes, servers sometimes send more.
-const MAX_LINE: u64 = 4096;
-/// The most lines in one reply.
-const MAX_LINES: usize = 100;
+const MAX_LINE: u64 = 1024;
+/// The most lines in one reply: an EHLO answer lists a dozen extensions.
+const MAX_LINES: usize = 32;
+/// The most bytes of one reply, so a validation holds a few KiB of a server's text at most
+/// whatever it sends (a longer reply is not an SMTP server's).
+const MAX_REPLY: usize = 8 * 1024;
 /// How long QUIT may take; its answer changes nothing.
 const QUIT_WAIT: Duration = Duration::from_secs(1);
 
@@ -135,6 +138,7 @@ struct Session {
 impl Session {
     async fn read_reply(&mut self) -> Result<Reply, Failure> {
         let mut lines = Vec::new();
+        let mut read = 0;
         loop {
             let mut line = Vec::new();
             (&mut self.io)
@@ -142,6 +146,10 @@ impl Session {
                 .read_until(b'\n', &mut line)
                 .await
                 .map_err(|e| self.broken(e))?;
+            read += line.len();
+            if read > MAX_REPLY {
+                return Err(self.not_smtp());
+            }
             if line.is_empty() {
                 return Err(Failure::unreachable(format!(
                     "{} closed the connection",

@@ -391,6 +391,7 @@ fn expected_schema() -> DatabaseSchema {
             },
         ],
         truncated: false,
+        truncation: None,
     }
 }
 
@@ -437,6 +438,7 @@ async fn discovery_reads_system_tables_and_columns() {
     expected.namespaces.truncate(1);
     expected.namespaces[0].tables.truncate(2);
     expected.truncated = true;
+    expected.truncation = Some(credentials_core::schema::Truncation::TableLimit);
     assert_eq!(only_analytics, expected);
     // The columns query asked for the kept database only.
     let last = seen.lock().unwrap().last().cloned().unwrap();
@@ -458,5 +460,78 @@ async fn discovery_reads_system_tables_and_columns() {
     assert_eq!(
         seen.lock().unwrap().last().unwrap().user.as_deref(),
         Some("analyst")
+    );
+}
+
+/// A ClickHouse HTTP interface that answers 200 and streams rows forever: table rows, or
+/// column rows of those tables when the query reads `system.columns`.
+async fn endless_clickhouse() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                let n = stream.read(&mut buf).await.unwrap_or(0);
+                let columns = String::from_utf8_lossy(&buf[..n]).contains("system.columns");
+                let mut rows = String::new();
+                for i in 0..500 {
+                    rows.push_str(&if columns {
+                        format!(
+                            "{{\"database\":\"d\",\"table\":\"t{i:05}\",\"name\":\"c\",\"type\":\"String\",\"default_expression\":\"\",\"comment\":\"\",\"position\":\"1\"}}\n"
+                        )
+                    } else {
+                        format!(
+                            "{{\"database\":\"d\",\"name\":\"t{i:05}\",\"engine\":\"MergeTree\",\"comment\":\"\",\"primary_key\":\"\"}}\n"
+                        )
+                    });
+                }
+                let chunk = format!("{:x}\r\n{rows}\r\n", rows.len());
+                if stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    .await
+                    .is_ok()
+                {
+                    while stream.write_all(chunk.as_bytes()).await.is_ok() {}
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn an_endless_answer_is_cut_at_the_byte_budget_and_reported() {
+    let port = endless_clickhouse().await;
+    let prober = prober(Duration::from_secs(10));
+    let v = clickhouse(&format!("http://u:{MARKER}@127.0.0.1:{port}/d"));
+
+    // An endless answer to SELECT 1 is not ClickHouse's.
+    let result = prober.validate("clickhouse", &v).await;
+    assert_eq!(
+        result.outcome,
+        ValidationOutcome::ProviderError,
+        "{result:?}"
+    );
+
+    // Discovery keeps what arrived within the byte budget and says it was cut.
+    let schema = prober
+        .discover_schema("clickhouse", &v, &DiscoveryOptions::default())
+        .await
+        .unwrap();
+    assert!(schema.truncated);
+    assert_eq!(
+        schema.truncation,
+        Some(credentials_core::schema::Truncation::ByteBudget)
+    );
+    // The table limit applies to what was read, and the columns read are attached.
+    assert_eq!(schema.namespaces[0].name, "d");
+    assert_eq!(schema.table_count(), 1000);
+    assert!(
+        schema.namespaces[0]
+            .tables
+            .iter()
+            .any(|t| !t.columns.is_empty())
     );
 }

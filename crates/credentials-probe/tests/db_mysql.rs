@@ -302,6 +302,7 @@ fn expected_schema(db: &str) -> DatabaseSchema {
             ],
         }],
         truncated: false,
+        truncation: None,
     }
 }
 
@@ -351,6 +352,7 @@ async fn discovery_reads_exactly_what_the_database_holds() {
     let mut expected = expected_schema(&f.db);
     expected.namespaces[0].tables.truncate(1);
     expected.truncated = true;
+    expected.truncation = Some(credentials_core::schema::Truncation::TableLimit);
     assert_eq!(truncated, expected);
 
     let excluded = prober

@@ -463,6 +463,7 @@ fn expected_schema() -> DatabaseSchema {
             },
         ],
         truncated: false,
+        truncation: None,
     }
 }
 
@@ -547,6 +548,7 @@ async fn discovery_filters_truncates_and_reports_failures() {
     let mut expected = expected_schema();
     expected.namespaces.truncate(2);
     expected.truncated = true;
+    expected.truncation = Some(credentials_core::schema::Truncation::TableLimit);
     assert_eq!(first_two, expected);
     assert!(
         first_two
@@ -595,4 +597,47 @@ async fn discovery_filters_truncates_and_reports_failures() {
         .unwrap_err();
     assert_eq!(denied.outcome, ValidationOutcome::EgressDenied, "{denied}");
     assert!(!denied.message.contains(MARKER));
+}
+
+#[tokio::test]
+async fn discovery_stops_at_the_row_budget_and_says_so() {
+    // 33 tables of 1600 columns (PostgreSQL's most): more column rows than a discovery reads.
+    let f = Fixture::new(
+        "DO $$ BEGIN FOR t IN 1..33 LOOP
+           EXECUTE format('CREATE TABLE wide_%s (%s)', t,
+             (SELECT string_agg('c' || i || ' int', ', ') FROM generate_series(1, 1600) i));
+         END LOOP; END $$;",
+    )
+    .await;
+    let prober = prober(Duration::from_secs(60));
+    let v = value("postgresql", &[("connection_string", &f.url(MARKER))]);
+    let schema = prober
+        .discover_schema("postgresql", &v, &DiscoveryOptions::default())
+        .await
+        .unwrap();
+    // The columns read (the budget's worth) do not fit a stored schema either: the document
+    // keeps the tables that fit, and the first budget hit is the reason given.
+    let columns: usize = schema
+        .namespaces
+        .iter()
+        .flat_map(|n| &n.tables)
+        .map(|t| t.columns.len())
+        .sum();
+    assert!(
+        columns < credentials_core::schema::MAX_CATALOGUE_ROWS,
+        "{columns}"
+    );
+    assert!(schema.table_count() < 33, "{}", schema.table_count());
+    let json = serde_json::to_vec(&schema).unwrap();
+    assert!(json.len() <= credentials_core::schema::MAX_SCHEMA_BYTES);
+    assert!(schema.truncated);
+    assert_eq!(
+        schema.truncation,
+        Some(credentials_core::schema::Truncation::RowBudget)
+    );
+    assert!(
+        schema
+            .to_ddl()
+            .ends_with("-- (truncated: the catalogue has more rows than a discovery reads)\n")
+    );
 }

@@ -267,7 +267,7 @@ async fn concurrency_is_bounded() {
         TestServer::start(|_: &Seen| Reply::new(200, "{}").delayed(Duration::from_millis(200)))
             .await;
     let mut cfg = config(&[]);
-    cfg.max_concurrent = 2;
+    cfg.budgets.validation.global = 2;
     cfg.endpoints = ProviderEndpoints::default();
     let prober = Prober::new(cfg);
     let endpoint = format!("{}/slow", server.url());

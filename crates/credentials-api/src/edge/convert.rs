@@ -362,6 +362,7 @@ pub fn schema(s: credentials_core::schema::DatabaseSchema) -> pb::DatabaseSchema
     use credentials_core::schema::TableKind;
     pb::DatabaseSchema {
         truncated: s.truncated,
+        truncation: truncation(s.truncation) as i32,
         namespaces: s
             .namespaces
             .into_iter()
@@ -555,7 +556,20 @@ pub fn discovered(d: Discovered) -> pb::DiscoverSchemaResponse {
     pb::DiscoverSchemaResponse {
         table_count: i32::try_from(d.schema.table_count()).unwrap_or(i32::MAX),
         truncated: d.schema.truncated,
+        truncation: truncation(d.schema.truncation) as i32,
         credential: Some(credential(d.credential)),
+    }
+}
+
+/// Why a schema was cut short, on the wire.
+fn truncation(t: Option<credentials_core::schema::Truncation>) -> pb::SchemaTruncation {
+    use credentials_core::schema::Truncation;
+    match t {
+        None => pb::SchemaTruncation::Unspecified,
+        Some(Truncation::TableLimit) => pb::SchemaTruncation::TableLimit,
+        Some(Truncation::RowBudget) => pb::SchemaTruncation::RowBudget,
+        Some(Truncation::ByteBudget) => pb::SchemaTruncation::ByteBudget,
+        Some(Truncation::DocumentBudget) => pb::SchemaTruncation::DocumentBudget,
     }
 }
 

@@ -5,6 +5,7 @@
 use super::convert;
 use crate::service::{Caller, Credentials, ServiceError};
 use credentials_proto::credentials::v1 as pb;
+use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 /// The authenticated caller the auth layer put into the request.
@@ -14,6 +15,27 @@ pub(super) fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
         .get::<Caller>()
         .cloned()
         .ok_or_else(|| Status::unauthenticated("missing bearer token"))
+}
+
+/// What the client's deadline leaves of the call: its `grpc-timeout` header (gRPC over HTTP/2:
+/// at most 8 digits and a unit), `None` when it sent none or an unreadable one. The probe
+/// RPCs bound their wait for a probe slot by it.
+fn grpc_deadline<T>(request: &Request<T>) -> Option<Duration> {
+    let text = request.metadata().get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 /// The caller and the request's typed input.
@@ -111,10 +133,11 @@ impl pb::credentials_service_server::CredentialsService for CredentialsService {
         &self,
         request: Request<pb::ValidateCredentialRequest>,
     ) -> Result<Response<pb::ValidateCredentialResponse>, Status> {
+        let within = grpc_deadline(&request);
         let (caller, item) = parse(request)?;
         let validated = self
             .credentials
-            .validate(&caller, &self.prober, item)
+            .validate(&caller, &self.prober, item, within)
             .await?;
         Ok(Response::new(convert::validated(validated)))
     }
@@ -123,8 +146,12 @@ impl pb::credentials_service_server::CredentialsService for CredentialsService {
         &self,
         request: Request<pb::TestCredentialRequest>,
     ) -> Result<Response<pb::TestCredentialResponse>, Status> {
+        let within = grpc_deadline(&request);
         let (caller, input) = parse(request)?;
-        let result = self.credentials.test(&caller, &self.prober, input).await?;
+        let result = self
+            .credentials
+            .test(&caller, &self.prober, input, within)
+            .await?;
         Ok(Response::new(pb::TestCredentialResponse {
             result: Some(convert::validation_result(&result)),
         }))
@@ -134,10 +161,11 @@ impl pb::credentials_service_server::CredentialsService for CredentialsService {
         &self,
         request: Request<pb::DiscoverSchemaRequest>,
     ) -> Result<Response<pb::DiscoverSchemaResponse>, Status> {
+        let within = grpc_deadline(&request);
         let (caller, input) = parse(request)?;
         let discovered = self
             .credentials
-            .discover_schema(&caller, &self.prober, input)
+            .discover_schema(&caller, &self.prober, input, within)
             .await?;
         Ok(Response::new(convert::discovered(discovered)))
     }
@@ -194,5 +222,27 @@ impl pb::access_service_server::AccessService for AccessService {
         let (caller, input) = parse(request)?;
         let accessed = self.credentials.access(&caller, input).await?;
         Ok(Response::new(convert::accessed(accessed)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_are_read_and_bad_ones_ignored() {
+        let with = |v: &str| {
+            let mut r = Request::new(());
+            r.metadata_mut().insert("grpc-timeout", v.parse().unwrap());
+            grpc_deadline(&r)
+        };
+        assert_eq!(with("1500m"), Some(Duration::from_millis(1500)));
+        assert_eq!(with("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(with("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(with("5u"), Some(Duration::from_micros(5)));
+        for bad in ["", "m", "123456789S", "10x", "-1S", "1.5S"] {
+            assert_eq!(with(bad), None, "{bad}");
+        }
+        assert_eq!(grpc_deadline(&Request::new(())), None);
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::service::{Code, Dependency, ServiceError};
 use tonic::Status;
+use tonic_types::StatusExt;
 
 fn code(code: Code) -> tonic::Code {
     match code {
@@ -12,6 +13,7 @@ fn code(code: Code) -> tonic::Code {
         Code::Aborted => tonic::Code::Aborted,
         Code::PermissionDenied => tonic::Code::PermissionDenied,
         Code::FailedPrecondition => tonic::Code::FailedPrecondition,
+        Code::ResourceExhausted => tonic::Code::ResourceExhausted,
         Code::Unavailable => tonic::Code::Unavailable,
         Code::DeadlineExceeded => tonic::Code::DeadlineExceeded,
         Code::DataLoss => tonic::Code::DataLoss,
@@ -35,6 +37,18 @@ impl From<ServiceError> for Status {
                     Dependency::Kms => tracing::warn!(%detail, "kms unavailable"),
                 }
                 Status::new(wire, err.to_string())
+            }
+            ServiceError::ResourceExhausted {
+                message,
+                retry_after,
+            } => {
+                // google.rpc.RetryInfo: clients that honour it back off for as long as a
+                // probe takes to free its slot, instead of retrying at once.
+                Status::with_error_details(
+                    wire,
+                    message,
+                    tonic_types::ErrorDetails::with_retry_info(Some(retry_after)),
+                )
             }
             ServiceError::KeyUnavailable { ref detail } => {
                 tracing::warn!(%detail, "master key unavailable");
@@ -95,6 +109,13 @@ mod tests {
                     detail: "refused".into(),
                 },
                 tonic::Code::Unavailable,
+            ),
+            (
+                ServiceError::ResourceExhausted {
+                    message: "too many validation probes are running".into(),
+                    retry_after: std::time::Duration::from_secs(1),
+                },
+                tonic::Code::ResourceExhausted,
             ),
             (
                 ServiceError::DeadlineExceeded("the key service"),

@@ -165,9 +165,36 @@ pub struct ServeConfig {
     #[arg(long, env = "CREDENTIALS_PROBE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub probe_timeout: Duration,
 
-    /// Most validation probes and discoveries running at once.
+    /// Most validations and tests running at once, over all workspaces.
     #[arg(long, env = "CREDENTIALS_PROBE_CONCURRENCY", default_value_t = 16)]
     pub probe_concurrency: usize,
+
+    /// Most validations and tests running at once for one workspace; more wait, then
+    /// RESOURCE_EXHAUSTED.
+    #[arg(
+        long,
+        env = "CREDENTIALS_PROBE_CONCURRENCY_PER_WORKSPACE",
+        default_value_t = 4
+    )]
+    pub probe_concurrency_per_workspace: usize,
+
+    /// Most schema discoveries running at once, over all workspaces (a budget apart from
+    /// validations', so long discoveries cannot starve them).
+    #[arg(long, env = "CREDENTIALS_DISCOVERY_CONCURRENCY", default_value_t = 4)]
+    pub discovery_concurrency: usize,
+
+    /// Most schema discoveries running at once for one workspace.
+    #[arg(
+        long,
+        env = "CREDENTIALS_DISCOVERY_CONCURRENCY_PER_WORKSPACE",
+        default_value_t = 2
+    )]
+    pub discovery_concurrency_per_workspace: usize,
+
+    /// Longest wait for a probe slot (less when the call's deadline or the probe's leaves
+    /// less) before RESOURCE_EXHAUSTED with a retry delay.
+    #[arg(long, env = "CREDENTIALS_PROBE_QUEUE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub probe_queue_timeout: Duration,
 
     /// Base URL of a provider's API, replacing the real one (e.g. for a proxy, a regional
     /// endpoint, or tests): TYPE=URL, comma-separated or repeated.

@@ -15,6 +15,9 @@ const KEY_VERSION_REFRESH: Duration = Duration::from_secs(30);
 /// The process's validation counter, for [`record_validation`] wherever validation runs.
 static VALIDATION_OUTCOMES: OnceLock<Counter<2>> = OnceLock::new();
 
+/// The process's counter of probes refused for want of a permit, for [`record_probe_refused`].
+static PROBES_REFUSED: OnceLock<Counter<2>> = OnceLock::new();
+
 /// Everything the API measures.
 #[derive(Debug, Clone)]
 pub struct ApiMetrics {
@@ -40,6 +43,12 @@ impl ApiMetrics {
         );
         // One registry per process; should a second ever be made, the first keeps counting.
         let _ = VALIDATION_OUTCOMES.set(validation);
+        // No workspace label: ids stay out of metrics; the log line of the refusal has it.
+        let _ = PROBES_REFUSED.set(registry.counter(
+            "probes_refused_total",
+            "Probes refused RESOURCE_EXHAUSTED with no slot free in time, by kind (validation, discovery) and budget (workspace, global).",
+            ["kind", "scope"],
+        ));
         Self {
             rpc: RpcMetrics::register(&registry),
             kms: kms::ClientMetrics::register(&registry),
@@ -143,6 +152,16 @@ pub fn record_validation(type_id: &str, outcome: ValidationOutcome) {
     }
 }
 
+/// Counts one probe refused for want of a permit in `probes_refused_total`.
+pub fn record_probe_refused(
+    kind: credentials_probe::ProbeKind,
+    scope: credentials_probe::BusyScope,
+) {
+    if let Some(counter) = PROBES_REFUSED.get() {
+        counter.inc([kind.as_str(), scope.as_str()]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +203,23 @@ mod tests {
             "validation_outcomes_total{type=\"other\",outcome=\"invalid_credentials\"} 1\n"
         ));
         assert!(!text.contains("3f6d7c0e"));
+    }
+
+    #[test]
+    fn refused_probes_are_counted_by_kind_and_budget() {
+        // Not ApiMetrics::new: the test that checks the validation counter must make the
+        // process's first one. Whoever sets the refusal counter first owns it.
+        let _ = PROBES_REFUSED.set(Registry::new().counter(
+            "probes_refused_total",
+            "test",
+            ["kind", "scope"],
+        ));
+        let counter = PROBES_REFUSED.get().unwrap();
+        let before = counter.get(["discovery", "global"]);
+        record_probe_refused(
+            credentials_probe::ProbeKind::Discovery,
+            credentials_probe::BusyScope::Global,
+        );
+        assert_eq!(counter.get(["discovery", "global"]), before + 1.0);
     }
 }

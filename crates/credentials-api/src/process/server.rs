@@ -188,7 +188,17 @@ fn prober(config: &ServeConfig) -> Result<credentials_probe::Prober, String> {
             timeout: config.probe_timeout,
             egress,
             endpoints,
-            max_concurrent: config.probe_concurrency.max(1),
+            budgets: credentials_probe::ProbeBudgets {
+                validation: credentials_probe::Budget {
+                    global: config.probe_concurrency.max(1),
+                    per_workspace: config.probe_concurrency_per_workspace.max(1),
+                },
+                discovery: credentials_probe::Budget {
+                    global: config.discovery_concurrency.max(1),
+                    per_workspace: config.discovery_concurrency_per_workspace.max(1),
+                },
+                queue_timeout: config.probe_queue_timeout,
+            },
         },
     ))
 }

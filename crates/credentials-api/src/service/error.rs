@@ -41,6 +41,15 @@ pub enum ServiceError {
         /// The kms's reason, for the server log only.
         detail: String,
     },
+    /// A budget is spent (too many probes running for the workspace or the process): nothing
+    /// was done. Retryable after `retry_after`.
+    #[error("{message}")]
+    ResourceExhausted {
+        /// What is exhausted, for the caller.
+        message: String,
+        /// When a retry may succeed.
+        retry_after: std::time::Duration,
+    },
     /// A dependency did not answer in time. Retryable.
     #[error("{0} did not answer in time; retry later")]
     DeadlineExceeded(&'static str),
@@ -97,6 +106,8 @@ pub enum Code {
     PermissionDenied,
     /// `FAILED_PRECONDITION`.
     FailedPrecondition,
+    /// `RESOURCE_EXHAUSTED`.
+    ResourceExhausted,
     /// `UNAVAILABLE`.
     Unavailable,
     /// `DEADLINE_EXCEEDED`.
@@ -117,6 +128,7 @@ impl Code {
             Code::Aborted => "ABORTED",
             Code::PermissionDenied => "PERMISSION_DENIED",
             Code::FailedPrecondition => "FAILED_PRECONDITION",
+            Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
             Code::Unavailable => "UNAVAILABLE",
             Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Code::DataLoss => "DATA_LOSS",
@@ -136,7 +148,10 @@ impl ServiceError {
 
     /// Whether the same call may succeed later without any change (a dependency was down).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable { .. } | Self::DeadlineExceeded(_))
+        matches!(
+            self,
+            Self::Unavailable { .. } | Self::DeadlineExceeded(_) | Self::ResourceExhausted { .. }
+        )
     }
 
     /// The status code this error is answered with.
@@ -150,6 +165,7 @@ impl ServiceError {
             ServiceError::FailedPrecondition(_) | ServiceError::KeyUnavailable { .. } => {
                 Code::FailedPrecondition
             }
+            ServiceError::ResourceExhausted { .. } => Code::ResourceExhausted,
             ServiceError::Unavailable { .. } => Code::Unavailable,
             ServiceError::DeadlineExceeded(_) => Code::DeadlineExceeded,
             ServiceError::Integrity { .. } => Code::DataLoss,
@@ -161,6 +177,15 @@ impl ServiceError {
 impl From<FieldViolation> for ServiceError {
     fn from(v: FieldViolation) -> Self {
         Self::InvalidArgument(v)
+    }
+}
+
+impl From<credentials_probe::Busy> for ServiceError {
+    fn from(busy: credentials_probe::Busy) -> Self {
+        Self::ResourceExhausted {
+            message: busy.to_string(),
+            retry_after: busy.retry_after,
+        }
     }
 }
 

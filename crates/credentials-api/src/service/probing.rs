@@ -8,6 +8,13 @@
 //! what is the credential itself (its secret fields); a field that decides where or how the
 //! secret is sent is changed only by an audited update, so a test that tries is refused
 //! INVALID_ARGUMENT naming the field, sends nothing, and is audited as failed.
+//!
+//! Each probe is admitted under its workspace's and the process's budget of its kind before
+//! the value is opened and before the `Started` event (see `credentials_probe::ProbeBudgets`).
+//! A call that gets no slot in time (the queue timeout, or less when its gRPC deadline or the
+//! probe's leaves less) is refused RESOURCE_EXHAUSTED with a retry delay, counted in
+//! `probes_refused_total`, and leaves no audit event: nothing was opened or sent, and writing
+//! an event per refusal would let a flood of refused calls load the audit log.
 
 use super::caller::Caller;
 use super::credentials::{Credentials, annotate, stored_type};
@@ -21,7 +28,7 @@ use credentials_core::{
     schema::DiscoveryOptions,
     value,
 };
-use credentials_probe::{ProbeResult, Prober};
+use credentials_probe::{Admitted, ProbeKind, ProbeResult, Prober};
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 use uuid::Uuid;
@@ -148,6 +155,32 @@ pub fn discovery_options(
     })
 }
 
+/// Admits a probe of `kind` for `workspace_id`, or refuses it RESOURCE_EXHAUSTED, counted in
+/// `probes_refused_total` (the operator's signal that a budget is too small or a tenant busy)
+/// and logged at INFO with the workspace, which the metric leaves out: a refusal is the
+/// caller's to retry, not an operator's to act on one by one.
+async fn admit(
+    prober: &Prober,
+    kind: ProbeKind,
+    workspace_id: &str,
+    deadline: Duration,
+    within: Option<Duration>,
+) -> Result<Admitted> {
+    prober
+        .admit(kind, workspace_id, deadline, within)
+        .await
+        .map_err(|busy| {
+            crate::process::metrics::record_probe_refused(busy.kind, busy.scope);
+            tracing::info!(
+                workspace_id,
+                kind = busy.kind.as_str(),
+                scope = busy.scope.as_str(),
+                "probe refused: no slot free in time"
+            );
+            ServiceError::from(busy)
+        })
+}
+
 impl Credentials {
     /// Commits the event that a stored value is about to be sent to its target: before the
     /// probe, so that no probe goes unrecorded. Fails (UNAVAILABLE when the log cannot be
@@ -171,20 +204,31 @@ impl Credentials {
         Ok(())
     }
 
-    /// Probes a stored credential, stores the outcome on it and audits it.
+    /// Probes a stored credential, stores the outcome on it and audits it. `within` is what
+    /// the caller's deadline leaves, if it set one.
     pub async fn validate(
         &self,
         caller: &Caller,
         prober: &Prober,
         item: ItemRef,
+        within: Option<Duration>,
     ) -> Result<Validated> {
         let id = item.id;
         let workspace_id = caller.workspace_for_item(&item.workspace_id)?;
         annotate(&workspace_id, Some(id));
+        let timeout = prober.config().timeout;
+        let admitted = admit(
+            prober,
+            ProbeKind::Validation,
+            &workspace_id,
+            timeout,
+            within,
+        )
+        .await?;
         let (credential, value) = self.open_stored(&workspace_id, id).await?;
         self.audit_started(caller, &workspace_id, id, AuditAction::Validate)
             .await?;
-        let result = prober.validate(&credential.type_id, &value).await;
+        let result = admitted.validate(&credential.type_id, &value).await;
         drop(value);
         crate::process::metrics::record_validation(&credential.type_id, result.outcome);
         let validation = Validation {
@@ -210,14 +254,17 @@ impl Credentials {
     }
 
     /// Probes a value that is not stored: a type and a value, or a stored credential's value with
-    /// the given fields replaced. Stores nothing.
+    /// the given fields replaced. Stores nothing. `within` is what the caller's deadline
+    /// leaves, if it set one.
     pub async fn test(
         &self,
         caller: &Caller,
         prober: &Prober,
         input: TestInput,
+        within: Option<Duration>,
     ) -> Result<ProbeResult> {
-        let (spec, checked) = match input.target {
+        let timeout = prober.config().timeout;
+        let (spec, checked, admitted) = match input.target {
             TestTarget::Stored {
                 id,
                 type_id,
@@ -258,34 +305,54 @@ impl Credentials {
                     tracing::warn!(credential_id = %id, workspace_id, "test refused: it would redirect a stored secret");
                     return Err(refusal);
                 }
+                let admitted = admit(
+                    prober,
+                    ProbeKind::Validation,
+                    &workspace_id,
+                    timeout,
+                    within,
+                )
+                .await?;
                 let (_, stored) = self.open_stored(&workspace_id, id).await?;
                 let checked = value::check(spec, stored.overridden(overrides))?;
                 drop(stored);
                 self.audit_started(caller, &workspace_id, id, AuditAction::Test)
                     .await?;
-                (spec, checked)
+                (spec, checked, admitted)
             }
             TestTarget::New { spec, value } => {
-                caller.workspace_for_collection(&input.workspace_id)?;
-                (spec, value)
+                let workspace_id = caller.workspace_for_collection(&input.workspace_id)?;
+                let admitted = admit(
+                    prober,
+                    ProbeKind::Validation,
+                    &workspace_id,
+                    timeout,
+                    within,
+                )
+                .await?;
+                (spec, value, admitted)
             }
         };
-        let result = prober.validate(spec.id, &checked).await;
+        let result = admitted.validate(spec.id, &checked).await;
         crate::process::metrics::record_validation(spec.id, result.outcome);
         tracing::info!(type_id = spec.id, outcome = ?result.outcome, "value tested");
         Ok(result)
     }
 
-    /// Discovers a database credential's schema and stores it on the credential.
+    /// Discovers a database credential's schema and stores it on the credential. `within` is
+    /// what the caller's deadline leaves, if it set one.
     pub async fn discover_schema(
         &self,
         caller: &Caller,
         prober: &Prober,
         input: DiscoverInput,
+        within: Option<Duration>,
     ) -> Result<Discovered> {
         let (id, options) = (input.item.id, input.options);
         let workspace_id = caller.workspace_for_item(&input.item.workspace_id)?;
         annotate(&workspace_id, Some(id));
+        let timeout = options.timeout;
+        let admitted = admit(prober, ProbeKind::Discovery, &workspace_id, timeout, within).await?;
         let (credential, value) = self.open_stored(&workspace_id, id).await?;
         let spec = stored_type(&credential)?;
         if !spec.supports_schema_discovery_of(&value) {
@@ -296,7 +363,7 @@ impl Credentials {
         }
         self.audit_started(caller, &workspace_id, id, AuditAction::DiscoverSchema)
             .await?;
-        let schema = prober
+        let schema = admitted
             .discover_schema(spec.id, &value, &options)
             .await
             .map_err(|e| {

@@ -21,6 +21,7 @@ mod listing;
 mod masking;
 mod postgres_outage;
 mod probe_audit;
+mod probe_budget;
 mod probe_messages;
 mod schema_text;
 mod secrets;

@@ -10,13 +10,20 @@ use super::net::{self, Failure, Verify};
 use crate::egress::EgressPolicy;
 use credentials_core::connection_url;
 use credentials_core::schema::{
-    Column, DatabaseSchema, DiscoveryOptions, SchemaBuilder, Table, TableKind,
+    CatalogueBudget, Column, DatabaseSchema, DiscoveryOptions, MAX_CATALOGUE_BYTES,
+    MAX_CATALOGUE_ROWS, SchemaBuilder, Table, TableKind, Truncation,
 };
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// The most response bytes read (discovery of a large database returns megabytes).
-const MAX_RESPONSE: usize = 32 * 1024 * 1024;
+/// The most bytes of response head read: ClickHouse sends a dozen short headers; a longer
+/// head is not ClickHouse's.
+const MAX_HEAD: usize = 16 * 1024;
+/// The most body bytes validation reads: `SELECT 1` answers `1\n`, and an error's
+/// `Code: N. DB::Exception: ...` names its code in the first line; more is never looked at.
+const MAX_VALIDATION_BODY: usize = 4 * 1024;
+/// The discovery queries' row budget, put in their SQL so the server stops by itself.
+const ROW_LIMIT: usize = MAX_CATALOGUE_ROWS + 1;
 
 /// Where and how to reach the server.
 struct Target {
@@ -121,11 +128,25 @@ struct Answer {
     body: Vec<u8>,
 }
 
+/// A 200 answer's body, and whether it was cut at the byte limit (the last line may then be
+/// partial).
+struct Body {
+    bytes: Vec<u8>,
+    cut: bool,
+}
+
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-/// Runs one query; `Ok` only for HTTP 200.
-async fn query(target: &Target, policy: &EgressPolicy, sql: &str) -> Result<Vec<u8>, Failure> {
+/// Runs one query, reading at most `max_body` bytes of body: the rest is never read (the
+/// connection is closed), so a server that streams forever costs `max_body` bytes. `Ok` only
+/// for HTTP 200.
+async fn query(
+    target: &Target,
+    policy: &EgressPolicy,
+    sql: &str,
+    max_body: usize,
+) -> Result<Body, Failure> {
     let (tcp, addr) = net::dial(policy, &target.host, target.port).await?;
     if !target.tls && !policy.allows_cleartext(addr.ip()) {
         return Err(Failure::egress(format!(
@@ -173,27 +194,30 @@ async fn query(target: &Target, policy: &EgressPolicy, sql: &str) -> Result<Vec<
         .await
         .map_err(io_error)?;
     stream.flush().await.map_err(io_error)?;
-    let mut raw = Vec::new();
+    // Head and body (chunk framing included) within the two limits: read no further.
+    let limit = MAX_HEAD + max_body;
+    // Reserved once: growing by doubling would touch twice the limit; the pages of a large
+    // reservation are only resident once written.
+    let mut raw = Vec::with_capacity(limit + 1);
     (&mut stream)
-        .take(MAX_RESPONSE as u64 + 1)
+        .take(limit as u64 + 1)
         .read_to_end(&mut raw)
         .await
         .map_err(io_error)?;
-    if raw.len() > MAX_RESPONSE {
-        return Err(Failure::provider(format!(
-            "the answer is larger than {} MiB; narrow the discovery with include_schemas or max_tables",
-            MAX_RESPONSE / 1024 / 1024
-        )));
-    }
+    let cut = raw.len() > limit;
+    raw.truncate(limit);
     let at = net::endpoint(&target.host, target.port);
-    let answer = parse_response(&raw).ok_or_else(|| {
+    let answer = parse_response(&raw, cut).ok_or_else(|| {
         Failure::provider(format!(
             "{at} did not answer HTTP; the probe uses ClickHouse's HTTP interface (port 8123, \
              or 8443 with TLS), not the native protocol (9000/9440)"
         ))
     })?;
     if answer.status == 200 {
-        return Ok(answer.body);
+        let mut bytes = answer.body;
+        let cut = cut || bytes.len() > max_body;
+        bytes.truncate(max_body);
+        return Ok(Body { bytes, cut });
     }
     Err(map_failure(&answer, &at, &target.user))
 }
@@ -235,9 +259,10 @@ fn map_failure(answer: &Answer, at: &str, user: &str) -> Failure {
     }
 }
 
-/// Splits a complete HTTP/1.1 response into status, ClickHouse's exception code and body
-/// (de-chunked). `None` if it is not HTTP.
-fn parse_response(raw: &[u8]) -> Option<Answer> {
+/// Splits an HTTP/1.1 response into status, ClickHouse's exception code and body
+/// (de-chunked). `cut`: the response was cut short, so the body is what arrived of it.
+/// `None` if it is not HTTP.
+fn parse_response(raw: &[u8], cut: bool) -> Option<Answer> {
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&raw[..split]).ok()?;
     let body = &raw[split + 4..];
@@ -264,10 +289,11 @@ fn parse_response(raw: &[u8]) -> Option<Answer> {
         }
     }
     let body = if chunked {
-        dechunk(body)?
+        dechunk(body, cut)?
     } else {
         match length {
-            Some(n) => body.get(..n)?.to_vec(),
+            Some(n) if !cut => body.get(..n)?.to_vec(),
+            Some(n) => body[..n.min(body.len())].to_vec(),
             None => body.to_vec(),
         }
     };
@@ -278,10 +304,14 @@ fn parse_response(raw: &[u8]) -> Option<Answer> {
     })
 }
 
-fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
+/// The body of a chunked response; of a `cut` one, the chunks that arrived (the last one
+/// partly).
+fn dechunk(mut body: &[u8], cut: bool) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     loop {
-        let line_end = body.windows(2).position(|w| w == b"\r\n")?;
+        let Some(line_end) = body.windows(2).position(|w| w == b"\r\n") else {
+            return cut.then_some(out);
+        };
         let size_text = std::str::from_utf8(&body[..line_end]).ok()?;
         let size_text = size_text.split(';').next()?.trim();
         let size = usize::from_str_radix(size_text, 16).ok()?;
@@ -289,8 +319,19 @@ fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
         if size == 0 {
             return Some(out);
         }
-        out.extend_from_slice(body.get(..size)?);
-        body = body.get(size + 2..)?;
+        match body.get(..size) {
+            Some(chunk) => out.extend_from_slice(chunk),
+            None if cut => {
+                out.extend_from_slice(body);
+                return Some(out);
+            }
+            None => return None,
+        }
+        body = match body.get(size + 2..) {
+            Some(rest) => rest,
+            None if cut => return Some(out),
+            None => return None,
+        };
     }
 }
 
@@ -318,8 +359,8 @@ pub(crate) async fn validate(
     policy: &EgressPolicy,
 ) -> Result<String, Failure> {
     let target = parse(connection_string)?;
-    let body = query(&target, policy, "SELECT 1").await?;
-    if body.trim_ascii() != b"1" {
+    let body = query(&target, policy, "SELECT 1", MAX_VALIDATION_BODY).await?;
+    if body.cut || body.bytes.trim_ascii() != b"1" {
         return Err(Failure::provider(
             "SELECT 1 answered something other than 1: is this ClickHouse's HTTP interface?",
         ));
@@ -374,21 +415,39 @@ impl Number {
 
 const TABLES_SQL: &str = "SELECT database, name, engine, comment, primary_key FROM system.tables \
      WHERE database NOT IN ('system', 'INFORMATION_SCHEMA', 'information_schema') \
-     AND NOT is_temporary FORMAT JSONEachRow";
+     AND NOT is_temporary ORDER BY database, name";
 
 const COLUMNS_SQL: &str = "SELECT database, table, name, type, default_expression, comment, position \
      FROM system.columns WHERE database IN ";
 
-fn rows<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<Vec<T>, Failure> {
-    body.split(|b| *b == b'\n')
-        .filter(|line| !line.trim_ascii().is_empty())
-        .map(|line| {
-            // serde_json's text quotes the offending input.
-            serde_json::from_slice(line).map_err(|_| {
-                Failure::provider("ClickHouse's JSONEachRow answer is not as expected")
-            })
-        })
-        .collect()
+/// The rows of a `JSONEachRow` body within the catalogue budget, and the budget that cut
+/// them, if one did (a cut body's partial last line is dropped).
+fn rows<T: for<'de> Deserialize<'de>>(
+    body: &Body,
+) -> Result<(Vec<T>, Option<Truncation>), Failure> {
+    let mut lines: Vec<&[u8]> = body.bytes.split(|b| *b == b'\n').collect();
+    let mut cut = body.cut.then_some(Truncation::ByteBudget);
+    if body.cut {
+        lines.pop();
+    }
+    let mut budget = CatalogueBudget::default();
+    let mut out = Vec::new();
+    for line in lines.into_iter().filter(|l| !l.trim_ascii().is_empty()) {
+        if let Err(why) = budget.take(line.len()) {
+            cut = Some(why);
+            break;
+        }
+        // serde_json's text quotes the offending input.
+        out.push(serde_json::from_slice(line).map_err(|_| {
+            Failure::provider("ClickHouse's JSONEachRow answer is not as expected")
+        })?);
+    }
+    Ok((out, cut))
+}
+
+/// A catalogue query under the row budget (in its SQL) and the byte budget (in the read).
+fn catalogue_sql(sql: &str) -> String {
+    format!("{sql} LIMIT {ROW_LIMIT} FORMAT JSONEachRow")
 }
 
 /// Splits `a, toDate(ts), b` at top-level commas.
@@ -419,7 +478,15 @@ pub(crate) async fn discover(
 ) -> Result<DatabaseSchema, Failure> {
     let target = parse(connection_string)?;
     async {
-        let tables: Vec<TableRow> = rows(&query(&target, policy, TABLES_SQL).await?)?;
+        let body = query(
+            &target,
+            policy,
+            &catalogue_sql(TABLES_SQL),
+            MAX_CATALOGUE_BYTES,
+        )
+        .await?;
+        let (tables, tables_cut) = rows::<TableRow>(&body)?;
+        drop(body);
         let tables = tables.into_iter().map(|t| {
             let kind = match t.engine.as_str() {
                 "View" | "MaterializedView" | "LiveView" | "WindowView" => TableKind::View,
@@ -435,15 +502,23 @@ pub(crate) async fn discover(
             (t.database, table)
         });
         let mut schema = SchemaBuilder::new(tables, options);
+        if let Some(why) = tables_cut {
+            schema.cut(why);
+        }
         if schema.is_empty() {
             return Ok(schema.finish());
         }
         let databases: Vec<String> = schema.namespaces().into_iter().map(literal).collect();
-        let sql = format!(
-            "{COLUMNS_SQL}({}) ORDER BY database, table, position FORMAT JSONEachRow",
+        let sql = catalogue_sql(&format!(
+            "{COLUMNS_SQL}({}) ORDER BY database, table, position",
             databases.join(", ")
-        );
-        let columns: Vec<ColumnRow> = rows(&query(&target, policy, &sql).await?)?;
+        ));
+        let body = query(&target, policy, &sql, MAX_CATALOGUE_BYTES).await?;
+        let (columns, columns_cut) = rows::<ColumnRow>(&body)?;
+        drop(body);
+        if let Some(why) = columns_cut {
+            schema.cut(why);
+        }
         for c in columns {
             let column = Column {
                 nullable: c.data_type.starts_with("Nullable("),
@@ -497,10 +572,14 @@ mod tests {
     #[test]
     fn responses() {
         let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n1\n\r\n0\r\n\r\n";
-        let a = parse_response(raw).unwrap();
+        let a = parse_response(raw, false).unwrap();
         assert_eq!((a.status, a.body.as_slice()), (200, &b"1\n"[..]));
+        // Cut inside its second chunk: what arrived of it.
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n10\r\ncd";
+        assert_eq!(parse_response(raw, true).unwrap().body, b"abcd");
+        assert!(parse_response(raw, false).is_none());
         let raw = b"HTTP/1.1 403 Forbidden\r\nX-ClickHouse-Exception-Code: 516\r\nContent-Length: 5\r\n\r\nCode:";
-        let a = parse_response(raw).unwrap();
+        let a = parse_response(raw, false).unwrap();
         let f = map_failure(&a, "h:8123", "bob");
         assert_eq!(f.outcome, crate::ValidationOutcome::InvalidCredentials);
         assert_eq!(
@@ -509,12 +588,12 @@ mod tests {
         );
         // The body is never copied, whatever it holds.
         let raw = b"HTTP/1.1 500 Internal\r\nContent-Length: 39\r\n\r\nCode: 999. DB::Exception: Sekr3t echoed";
-        let f = map_failure(&parse_response(raw).unwrap(), "h:8123", "bob");
+        let f = map_failure(&parse_response(raw, false).unwrap(), "h:8123", "bob");
         assert_eq!(
             f.message,
             "ClickHouse at h:8123 answered HTTP 500 (ClickHouse error 999)"
         );
-        assert!(parse_response(b"\x00\x01binary").is_none());
+        assert!(parse_response(b"\x00\x01binary", false).is_none());
         assert_eq!(
             key_columns("a, toDate(ts, 'UTC'), b"),
             ["a", "toDate(ts, 'UTC')", "b"]

@@ -8,7 +8,8 @@ use super::net::{self, Failure};
 use crate::egress::EgressPolicy;
 use credentials_core::connection_url;
 use credentials_core::schema::{
-    Column, DatabaseSchema, DiscoveryOptions, SchemaBuilder, Table, TableKind,
+    CatalogueBudget, Column, DatabaseSchema, DiscoveryOptions, MAX_CATALOGUE_ROWS, SchemaBuilder,
+    Table, TableKind, Truncation,
 };
 use mysql_async::prelude::Queryable;
 use mysql_async::{
@@ -242,6 +243,39 @@ const KEYS_SQL: &str = "\
 SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE
 WHERE CONSTRAINT_NAME = 'PRIMARY' AND TABLE_SCHEMA IN ";
 
+/// Rows of a catalogue query kept under the catalogue budget, and the budget that cut them,
+/// if one did: rows past it are dropped as they arrive, never kept. The SQL carries the row
+/// budget as a LIMIT, so the server stops by itself.
+#[derive(Default)]
+struct Kept {
+    rows: Vec<Row>,
+    budget: CatalogueBudget,
+    cut: Option<Truncation>,
+}
+
+impl Kept {
+    fn push(&mut self, row: Row) {
+        if self.cut.is_some() {
+            return;
+        }
+        let bytes: usize = (0..row.len())
+            .map(|i| match row.as_ref(i) {
+                Some(Value::Bytes(b)) => b.len() + 1,
+                _ => 9,
+            })
+            .sum();
+        match self.budget.take(bytes) {
+            Ok(()) => self.rows.push(row),
+            Err(why) => self.cut = Some(why),
+        }
+    }
+}
+
+/// The LIMIT of every catalogue query: one row past the budget tells that it was exceeded.
+fn limit() -> String {
+    format!(" LIMIT {}", MAX_CATALOGUE_ROWS + 1)
+}
+
 fn text(row: &Row, i: usize) -> String {
     opt_text(row, i).unwrap_or_default()
 }
@@ -253,9 +287,16 @@ fn opt_text(row: &Row, i: usize) -> Option<String> {
 }
 
 async fn read_schema(conn: &mut Conn, options: &DiscoveryOptions) -> Result<DatabaseSchema, Error> {
-    let tables: Vec<(String, Table)> = conn
-        .query::<Row, _>(TABLES_SQL)
-        .await?
+    let mut kept = Kept::default();
+    conn.query_iter(format!(
+        "{TABLES_SQL} ORDER BY TABLE_SCHEMA, TABLE_NAME{}",
+        limit()
+    ))
+    .await?
+    .for_each(|row| kept.push(row))
+    .await?;
+    let tables: Vec<(String, Table)> = kept
+        .rows
         .iter()
         .map(|row| {
             let kind = match text(row, 2).as_str() {
@@ -278,6 +319,10 @@ async fn read_schema(conn: &mut Conn, options: &DiscoveryOptions) -> Result<Data
         })
         .collect();
     let mut schema = SchemaBuilder::new(tables, options);
+    if let Some(why) = kept.cut {
+        schema.cut(why);
+    }
+    drop(kept);
     if schema.is_empty() {
         return Ok(schema.finish());
     }
@@ -286,15 +331,21 @@ async fn read_schema(conn: &mut Conn, options: &DiscoveryOptions) -> Result<Data
     let placeholders = format!("({})", vec!["?"; namespaces.len()].join(", "));
     let params: Vec<Value> = namespaces.into_iter().map(Value::from).collect();
 
-    let columns: Vec<Row> = conn
-        .exec(
-            format!(
-                "{COLUMNS_SQL}{placeholders} ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION"
-            ),
-            params.clone(),
-        )
-        .await?;
-    for row in &columns {
+    let mut columns = Kept::default();
+    conn.exec_iter(
+        format!(
+            "{COLUMNS_SQL}{placeholders} ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION{}",
+            limit()
+        ),
+        params.clone(),
+    )
+    .await?
+    .for_each(|row| columns.push(row))
+    .await?;
+    if let Some(why) = columns.cut {
+        schema.cut(why);
+    }
+    for row in &columns.rows {
         let position = row
             .get_opt::<u64, usize>(3)
             .and_then(Result::ok)
@@ -314,13 +365,21 @@ async fn read_schema(conn: &mut Conn, options: &DiscoveryOptions) -> Result<Data
         schema.column(text(row, 0), text(row, 1), column);
     }
 
-    let keys: Vec<Row> = conn
-        .exec(
-            format!("{KEYS_SQL}{placeholders} ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION"),
-            params,
-        )
-        .await?;
-    for row in &keys {
+    let mut keys = Kept::default();
+    conn.exec_iter(
+        format!(
+            "{KEYS_SQL}{placeholders} ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION{}",
+            limit()
+        ),
+        params,
+    )
+    .await?
+    .for_each(|row| keys.push(row))
+    .await?;
+    if let Some(why) = keys.cut {
+        schema.cut(why);
+    }
+    for row in &keys.rows {
         schema.key_column(text(row, 0), text(row, 1), text(row, 2));
     }
     Ok(schema.finish())

@@ -27,7 +27,8 @@ use super::net::{self, Failure};
 use crate::egress::EgressPolicy;
 use connstr::{Target, TlsMode, parse};
 use credentials_core::schema::{
-    Column, DatabaseSchema, DiscoveryOptions, SchemaBuilder, Table, TableKind,
+    CatalogueBudget, Column, DatabaseSchema, DiscoveryOptions, MAX_CATALOGUE_ROWS, SchemaBuilder,
+    Table, TableKind, Truncation,
 };
 use std::collections::HashMap;
 use std::future::Future;
@@ -39,6 +40,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{MakeTlsConnect, NoTls};
 use tokio_postgres::{Client, SimpleQueryMessage};
 use tokio_postgres_rustls::MakeRustlsConnect;
+use tokio_stream::StreamExt;
 
 /// A live session; dropping it closes the connection.
 struct Session {
@@ -328,7 +330,8 @@ SELECT c.oid, n.nspname, c.relname, c.relkind, COALESCE(obj_description(c.oid, '
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm')
   AND substring(n.nspname from 1 for 3) <> 'pg_'
-  AND n.nspname <> 'information_schema'";
+  AND n.nspname <> 'information_schema'
+ORDER BY n.nspname, c.relname";
 
 const COLUMNS_SQL: &str = "\
 SELECT a.attrelid, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,
@@ -343,24 +346,33 @@ SELECT con.conrelid, array_to_string(con.conkey, ',')
 FROM pg_catalog.pg_constraint con
 WHERE con.contype = 'p' AND con.conrelid IN ";
 
-/// Text rows of a simple query.
+/// Text rows of a simple query, streamed under the catalogue budget: the reading stops at
+/// the first row past it (the rest is dropped as it arrives, never kept), and the budget that
+/// cut the rows is returned with them. The queries carry the row budget as a LIMIT too, so a
+/// real server stops by itself.
 async fn rows(
     client: &Client,
     sql: &str,
-) -> Result<Vec<Vec<Option<String>>>, tokio_postgres::Error> {
-    Ok(client
-        .simple_query(sql)
-        .await?
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).map(str::to_owned))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect())
+) -> Result<(Vec<Vec<Option<String>>>, Option<Truncation>), tokio_postgres::Error> {
+    let sql = format!("{sql} LIMIT {}", MAX_CATALOGUE_ROWS + 1);
+    let stream = client.simple_query_raw(&sql).await?;
+    let mut stream = std::pin::pin!(stream);
+    let mut budget = CatalogueBudget::default();
+    let mut out = Vec::new();
+    while let Some(message) = stream.next().await {
+        let SimpleQueryMessage::Row(row) = message? else {
+            continue;
+        };
+        let row: Vec<Option<String>> = (0..row.len())
+            .map(|i| row.get(i).map(str::to_owned))
+            .collect();
+        let bytes = row.iter().flatten().map(String::len).sum::<usize>() + row.len();
+        if let Err(why) = budget.take(bytes) {
+            return Ok((out, Some(why)));
+        }
+        out.push(row);
+    }
+    Ok((out, None))
 }
 
 fn text(row: &[Option<String>], i: usize) -> String {
@@ -373,8 +385,8 @@ async fn read_schema(
 ) -> Result<DatabaseSchema, tokio_postgres::Error> {
     // Each table's oid, keyed by namespace and name: columns and keys are read by oid.
     let mut oids: HashMap<(String, String), u32> = HashMap::new();
-    let tables: Vec<(String, Table)> = rows(client, TABLES_SQL)
-        .await?
+    let (table_rows, tables_cut) = rows(client, TABLES_SQL).await?;
+    let tables: Vec<(String, Table)> = table_rows
         .iter()
         .filter_map(|row| {
             let oid = text(row, 0).parse().ok()?;
@@ -392,7 +404,11 @@ async fn read_schema(
             Some((text(row, 1), table))
         })
         .collect();
+    drop(table_rows);
     let mut schema = SchemaBuilder::new(tables, options);
+    if let Some(why) = tables_cut {
+        schema.cut(why);
+    }
     if schema.is_empty() {
         return Ok(schema.finish());
     }
@@ -414,12 +430,15 @@ async fn read_schema(
     );
     // attnum -> name, per table, to turn key numbers into names.
     let mut attnames: HashMap<(u32, i32), String> = HashMap::new();
-    for row in rows(
+    let (column_rows, columns_cut) = rows(
         client,
         &format!("{COLUMNS_SQL}{oid_list} ORDER BY a.attrelid, a.attnum"),
     )
-    .await?
-    {
+    .await?;
+    if let Some(why) = columns_cut {
+        schema.cut(why);
+    }
+    for row in column_rows {
         let (Ok(oid), Ok(attnum)) = (text(&row, 0).parse::<u32>(), text(&row, 6).parse::<i32>())
         else {
             continue;
@@ -438,7 +457,15 @@ async fn read_schema(
             position: u32::try_from(attnum).unwrap_or(0),
         });
     }
-    for row in rows(client, &format!("{KEYS_SQL}{oid_list}")).await? {
+    let (key_rows, keys_cut) = rows(
+        client,
+        &format!("{KEYS_SQL}{oid_list} ORDER BY con.conrelid"),
+    )
+    .await?;
+    if let Some(why) = keys_cut {
+        schema.cut(why);
+    }
+    for row in key_rows {
         let Ok(oid) = text(&row, 0).parse::<u32>() else {
             continue;
         };

@@ -272,7 +272,7 @@ pub fn config(overrides: &[(&str, String)]) -> ProbeConfig {
         timeout: Duration::from_secs(5),
         egress: loopback_policy(),
         endpoints,
-        max_concurrent: 4,
+        budgets: credentials_probe::ProbeBudgets::default(),
     }
 }
 
