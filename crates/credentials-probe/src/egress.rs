@@ -185,7 +185,7 @@ impl fmt::Display for Nat64Prefix {
 pub enum EgressError {
     /// The address is in a range the policy refuses.
     #[error(
-        "{addr} is a {class} address, which the egress policy refuses; an operator can allow it with --egress-allow {suggestion}"
+        "{addr} is refused by the egress policy ({class} range); an operator can allow it with --egress-allow {suggestion}"
     )]
     Refused {
         /// The refused address.

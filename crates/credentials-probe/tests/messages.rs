@@ -49,7 +49,7 @@ async fn a_one_letter_password_leaves_every_word_intact() {
     assert!(
         result
             .message
-            .contains("127.0.0.1 is a loopback address, which the egress policy refuses"),
+            .contains("127.0.0.1 is refused by the egress policy (loopback range)"),
         "{}",
         result.message
     );

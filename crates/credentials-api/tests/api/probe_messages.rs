@@ -177,7 +177,7 @@ async fn a_one_letter_password_leaves_the_stored_message_whole() {
     );
     assert!(
         result.message.starts_with(
-            "127.0.0.1 is a loopback address, which the egress policy refuses; \
+            "127.0.0.1 is refused by the egress policy (loopback range); \
              an operator can allow it with --egress-allow 127.0.0.1/32"
         ),
         "{}",
