@@ -295,7 +295,9 @@ impl Store {
         audit_event: &NewAuditEvent,
     ) -> Result<KeyAssignment> {
         self.workspace_keys.forget(workspace_id);
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.conn().await?;
+        conn.mark_dirty();
+        let marks = conn.marks();
         let tx = conn.transaction().await?;
         tx.batch_execute("LOCK TABLE workspace_keys IN SHARE ROW EXCLUSIVE MODE")
             .await?;
@@ -329,7 +331,9 @@ impl Store {
             }
         }
         audit::insert(&tx, audit_event).await?;
+        marks.mark_committing();
         tx.commit().await?;
+        conn.mark_clean();
         self.workspace_keys.forget(workspace_id);
         Ok(KeyAssignment::Assigned)
     }
