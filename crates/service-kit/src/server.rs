@@ -76,6 +76,7 @@ impl Health {
         HealthServer::new(HealthChecks(HealthService::from_health_reporter(
             self.reporter.clone(),
         )))
+        .max_decoding_message_size(crate::reflection::MAX_PLUMBING_MESSAGE_BYTES)
     }
 
     /// Serves this health alone, in plaintext, on `addr`, and logs "health listening": for
