@@ -3,7 +3,8 @@
 //! auth layer in front.
 
 use super::convert;
-use crate::service::{Caller, Credentials, ServiceError};
+use crate::service::{Caller, Credentials, RateClass, ServiceError};
+use credentials_core::model::AuditAction;
 use credentials_proto::credentials::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -112,6 +113,9 @@ impl pb::credentials_service_server::CredentialsService for CredentialsService {
         request: Request<pb::ValidateCredentialRequest>,
     ) -> Result<Response<pb::ValidateCredentialResponse>, Status> {
         let (caller, item) = parse(request)?;
+        self.credentials
+            .admit(&caller, RateClass::Probe, AuditAction::Validate)
+            .await?;
         let validated = self
             .credentials
             .validate(&caller, &self.prober, item)
@@ -124,6 +128,9 @@ impl pb::credentials_service_server::CredentialsService for CredentialsService {
         request: Request<pb::TestCredentialRequest>,
     ) -> Result<Response<pb::TestCredentialResponse>, Status> {
         let (caller, input) = parse(request)?;
+        self.credentials
+            .admit(&caller, RateClass::Probe, AuditAction::Test)
+            .await?;
         let result = self.credentials.test(&caller, &self.prober, input).await?;
         Ok(Response::new(pb::TestCredentialResponse {
             result: Some(convert::validation_result(&result)),
@@ -135,6 +142,9 @@ impl pb::credentials_service_server::CredentialsService for CredentialsService {
         request: Request<pb::DiscoverSchemaRequest>,
     ) -> Result<Response<pb::DiscoverSchemaResponse>, Status> {
         let (caller, input) = parse(request)?;
+        self.credentials
+            .admit(&caller, RateClass::Probe, AuditAction::DiscoverSchema)
+            .await?;
         let discovered = self
             .credentials
             .discover_schema(&caller, &self.prober, input)
@@ -192,6 +202,9 @@ impl pb::access_service_server::AccessService for AccessService {
         request: Request<pb::AccessCredentialRequest>,
     ) -> Result<Response<pb::AccessCredentialResponse>, Status> {
         let (caller, input) = parse(request)?;
+        self.credentials
+            .admit(&caller, RateClass::Access, AuditAction::Access)
+            .await?;
         let accessed = self.credentials.access(&caller, input).await?;
         Ok(Response::new(convert::accessed(accessed)))
     }

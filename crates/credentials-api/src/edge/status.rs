@@ -15,6 +15,7 @@ fn code(code: Code) -> tonic::Code {
         Code::Unavailable => tonic::Code::Unavailable,
         Code::DeadlineExceeded => tonic::Code::DeadlineExceeded,
         Code::DataLoss => tonic::Code::DataLoss,
+        Code::ResourceExhausted => tonic::Code::ResourceExhausted,
         Code::Internal => tonic::Code::Internal,
     }
 }
@@ -50,10 +51,23 @@ impl From<ServiceError> for Status {
                 tracing::error!(%detail, "internal error");
                 Status::internal("internal error")
             }
+            ServiceError::RateLimited { retry_after, .. } => {
+                use tonic_types::{ErrorDetails, StatusExt};
+                Status::with_error_details(
+                    wire,
+                    err.to_string(),
+                    ErrorDetails::with_retry_info(Some(retry_after)),
+                )
+            }
+            ServiceError::OutcomeUnknown => {
+                tracing::warn!("request deadline passed with a commit under way: outcome unknown");
+                Status::new(wire, err.to_string())
+            }
             ServiceError::NotFound => Status::not_found("credential not found"),
             e @ (ServiceError::AlreadyExists
             | ServiceError::Aborted
-            | ServiceError::DeadlineExceeded(_)) => Status::new(wire, e.to_string()),
+            | ServiceError::DeadlineExceeded(_)
+            | ServiceError::RequestDeadline) => Status::new(wire, e.to_string()),
             ServiceError::PermissionDenied(m) | ServiceError::FailedPrecondition(m) => {
                 Status::new(wire, m)
             }

@@ -55,6 +55,27 @@ pub enum ServiceError {
         /// What failed, for the server log only (never a secret).
         detail: String,
     },
+    /// The caller went past its rate limit for this kind of call. Retryable after the wait.
+    #[error("rate limit of {limit} {what} per principal reached; retry in {}ms", retry_after.as_millis())]
+    RateLimited {
+        /// What is limited, as messages name it (e.g. `credential accesses`).
+        what: &'static str,
+        /// The limit, e.g. `100/s`.
+        limit: String,
+        /// Until a call would be admitted again.
+        retry_after: std::time::Duration,
+    },
+    /// The request's server-side deadline passed before anything that could commit was
+    /// sent: nothing changed. Retryable.
+    #[error("the request's deadline passed before it completed; nothing was changed")]
+    RequestDeadline,
+    /// The request's server-side deadline passed while a commit was under way: the change
+    /// may or may not have been applied. Read before retrying.
+    #[error(
+        "the database did not answer in time after the change was sent: it may or may not \
+         have been applied; read it before retrying"
+    )]
+    OutcomeUnknown,
     /// A bug or corrupt data; details are in the server log only.
     #[error("internal error")]
     Internal(String),
@@ -103,6 +124,8 @@ pub enum Code {
     DeadlineExceeded,
     /// `DATA_LOSS`.
     DataLoss,
+    /// `RESOURCE_EXHAUSTED`.
+    ResourceExhausted,
     /// `INTERNAL`.
     Internal,
 }
@@ -120,6 +143,7 @@ impl Code {
             Code::Unavailable => "UNAVAILABLE",
             Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
             Code::DataLoss => "DATA_LOSS",
+            Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
             Code::Internal => "INTERNAL",
         }
     }
@@ -136,7 +160,14 @@ impl ServiceError {
 
     /// Whether the same call may succeed later without any change (a dependency was down).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable { .. } | Self::DeadlineExceeded(_))
+        matches!(
+            self,
+            Self::Unavailable { .. }
+                | Self::DeadlineExceeded(_)
+                | Self::RateLimited { .. }
+                | Self::RequestDeadline
+                | Self::OutcomeUnknown
+        )
     }
 
     /// The status code this error is answered with.
@@ -150,8 +181,11 @@ impl ServiceError {
             ServiceError::FailedPrecondition(_) | ServiceError::KeyUnavailable { .. } => {
                 Code::FailedPrecondition
             }
-            ServiceError::Unavailable { .. } => Code::Unavailable,
-            ServiceError::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            ServiceError::Unavailable { .. } | ServiceError::OutcomeUnknown => Code::Unavailable,
+            ServiceError::RateLimited { .. } => Code::ResourceExhausted,
+            ServiceError::DeadlineExceeded(_) | ServiceError::RequestDeadline => {
+                Code::DeadlineExceeded
+            }
             ServiceError::Integrity { .. } => Code::DataLoss,
             ServiceError::Internal(_) => Code::Internal,
         }
