@@ -26,7 +26,7 @@ async fn raw_client(kms: &KmsProcess) -> KeyManagementServiceClient<Channel> {
 /// A channel over the kms's socket.
 async fn socket_channel(kms: &KmsProcess) -> Channel {
     let path = kms.socket.clone();
-    let channel = Endpoint::from_static("http://kms.local")
+    Endpoint::from_static("http://kms.local")
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let path = path.clone();
             async move {
@@ -34,8 +34,7 @@ async fn socket_channel(kms: &KmsProcess) -> Channel {
             }
         }))
         .await
-        .unwrap();
-    channel
+        .unwrap()
 }
 
 fn keyring_arg(path: &Path) -> &str {

@@ -225,3 +225,87 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Guarded<IO> {
         self.io.is_write_vectored()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn limits(handshake: u64, idle: u64) -> ConnectionLimits {
+        ConnectionLimits {
+            handshake_timeout: Duration::from_millis(handshake),
+            idle_timeout: Duration::from_millis(idle),
+            ..ConnectionLimits::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_without_a_preface_times_out_even_when_it_trickles() {
+        let (server, mut client) = tokio::io::duplex(1024);
+        let mut guarded = Guarded::new(server, &limits(300, 60_000));
+        let trickle = tokio::spawn(async move {
+            // One byte every 100 ms for 3 s, never the 33 bytes of a handshake: a deadline
+            // that each byte pushed back would only pass after the trickle ends.
+            for _ in 0..30 {
+                if client.write_all(b"P").await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            client
+        });
+        let started = Instant::now();
+        let mut buf = [0u8; 64];
+        let err = loop {
+            match guarded.read(&mut buf).await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => panic!("EOF instead of a timeout"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        // 300 ms expected; 3 s and more only if the trickle extended the deadline.
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        trickle.abort();
+    }
+
+    #[tokio::test]
+    async fn after_the_handshake_only_silence_times_out() {
+        let (server, mut client) = tokio::io::duplex(1024);
+        let mut guarded = Guarded::new(server, &limits(5_000, 300));
+        client.write_all(&[0u8; HANDSHAKE_BYTES]).await.unwrap();
+        let mut buf = [0u8; 64];
+        let mut read = 0;
+        while read < HANDSHAKE_BYTES {
+            read += guarded.read(&mut buf).await.unwrap();
+        }
+        // Traffic keeps it open past the idle timeout...
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            client.write_all(b"x").await.unwrap();
+            assert_eq!(guarded.read(&mut buf).await.unwrap(), 1);
+        }
+        // ...silence closes it.
+        let err = guarded.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[test]
+    fn limits_that_cannot_hold_together_are_refused() {
+        assert!(ConnectionLimits::default().check().is_ok());
+        let short_idle = ConnectionLimits {
+            idle_timeout: Duration::from_secs(35),
+            ..ConnectionLimits::default()
+        };
+        assert!(short_idle.check().unwrap_err().contains("idle timeout"));
+        let zero = ConnectionLimits {
+            handshake_timeout: Duration::ZERO,
+            ..ConnectionLimits::default()
+        };
+        assert!(zero.check().is_err());
+    }
+}
