@@ -565,7 +565,9 @@ impl Store {
     /// Records a new sweep as running; [`StoreError::SweepRunning`] when one is unfinished
     /// already (a unique index allows one).
     pub async fn start_run(&self, requested_by: &str, dry_run: bool) -> Result<RewrapRun> {
-        let conn = self.pool.get().await?;
+        let conn = self.conn().await?;
+        // Commits by itself: once sent, its outcome is unknown until it answers.
+        conn.mark_autocommit();
         let row = conn
             .query_one(
                 &format!(
@@ -574,8 +576,9 @@ impl Store {
                 ),
                 &[&dry_run, &requested_by],
             )
-            .await?;
-        run(&row)
+            .await;
+        conn.mark_clean();
+        run(&row?)
     }
 
     /// The unfinished sweep, if any.
