@@ -27,7 +27,9 @@ usage: scripts/bench.sh [--smoke] [--duration SECONDS] [--warmup SECONDS] [--run
                    times; fine for list, which never decrypts them)
   --keep           keep the temporary directory (logs, raw JSON) and print its path
 
-Environment: BENCH_API_ARGS extra arguments for `credentials-api serve` (word-split), e.g.
+The per-principal rate limits are off (loadgen drives everything under one subject; the
+benchmarks measure capacity). Environment: BENCH_API_ARGS extra arguments for
+`credentials-api serve` (word-split), e.g.
 "--db-max-connections 32"; CARGO_TARGET_DIR is honoured.
 TXT
 }
@@ -152,7 +154,8 @@ kms_pid=$!
 pids+=("$kms_pid")
 # shellcheck disable=SC2086 # BENCH_API_ARGS is meant to be word-split.
 "$bin/credentials-api" serve --listen 127.0.0.1:0 --kms-endpoint "unix://$tmp/kms.sock" \
-  --jwt-hs256-secret-file "$tmp/jwt-secret" ${BENCH_API_ARGS:-} 2>>"$tmp/api.log" &
+  --jwt-hs256-secret-file "$tmp/jwt-secret" \
+  --access-rate-limit 0/s --probe-rate-limit 0/s ${BENCH_API_ARGS:-} 2>>"$tmp/api.log" &
 api_pid=$!
 pids+=("$api_pid")
 for _ in $(seq 600); do

@@ -20,8 +20,13 @@ fn ctx(credential: &str) -> EncryptionContext {
 
 /// The generated client over the socket, for requests the typed client never sends.
 async fn raw_client(kms: &KmsProcess) -> KeyManagementServiceClient<Channel> {
+    KeyManagementServiceClient::new(socket_channel(kms).await)
+}
+
+/// A channel over the kms's socket.
+async fn socket_channel(kms: &KmsProcess) -> Channel {
     let path = kms.socket.clone();
-    let channel = Endpoint::from_static("http://kms.local")
+    Endpoint::from_static("http://kms.local")
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let path = path.clone();
             async move {
@@ -29,8 +34,7 @@ async fn raw_client(kms: &KmsProcess) -> KeyManagementServiceClient<Channel> {
             }
         }))
         .await
-        .unwrap();
-    KeyManagementServiceClient::new(channel)
+        .unwrap()
 }
 
 fn keyring_arg(path: &Path) -> &str {
@@ -209,6 +213,15 @@ async fn each_failure_has_its_own_code_and_a_generic_message() {
     // Oversized request bodies are refused before decoding.
     let status = raw
         .unwrap_data_key(unwrap(vec![1; 100 * 1024]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    // So are oversized health checks (64 KiB: health and reflection, like the key service).
+    let mut health = tonic_health::pb::health_client::HealthClient::new(socket_channel(&kms).await);
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "s".repeat(64 * 1024 + 1),
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::OutOfRange, "{status:?}");

@@ -75,8 +75,11 @@ impl Store {
     /// acting outside their token's workspaces and platform-wide operations. An empty
     /// `workspace_id` is stored as none. Rare, so written on its own rather than grouped.
     pub async fn record_security_event(&self, event: &NewAuditEvent) -> Result<()> {
-        let conn = self.pool.get().await?;
-        insert_with(&conn, INSERT_SECURITY, event).await
+        let conn = self.conn().await?;
+        conn.mark_autocommit();
+        let written = insert_with(&*conn, INSERT_SECURITY, event).await;
+        conn.mark_clean();
+        written
     }
 
     /// Security-log events, newest first, older than `before_id` when given.

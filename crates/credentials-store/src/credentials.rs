@@ -196,13 +196,22 @@ impl Store {
             &e.payload_format,
             &e.value_generation,
         ];
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.conn().await?;
         if !new.make_default {
-            // The common case is one statement, atomic by itself: no BEGIN/COMMIT round trips.
-            return change_with_audit(&conn, INSERT_CREDENTIAL, &params, audit_event)
-                .await?
-                .ok_or(StoreError::Corrupt("an insert returned no row"));
+            // One statement, inside BEGIN (pipelined with it) and COMMIT: abandoned before
+            // the COMMIT, it cannot commit (see `conn`).
+            let inserted = conn
+                .begin_with(async {
+                    change_with_audit(&*conn, INSERT_CREDENTIAL, &params, audit_event)
+                        .await?
+                        .ok_or(StoreError::Corrupt("an insert returned no row"))
+                })
+                .await?;
+            conn.commit().await?;
+            return Ok(inserted);
         }
+        conn.mark_dirty();
+        let marks = conn.marks();
         let tx = conn.transaction().await?;
         lock_defaults(&tx, &new.workspace_id, &new.type_id).await?;
         clear_default(&tx, &new.workspace_id, &new.type_id, new.id).await?;
@@ -214,7 +223,9 @@ impl Store {
         let row = tx.query_one(&statement, &params).await?;
         let credential = rows::credential(&row)?;
         audit::insert(&tx, audit_event).await?;
+        marks.mark_committing();
         tx.commit().await?;
+        conn.mark_clean();
         Ok(credential)
     }
 
@@ -391,15 +402,16 @@ impl Store {
             &expected_revision,
             &generation,
         ];
-        let conn = self.pool.get().await?;
+        let conn = self.conn().await?;
         // One statement: the row lock, the etag check (a concurrent update with the same etag
         // re-checks the WHERE after the first commits, and misses), the change and the audit
         // event commit together. A new value was sealed for the generation after the one read
         // (it is in its encryption context), so it lands only on that generation: a value
         // written meanwhile (by a client or the sweep's format upgrade) makes it miss.
-        let changed = change_with_audit(
-            &conn,
-            "UPDATE credentials SET \
+        let changed = conn
+            .begin_with(change_with_audit(
+                &*conn,
+                "UPDATE credentials SET \
              name = COALESCE($3, name), description = COALESCE($4, description), \
              masked_content = COALESCE($5, masked_content), \
              ciphertext = COALESCE($6, ciphertext), nonce = COALESCE($7, nonce), \
@@ -415,19 +427,20 @@ impl Store {
              WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL \
              AND ($12::bigint IS NULL OR revision = $12) \
              AND ($13::bigint IS NULL OR value_generation = $13 - 1)",
-            &params,
-            audit_event,
-        )
-        .await?;
-        match changed {
-            Some(credential) => Ok(credential),
-            None => Err(
-                match why_not_changed(&conn, workspace_id, id, expected_revision).await? {
-                    StoreError::ValueRaced if envelope.is_none() => StoreError::EtagMismatch,
-                    other => other,
-                },
-            ),
-        }
+                &params,
+                audit_event,
+            ))
+            .await?;
+        let Some(credential) = changed else {
+            let why = why_not_changed(&*conn, workspace_id, id, expected_revision).await;
+            conn.rollback().await;
+            return Err(match why? {
+                StoreError::ValueRaced if envelope.is_none() => StoreError::EtagMismatch,
+                other => other,
+            });
+        };
+        conn.commit().await?;
+        Ok(credential)
     }
 
     /// Soft-deletes a live credential and destroys its secret: the ciphertext, nonce and wrapped
@@ -440,30 +453,32 @@ impl Store {
         expected_revision: Option<i64>,
         audit_event: &NewAuditEvent,
     ) -> Result<Credential> {
-        let conn = self.pool.get().await?;
-        let changed = change_with_audit(
-            &conn,
-            "UPDATE credentials SET deleted_at = now(), updated_at = now(), \
+        let conn = self.conn().await?;
+        let changed = conn
+            .begin_with(change_with_audit(
+                &*conn,
+                "UPDATE credentials SET deleted_at = now(), updated_at = now(), \
              revision = revision + 1, is_default = false, masked_content = '', \
              ciphertext = NULL, nonce = NULL, wrapped_key = NULL, master_key_id = NULL, \
              master_key_version = NULL, payload_format = NULL, \
              schema_document = NULL, schema_discovered_at = NULL \
              WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL \
              AND ($3::bigint IS NULL OR revision = $3)",
-            &[&workspace_id, &id, &expected_revision],
-            audit_event,
-        )
-        .await?;
-        match changed {
-            Some(credential) => Ok(credential),
-            None => Err(
-                match why_not_changed(&conn, workspace_id, id, expected_revision).await? {
-                    // Without a value there is no generation to race on: a miss is the etag.
-                    StoreError::ValueRaced => StoreError::EtagMismatch,
-                    other => other,
-                },
-            ),
-        }
+                &[&workspace_id, &id, &expected_revision],
+                audit_event,
+            ))
+            .await?;
+        let Some(credential) = changed else {
+            let why = why_not_changed(&*conn, workspace_id, id, expected_revision).await;
+            conn.rollback().await;
+            return Err(match why? {
+                // Without a value there is no generation to race on: a miss is the etag.
+                StoreError::ValueRaced => StoreError::EtagMismatch,
+                other => other,
+            });
+        };
+        conn.commit().await?;
+        Ok(credential)
     }
 
     /// Makes a live credential the default for its type; the previous default stops being one
@@ -474,7 +489,9 @@ impl Store {
         id: Uuid,
         audit_event: &NewAuditEvent,
     ) -> Result<(Credential, Option<Uuid>)> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.conn().await?;
+        conn.mark_dirty();
+        let marks = conn.marks();
         let tx = conn.transaction().await?;
         let type_statement = tx
             .prepare_cached(
@@ -505,7 +522,9 @@ impl Store {
             .ok_or(StoreError::NotFound)?;
         let credential = rows::credential(&row)?;
         audit::insert(&tx, audit_event).await?;
+        marks.mark_committing();
         tx.commit().await?;
+        conn.mark_clean();
         Ok((credential, previous))
     }
 }

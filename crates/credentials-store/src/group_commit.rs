@@ -9,10 +9,20 @@
 //! the audit table's CHECKs) is written again event by event, so only the bad event's caller
 //! is refused. A transient failure (the database unreachable) fails the whole batch: every
 //! event in it would fail alike, and retrying one by one would only multiply the load.
+//!
+//! A caller that stops waiting (its request's deadline passed, its client went away) while its
+//! event is still queued withdraws it: the writer skips withdrawn events, so a request that
+//! was answered with a failure leaves no event behind that commits later. One whose event was
+//! already taken into a batch cannot withdraw it; its request scope then records a commit as
+//! sent, and the edge answers that the outcome is unknown (see `conn`).
 
-use crate::{Result, StoreError};
+use crate::{RequestScope, Result, StoreError};
 use credentials_core::model::NewAuditEvent;
 use deadpool_postgres::Pool;
+use std::sync::{
+    Arc,
+    atomic::{AtomicU8, Ordering},
+};
 use tokio::sync::{mpsc, oneshot};
 
 /// Most events written by one statement.
@@ -20,10 +30,43 @@ const MAX_BATCH: usize = 256;
 
 type Reply = oneshot::Sender<Result<(), String>>;
 
+/// An event waiting in the queue.
+const QUEUED: u8 = 0;
+/// An event in a batch being written.
+const TAKEN: u8 = 1;
+/// An event its caller withdrew before the writer took it.
+const WITHDRAWN: u8 = 2;
+
+/// Where a queued event stands, shared by its caller and the writer.
+type Claim = Arc<AtomicU8>;
+
+/// Withdraws the event when the caller stops waiting before its answer.
+struct Withdraw {
+    claim: Claim,
+    scope: Option<RequestScope>,
+    armed: bool,
+}
+
+impl Drop for Withdraw {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let withdrawn = self
+            .claim
+            .compare_exchange(QUEUED, WITHDRAWN, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        if !withdrawn && let Some(scope) = &self.scope {
+            // Taken into a batch: it may commit.
+            scope.set_commit_sent();
+        }
+    }
+}
+
 /// The handle callers use; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct AuditWriter {
-    queue: mpsc::Sender<(NewAuditEvent, Reply)>,
+    queue: mpsc::Sender<(NewAuditEvent, Reply, Claim)>,
 }
 
 impl AuditWriter {
@@ -37,11 +80,19 @@ impl AuditWriter {
     /// Writes `event`, returning once it is committed.
     pub(crate) async fn write(&self, event: NewAuditEvent) -> Result<()> {
         let (reply, answer) = oneshot::channel();
+        let claim = Claim::default();
+        let mut withdraw = Withdraw {
+            claim: claim.clone(),
+            scope: RequestScope::current(),
+            armed: true,
+        };
         self.queue
-            .send((event, reply))
+            .send((event, reply, claim))
             .await
             .map_err(|_| StoreError::Unavailable("the audit writer has stopped".into()))?;
-        match answer.await {
+        let answer = answer.await;
+        withdraw.armed = false;
+        match answer {
             Ok(Ok(())) => Ok(()),
             Ok(Err(reason)) => Err(StoreError::Unavailable(reason.into())),
             Err(_) => Err(StoreError::Unavailable(
@@ -51,15 +102,31 @@ impl AuditWriter {
     }
 }
 
-async fn run(pool: Pool, mut rx: mpsc::Receiver<(NewAuditEvent, Reply)>) {
+/// Takes a queued event for a batch, unless its caller withdrew it.
+fn take(claim: &Claim) -> bool {
+    claim
+        .compare_exchange(QUEUED, TAKEN, Ordering::SeqCst, Ordering::SeqCst)
+        .is_ok()
+}
+
+async fn run(pool: Pool, mut rx: mpsc::Receiver<(NewAuditEvent, Reply, Claim)>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
+    while let Some((event, reply, claim)) = rx.recv().await {
+        if take(&claim) {
+            batch.push((event, reply));
+        }
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(next) => batch.push(next),
+                Ok((event, reply, claim)) => {
+                    if take(&claim) {
+                        batch.push((event, reply));
+                    }
+                }
                 Err(_) => break,
             }
+        }
+        if batch.is_empty() {
+            continue;
         }
         let events: Vec<&NewAuditEvent> = batch.iter().map(|(e, _)| e).collect();
         match insert(&pool, &events).await {

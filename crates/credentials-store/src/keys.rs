@@ -295,7 +295,9 @@ impl Store {
         audit_event: &NewAuditEvent,
     ) -> Result<KeyAssignment> {
         self.workspace_keys.forget(workspace_id);
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.conn().await?;
+        conn.mark_dirty();
+        let marks = conn.marks();
         let tx = conn.transaction().await?;
         tx.batch_execute("LOCK TABLE workspace_keys IN SHARE ROW EXCLUSIVE MODE")
             .await?;
@@ -329,7 +331,9 @@ impl Store {
             }
         }
         audit::insert(&tx, audit_event).await?;
+        marks.mark_committing();
         tx.commit().await?;
+        conn.mark_clean();
         self.workspace_keys.forget(workspace_id);
         Ok(KeyAssignment::Assigned)
     }
@@ -561,7 +565,9 @@ impl Store {
     /// Records a new sweep as running; [`StoreError::SweepRunning`] when one is unfinished
     /// already (a unique index allows one).
     pub async fn start_run(&self, requested_by: &str, dry_run: bool) -> Result<RewrapRun> {
-        let conn = self.pool.get().await?;
+        let conn = self.conn().await?;
+        // Commits by itself: once sent, its outcome is unknown until it answers.
+        conn.mark_autocommit();
         let row = conn
             .query_one(
                 &format!(
@@ -570,8 +576,9 @@ impl Store {
                 ),
                 &[&dry_run, &requested_by],
             )
-            .await?;
-        run(&row)
+            .await;
+        conn.mark_clean();
+        run(&row?)
     }
 
     /// The unfinished sweep, if any.

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod conn;
 mod credentials;
 mod error;
 mod group_commit;
@@ -13,6 +14,7 @@ mod pool;
 mod rows;
 mod validation;
 
+pub use conn::RequestScope;
 pub use credentials::{CredentialChanges, NewCredential};
 pub use error::{Result, StoreError};
 pub use keys::{

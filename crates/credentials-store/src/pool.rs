@@ -1,3 +1,4 @@
+use crate::conn::{CancelTls, Conn};
 use crate::{Result, StoreError};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::time::Duration;
@@ -73,6 +74,8 @@ pub struct Store {
     pub(crate) pool: Pool,
     pub(crate) audit: crate::group_commit::AuditWriter,
     pub(crate) workspace_keys: std::sync::Arc<crate::keys::WorkspaceKeyCache>,
+    /// How cancel requests reach Postgres (see `conn`).
+    pub(crate) cancel: CancelTls,
 }
 
 impl std::fmt::Debug for Store {
@@ -104,15 +107,20 @@ impl Store {
         // TLS only when the string demands it: `prefer` (libpq's and tokio-postgres's default)
         // would otherwise fail outright against servers with self-signed certificates, where
         // libpq would encrypt without verifying. With `require` the certificate IS verified.
-        let manager = match pg.get_ssl_mode() {
-            SslMode::Require => Manager::from_config(
-                pg,
-                tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(
+        let (manager, cancel) = match pg.get_ssl_mode() {
+            SslMode::Require => {
+                let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls_config(
                     config.ca_pem.as_deref(),
-                )?),
-                manager_config,
+                )?);
+                (
+                    Manager::from_config(pg, tls.clone(), manager_config),
+                    CancelTls::Rustls(tls),
+                )
+            }
+            _ => (
+                Manager::from_config(pg, NoTls, manager_config),
+                CancelTls::Plain,
             ),
-            _ => Manager::from_config(pg, NoTls, manager_config),
         };
         let pool = Pool::builder(manager)
             .max_size(config.max_connections)
@@ -127,6 +135,7 @@ impl Store {
             pool,
             audit,
             workspace_keys: Default::default(),
+            cancel,
         })
     }
 
@@ -146,6 +155,11 @@ impl Store {
             tracing::info!(migration = %migration, "migration applied");
         }
         Ok(())
+    }
+
+    /// A connection from the pool that is discarded if dropped in the middle of a write.
+    pub(crate) async fn conn(&self) -> Result<Conn> {
+        Ok(Conn::new(self.pool.get().await?, self.cancel.clone()))
     }
 
     /// Checks that Postgres answers.

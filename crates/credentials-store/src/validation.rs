@@ -17,9 +17,11 @@ impl Store {
         validation: &Validation,
         audit_event: &NewAuditEvent,
     ) -> Result<Credential> {
-        let conn = self.pool.get().await?;
-        change_with_audit(
-            &conn,
+        let conn = self.conn().await?;
+        // Commits by itself: once sent, its outcome is unknown until it answers.
+        conn.mark_autocommit();
+        let changed = change_with_audit(
+            &*conn,
             "UPDATE credentials SET validation_state = $3, validation_outcome = $4, \
              validation_message = $5, validated_at = $6 \
              WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL",
@@ -33,8 +35,9 @@ impl Store {
             ],
             audit_event,
         )
-        .await?
-        .ok_or(StoreError::NotFound)
+        .await;
+        conn.mark_clean();
+        changed?.ok_or(StoreError::NotFound)
     }
 
     /// Stores a discovered schema (a JSON document) on a live credential, with its audit event.
@@ -46,16 +49,19 @@ impl Store {
         discovered_at: SystemTime,
         audit_event: &NewAuditEvent,
     ) -> Result<Credential> {
-        let conn = self.pool.get().await?;
-        change_with_audit(
-            &conn,
+        let conn = self.conn().await?;
+        // Commits by itself: once sent, its outcome is unknown until it answers.
+        conn.mark_autocommit();
+        let changed = change_with_audit(
+            &*conn,
             "UPDATE credentials SET schema_document = $3, schema_discovered_at = $4 \
              WHERE workspace_id = $1 AND id = $2 AND deleted_at IS NULL",
             &[&workspace_id, &id, schema, &discovered_at],
             audit_event,
         )
-        .await?
-        .ok_or(StoreError::NotFound)
+        .await;
+        conn.mark_clean();
+        changed?.ok_or(StoreError::NotFound)
     }
 
     /// A credential's stored schema and when it was discovered; `None` without one.

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod connection;
 mod logging;
 pub mod metrics;
 mod process;
@@ -19,10 +20,11 @@ mod status;
 mod tls;
 
 pub use admin::{AdminError, serve_admin};
+pub use connection::{ConnectionLimits, Guarded, GuardedIncoming, MAX_HEADER_LIST_BYTES};
 pub use logging::{LogFormat, TelemetryError, TelemetryGuard, init_telemetry};
 pub use process::{exit_code, undocumented_flags};
 pub use propagation::{adopt_trace_context, inject_trace_context};
-pub use reflection::{reflection_v1, reflection_v1alpha};
+pub use reflection::{MAX_PLUMBING_MESSAGE_BYTES, reflection_v1, reflection_v1alpha};
 pub use server::{DRAIN_SETTLE, Health, HealthChecks, Lifecycle, Serving, StopSignal};
 pub use shutdown::shutdown_signal;
 pub use status::invalid_argument;

@@ -4,6 +4,11 @@ const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
 const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
 const HEALTH: &str = "grpc.health.v1.Health";
 
+/// Largest request message health and reflection decode, in bytes: their requests are a
+/// service or file name, and tonic's own default (4 MiB) would let one call make the server
+/// buffer that much.
+pub const MAX_PLUMBING_MESSAGE_BYTES: usize = 64 * 1024;
+
 /// A reflection builder that describes exactly the services this server serves (`services`,
 /// plus health and reflection itself), so `grpcurl list` shows what can really be called.
 fn builder(services: &[&str]) -> Builder<'static> {
@@ -30,6 +35,7 @@ pub fn reflection_v1(services: &[&str]) -> v1::ServerReflectionServer<impl v1::S
     builder(services)
         .build_v1()
         .expect("the descriptor sets are generated at build time and always parse")
+        .max_decoding_message_size(MAX_PLUMBING_MESSAGE_BYTES)
 }
 
 /// gRPC reflection v1alpha for `services`: grpcurl 1.8 speaks only this version.
@@ -39,4 +45,5 @@ pub fn reflection_v1alpha(
     builder(services)
         .build_v1alpha()
         .expect("the descriptor sets are generated at build time and always parse")
+        .max_decoding_message_size(MAX_PLUMBING_MESSAGE_BYTES)
 }

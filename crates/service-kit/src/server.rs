@@ -76,6 +76,7 @@ impl Health {
         HealthServer::new(HealthChecks(HealthService::from_health_reporter(
             self.reporter.clone(),
         )))
+        .max_decoding_message_size(crate::reflection::MAX_PLUMBING_MESSAGE_BYTES)
     }
 
     /// Serves this health alone, in plaintext, on `addr`, and logs "health listening": for
@@ -88,9 +89,15 @@ impl Health {
             .map_err(|e| format!("cannot bind health address {addr}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         tracing::info!(address = %local, "health listening");
-        let health_only = tonic::transport::Server::builder()
+        // The default connection limits: probes connect, check and leave; a connection that
+        // stays silent is closed like on the main port.
+        let limits = crate::ConnectionLimits::default();
+        let health_only = limits
+            .server()
             .add_service(self.service())
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+            .serve_with_incoming(
+                limits.guard(tonic::transport::server::TcpIncoming::from(listener)),
+            );
         Ok(tokio::spawn(async move {
             if let Err(e) = health_only.await {
                 tracing::error!(error = %e, "health server failed");

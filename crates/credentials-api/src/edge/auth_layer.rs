@@ -112,15 +112,26 @@ where
                         .or_else(|| v.strip_prefix("bearer "))
                 });
             let verified = match token {
-                None => {
-                    Err("missing bearer token: send the metadata 'authorization: Bearer <token>'")
+                None => Err(
+                    "missing bearer token: send the metadata 'authorization: Bearer <token>'"
+                        .to_owned(),
+                ),
+                // Refused by length before any parsing; the transport lets headers up to
+                // service-kit's MAX_HEADER_LIST_BYTES through so that this answer, naming the
+                // limit, is what a client sees instead of HTTP 431.
+                Some(token) if token.trim().len() > auth::MAX_TOKEN_LEN => {
+                    tracing::info!(bytes = token.len(), "token refused: too long");
+                    Err(format!(
+                        "the token is longer than the limit of {} bytes",
+                        auth::MAX_TOKEN_LEN
+                    ))
                 }
                 Some(token) => self
                     .verifier
                     .verify(token.trim(), SystemTime::now())
                     .map_err(|e| {
                         tracing::info!(reason = %e, "token refused");
-                        e.client_message()
+                        e.client_message().to_owned()
                     }),
             };
             let principal = match verified {

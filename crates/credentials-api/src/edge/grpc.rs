@@ -3,7 +3,8 @@
 //! auth layer in front.
 
 use super::convert;
-use crate::service::{Caller, Credentials, ServiceError};
+use crate::service::{Caller, Credentials, RateClass, ServiceError};
+use credentials_core::model::AuditAction;
 use credentials_proto::credentials::v1 as pb;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
@@ -135,6 +136,9 @@ impl pb::credentials_service_server::CredentialsService for CredentialsService {
     ) -> Result<Response<pb::ValidateCredentialResponse>, Status> {
         let within = grpc_deadline(&request);
         let (caller, item) = parse(request)?;
+        self.credentials
+            .admit(&caller, RateClass::Probe, AuditAction::Validate)
+            .await?;
         let validated = self
             .credentials
             .validate(&caller, &self.prober, item, within)
@@ -148,6 +152,9 @@ impl pb::credentials_service_server::CredentialsService for CredentialsService {
     ) -> Result<Response<pb::TestCredentialResponse>, Status> {
         let within = grpc_deadline(&request);
         let (caller, input) = parse(request)?;
+        self.credentials
+            .admit(&caller, RateClass::Probe, AuditAction::Test)
+            .await?;
         let result = self
             .credentials
             .test(&caller, &self.prober, input, within)
@@ -163,6 +170,9 @@ impl pb::credentials_service_server::CredentialsService for CredentialsService {
     ) -> Result<Response<pb::DiscoverSchemaResponse>, Status> {
         let within = grpc_deadline(&request);
         let (caller, input) = parse(request)?;
+        self.credentials
+            .admit(&caller, RateClass::Probe, AuditAction::DiscoverSchema)
+            .await?;
         let discovered = self
             .credentials
             .discover_schema(&caller, &self.prober, input, within)
@@ -220,6 +230,9 @@ impl pb::access_service_server::AccessService for AccessService {
         request: Request<pb::AccessCredentialRequest>,
     ) -> Result<Response<pb::AccessCredentialResponse>, Status> {
         let (caller, input) = parse(request)?;
+        self.credentials
+            .admit(&caller, RateClass::Access, AuditAction::Access)
+            .await?;
         let accessed = self.credentials.access(&caller, input).await?;
         Ok(Response::new(convert::accessed(accessed)))
     }

@@ -7,10 +7,12 @@
 mod admin;
 mod auth_layer;
 mod convert;
+mod deadline_layer;
 mod grpc;
 pub mod permissions;
 mod status;
 
 pub use admin::AdminService;
 pub use auth_layer::AuthLayer;
+pub use deadline_layer::{DeadlineLayer, PROBE_MINIMUM};
 pub use grpc::{AccessService, CredentialsService};

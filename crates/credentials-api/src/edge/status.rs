@@ -43,7 +43,7 @@ impl From<ServiceError> for Status {
                 retry_after,
             } => {
                 // google.rpc.RetryInfo: clients that honour it back off for as long as a
-                // probe takes to free its slot, instead of retrying at once.
+                // slot or a rate-limit token takes to come back, instead of retrying at once.
                 Status::with_error_details(
                     wire,
                     message,
@@ -64,10 +64,15 @@ impl From<ServiceError> for Status {
                 tracing::error!(%detail, "internal error");
                 Status::internal("internal error")
             }
+            ServiceError::OutcomeUnknown => {
+                tracing::warn!("request deadline passed with a commit under way: outcome unknown");
+                Status::new(wire, err.to_string())
+            }
             ServiceError::NotFound => Status::not_found("credential not found"),
             e @ (ServiceError::AlreadyExists
             | ServiceError::Aborted
-            | ServiceError::DeadlineExceeded(_)) => Status::new(wire, e.to_string()),
+            | ServiceError::DeadlineExceeded(_)
+            | ServiceError::RequestDeadline) => Status::new(wire, e.to_string()),
             ServiceError::PermissionDenied(m) | ServiceError::FailedPrecondition(m) => {
                 Status::new(wire, m)
             }

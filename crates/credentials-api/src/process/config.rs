@@ -225,6 +225,80 @@ pub struct ServeConfig {
     /// Serve Prometheus metrics on GET /metrics on this plaintext TCP address (off when unset).
     #[arg(long, env = "CREDENTIALS_ADMIN_ADDR")]
     pub admin_addr: Option<SocketAddr>,
+
+    /// Longest a request may run on the server: the client's grpc-timeout when shorter. Past
+    /// it the caller gets DEADLINE_EXCEEDED (nothing changed) or UNAVAILABLE (a commit was
+    /// under way: the outcome is unknown). Validation and discovery get at least 125s.
+    #[arg(long, env = "CREDENTIALS_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Connection limits: keepalive, handshake, idle and age.
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
+
+    /// Rate limits per principal.
+    #[command(flatten)]
+    pub rate_limits: RateLimitArgs,
+}
+
+/// How long connections may live and stay silent.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectionArgs {
+    /// Interval of HTTP/2 keepalive PINGs (and the TCP keepalive time).
+    #[arg(long, env = "CREDENTIALS_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub keepalive_interval: Duration,
+
+    /// How long a keepalive PING may go unanswered before the connection is closed.
+    #[arg(long, env = "CREDENTIALS_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub keepalive_timeout: Duration,
+
+    /// How long a new connection may take to send the HTTP/2 preface (after TLS, which has
+    /// its own 10s).
+    #[arg(long, env = "CREDENTIALS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub handshake_timeout: Duration,
+
+    /// How long a connection may send nothing at all (live clients answer keepalive PINGs)
+    /// before it is closed; longer than the keepalive interval plus its timeout.
+    #[arg(long, env = "CREDENTIALS_IDLE_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Age after which a connection is sent GOAWAY (clients reconnect).
+    #[arg(long, env = "CREDENTIALS_MAX_CONNECTION_AGE", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub max_connection_age: Duration,
+
+    /// How long a connection past its age may finish its calls before it is closed.
+    #[arg(long, env = "CREDENTIALS_MAX_CONNECTION_AGE_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub max_connection_age_grace: Duration,
+}
+
+impl ConnectionArgs {
+    /// The limits, checked.
+    pub fn limits(&self) -> Result<service_kit::ConnectionLimits, String> {
+        let limits = service_kit::ConnectionLimits {
+            keepalive_interval: self.keepalive_interval,
+            keepalive_timeout: self.keepalive_timeout,
+            handshake_timeout: self.handshake_timeout,
+            idle_timeout: self.idle_timeout,
+            max_age: self.max_connection_age,
+            max_age_grace: self.max_connection_age_grace,
+        };
+        limits.check()?;
+        Ok(limits)
+    }
+}
+
+/// Calls each principal (token subject) may make, per class of RPC.
+#[derive(Debug, Clone, Args)]
+pub struct RateLimitArgs {
+    /// AccessCredential calls per principal: N/s, N/m or N/h (bursts of up to N); 0/s turns
+    /// the limit off.
+    #[arg(long, env = "CREDENTIALS_ACCESS_RATE_LIMIT", default_value = "1000/s", value_parser = crate::service::Rate::parse)]
+    pub access_rate_limit: crate::service::Rate,
+
+    /// ValidateCredential, TestCredential and DiscoverSchema calls per principal, together:
+    /// N/s, N/m or N/h (bursts of up to N); 0/s turns the limit off.
+    #[arg(long, env = "CREDENTIALS_PROBE_RATE_LIMIT", default_value = "60/m", value_parser = crate::service::Rate::parse)]
+    pub probe_rate_limit: crate::service::Rate,
 }
 
 /// How bearer tokens are verified. At least one key source is required.

@@ -1,11 +1,11 @@
 //! Startup, readiness and shutdown of `credentials-api serve`.
 
-use crate::edge::AuthLayer;
 use crate::edge::{AccessService, AdminService, CredentialsService};
+use crate::edge::{AuthLayer, DeadlineLayer};
 use crate::process::config::{DatabaseArgs, JwtArgs, ServeConfig};
 use crate::process::metrics::ApiMetrics;
 use crate::service::Credentials;
-use crate::service::{KeyLifecycle, SweepConfig};
+use crate::service::{KeyLifecycle, RateLimiter, SweepConfig};
 use auth::{Verifier, VerifierConfig};
 use credentials_core::limits::MAX_REQUEST_BYTES;
 use credentials_proto::credentials::v1::{
@@ -16,7 +16,6 @@ use credentials_store::{Store, StoreConfig};
 use kms::{ClientConfig, KmsClient, KmsEndpoint};
 use service_kit::{Health, Lifecycle, ServerTls, Serving, TlsFiles};
 use std::{fs, sync::Arc, time::Duration};
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
 const MANAGEMENT: &str = "credentials.v1.CredentialsService";
@@ -287,6 +286,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
     // 2. Configuration that can be wrong: fail before touching anything else.
     let verifier = Arc::new(verifier(&config.jwt)?);
     let tls = server_tls(&config)?;
+    let connection_limits = config.connections.limits()?;
     let metrics = ApiMetrics::new();
     let kms = kms_client(&config)?.with_metrics(metrics.kms.clone());
     if let Some(key) = &config.master_key_id {
@@ -296,7 +296,11 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
     // 3. The database: wait for it and migrate (advisory-locked, safe with many replicas).
     let store = store(&config.database, !config.no_migrate).await?;
     metrics.watch_pool(&store);
-    let credentials = Credentials::new(store.clone(), kms.clone(), config.master_key_id.clone());
+    let credentials = Credentials::new(store.clone(), kms.clone(), config.master_key_id.clone())
+        .with_rate_limits(RateLimiter::new(
+            config.rate_limits.access_rate_limit,
+            config.rate_limits.probe_rate_limit,
+        ));
     let keys = KeyLifecycle::new(
         store.clone(),
         kms,
@@ -349,8 +353,12 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
 
     // 6. The stack, outermost first: the shared layers (a span per RPC, its metrics, drain
     //    admission), then authentication, then the services.
-    let router = Server::builder()
+    let router = connection_limits
+        .server()
         .layer(lifecycle.layers(metrics.rpc.clone()))
+        // The server's own deadline, outside authentication so that it bounds everything the
+        // request does, and inside the drain, which waits for it to answer.
+        .layer(DeadlineLayer::new(config.request_timeout))
         // Innermost, after the drain so a refused call costs no token check, and inside the
         // span so the request id and subject land on it: the token, and the permission the
         // RPC declares (`edge::permissions`), before any handler runs. Health and reflection
@@ -369,14 +377,20 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
             AccessServiceServer::new(AccessService::new(credentials))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
         )
-        .add_service(AdminServiceServer::new(AdminService::new(keys)));
+        .add_service(
+            AdminServiceServer::new(AdminService::new(keys))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+        );
     let serving = match tls {
         Some(tls) => {
-            let incoming = tls.incoming(listener);
+            let incoming = connection_limits.guard(tls.incoming(listener));
             lifecycle.serve(|stop| router.serve_with_incoming_shutdown(incoming, stop))
         }
         None => {
-            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            let incoming = TcpIncoming::from(listener)
+                .with_nodelay(Some(true))
+                .with_keepalive(Some(connection_limits.keepalive_interval));
+            let incoming = connection_limits.guard(incoming);
             lifecycle.serve(|stop| router.serve_with_incoming_shutdown(incoming, stop))
         }
     };

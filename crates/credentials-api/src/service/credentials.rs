@@ -39,6 +39,8 @@ pub struct Credentials {
     keyring: KeyringCheck,
     /// The master key new data keys are wrapped under; the kms's default when `None`.
     master_key: Option<String>,
+    /// Per-principal limits on accesses and probes (see `rate_limit`).
+    limits: std::sync::Arc<super::RateLimiter>,
 }
 
 /// The catalogue entry of a type named in request field `field`.
@@ -137,7 +139,56 @@ impl Credentials {
             store,
             kms,
             master_key,
+            limits: std::sync::Arc::new(super::RateLimiter::unlimited()),
         }
+    }
+
+    /// The same operations under `limits`.
+    pub fn with_rate_limits(mut self, limits: super::RateLimiter) -> Self {
+        self.limits = std::sync::Arc::new(limits);
+        self
+    }
+
+    /// Admits `caller`'s call of `class` (the RPC `action` names) under its rate limit, or
+    /// refuses it with RESOURCE_EXHAUSTED and when to retry. The first refusal of a window is
+    /// recorded as a security event (best effort: a refusal already protects the vault, so a
+    /// database that cannot take the event does not turn it into UNAVAILABLE).
+    pub async fn admit(
+        &self,
+        caller: &Caller,
+        class: super::RateClass,
+        action: AuditAction,
+    ) -> Result<()> {
+        let Err(refusal) = self.limits.check(&caller.principal.subject, class) else {
+            return Ok(());
+        };
+        let what = match class {
+            super::RateClass::Access => "credential accesses",
+            super::RateClass::Probe => "validations, tests and discoveries",
+        };
+        let refused = ServiceError::ResourceExhausted {
+            message: format!(
+                "rate limit of {} {what} per principal reached; retry in {} ms",
+                self.limits.rate(class),
+                refusal.retry_after.as_millis()
+            ),
+            retry_after: refusal.retry_after,
+        };
+        if refusal.audit {
+            tracing::warn!(subject = %caller.principal.subject, ?class, "rate limit reached; later refusals in this window are not audited");
+            let event = Self::audit(
+                caller,
+                "",
+                None,
+                action,
+                AuditOutcome::Failed,
+                refused.code().as_str(),
+            );
+            if let Err(e) = self.store.record_security_event(&event).await {
+                tracing::warn!(error = %e, "cannot record the rate-limit refusal");
+            }
+        }
+        Err(refused)
     }
 
     /// The comparison of the rows' key versions with the kms's keyring, for health.

@@ -41,8 +41,8 @@ pub enum ServiceError {
         /// The kms's reason, for the server log only.
         detail: String,
     },
-    /// A budget is spent (too many probes running for the workspace or the process): nothing
-    /// was done. Retryable after `retry_after`.
+    /// A budget is spent (too many probes running for the workspace or the process, or the
+    /// caller's rate limit reached): nothing was done. Retryable after `retry_after`.
     #[error("{message}")]
     ResourceExhausted {
         /// What is exhausted, for the caller.
@@ -64,6 +64,17 @@ pub enum ServiceError {
         /// What failed, for the server log only (never a secret).
         detail: String,
     },
+    /// The request's server-side deadline passed before anything that could commit was
+    /// sent: nothing changed. Retryable.
+    #[error("the request's deadline passed before it completed; nothing was changed")]
+    RequestDeadline,
+    /// The request's server-side deadline passed while a commit was under way: the change
+    /// may or may not have been applied. Read before retrying.
+    #[error(
+        "the database did not answer in time after the change was sent: it may or may not \
+         have been applied; read it before retrying"
+    )]
+    OutcomeUnknown,
     /// A bug or corrupt data; details are in the server log only.
     #[error("internal error")]
     Internal(String),
@@ -150,7 +161,11 @@ impl ServiceError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Self::Unavailable { .. } | Self::DeadlineExceeded(_) | Self::ResourceExhausted { .. }
+            Self::Unavailable { .. }
+                | Self::DeadlineExceeded(_)
+                | Self::ResourceExhausted { .. }
+                | Self::RequestDeadline
+                | Self::OutcomeUnknown
         )
     }
 
@@ -165,9 +180,11 @@ impl ServiceError {
             ServiceError::FailedPrecondition(_) | ServiceError::KeyUnavailable { .. } => {
                 Code::FailedPrecondition
             }
+            ServiceError::Unavailable { .. } | ServiceError::OutcomeUnknown => Code::Unavailable,
             ServiceError::ResourceExhausted { .. } => Code::ResourceExhausted,
-            ServiceError::Unavailable { .. } => Code::Unavailable,
-            ServiceError::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            ServiceError::DeadlineExceeded(_) | ServiceError::RequestDeadline => {
+                Code::DeadlineExceeded
+            }
             ServiceError::Integrity { .. } => Code::DataLoss,
             ServiceError::Internal(_) => Code::Internal,
         }

@@ -9,6 +9,7 @@ mod keyring;
 mod keys;
 mod paging;
 mod probing;
+mod rate_limit;
 
 pub use caller::Caller;
 pub use credentials::{Credentials, lookup_type};
@@ -21,3 +22,4 @@ pub use input::{
 pub use keyring::{KeyVersion, KeyringCheck};
 pub use keys::{KeyLifecycle, SweepConfig, SweepStatus, VersionStatus, WorkspaceKey};
 pub use probing::discovery_options;
+pub use rate_limit::{MAX_TRACKED, Rate, RateClass, RateLimiter, Refusal};

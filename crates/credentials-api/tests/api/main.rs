@@ -17,6 +17,7 @@ mod keyring_health;
 mod keys;
 mod kms_outage;
 mod lifecycle;
+mod limits;
 mod listing;
 mod masking;
 mod postgres_outage;

@@ -145,3 +145,146 @@ async fn a_cut_database_means_unavailable_then_recovery_with_nothing_lost() {
     assert_eq!(names(&stack, &token).await, expected);
     assert!(stack.logs().contains("database unavailable"));
 }
+
+/// What a create with a deadline was answered, as the test classifies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// Created: the row must be there.
+    Created,
+    /// Refused with certainty (nothing changed): the row must not be there, ever.
+    Refused,
+    /// The server said the outcome is unknown: either is allowed.
+    Unknown,
+}
+
+#[tokio::test]
+async fn a_stalled_database_answers_every_create_by_its_deadline_and_never_reports_a_commit_as_failed()
+ {
+    let stack = TestApi::options()
+        .postgres_through_proxy()
+        .args(["--db-max-connections", "4"])
+        .start()
+        .await;
+    let proxy = stack.postgres.as_ref().expect("proxy");
+    let token = stack.token(&["ws"], ALL);
+    let deadline = Duration::from_millis(1000);
+    // Each writer creates one credential after another, each with its own deadline, before,
+    // during and after the stall.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..6 {
+        let mut m = stack.management();
+        let token = token.clone();
+        let stop = stop.clone();
+        writers.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let name = format!("w{w}-{n}");
+                n += 1;
+                let mut request = authed(
+                    create(&name, "openai", secret("sk-stall-0123456789abcdefgh")),
+                    &token,
+                );
+                request.set_timeout(deadline);
+                let started = std::time::Instant::now();
+                let outcome = m.create_credential(request).await;
+                let took = started.elapsed();
+                let answer = match outcome {
+                    Ok(_) => Answer::Created,
+                    Err(e)
+                        if e.code() == Code::DeadlineExceeded
+                            && e.message().contains("nothing was changed") =>
+                    {
+                        Answer::Refused
+                    }
+                    Err(e)
+                        if e.code() == Code::Unavailable
+                            && e.message().contains("may or may not") =>
+                    {
+                        Answer::Unknown
+                    }
+                    Err(e) if e.code() == Code::Unavailable => Answer::Refused,
+                    // Anything else (tonic's CANCELLED when the server let the client's own
+                    // timer run out, or the client's local DEADLINE_EXCEEDED) is no answer.
+                    Err(e) => {
+                        panic!("create {name}: not an answer of the server's: {e:?} after {took:?}")
+                    }
+                };
+                assert!(
+                    took < deadline + Duration::from_millis(500),
+                    "create {name} took {took:?}"
+                );
+                answers.push((name, answer));
+            }
+            answers
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.stall();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.restore();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut answers = Vec::new();
+    for writer in writers {
+        answers.extend(writer.await.expect("writer"));
+    }
+    // Let whatever the stall held reach Postgres, and any connection left over end.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let present: std::collections::HashSet<String> = {
+        let mut names = std::collections::HashSet::new();
+        let mut page_token = String::new();
+        loop {
+            let page = stack
+                .management()
+                .list_credentials(authed(
+                    pb::ListCredentialsRequest {
+                        page_size: 500,
+                        page_token: page_token.clone(),
+                        ..Default::default()
+                    },
+                    &token,
+                ))
+                .await
+                .expect("list")
+                .into_inner();
+            names.extend(page.credentials.into_iter().map(|c| c.name));
+            if page.next_page_token.is_empty() {
+                break names;
+            }
+            page_token = page.next_page_token;
+        }
+    };
+    let count = |wanted: Answer| answers.iter().filter(|(_, a)| *a == wanted).count();
+    let (created, refused, unknown) = (
+        count(Answer::Created),
+        count(Answer::Refused),
+        count(Answer::Unknown),
+    );
+    println!("answers: {created} created, {refused} refused, {unknown} outcome unknown");
+    assert!(
+        created > 0 && refused > 0,
+        "the stall was not hit: {answers:?}"
+    );
+    for (name, answer) in &answers {
+        match answer {
+            Answer::Created => assert!(
+                present.contains(name),
+                "{name} was acknowledged but is missing"
+            ),
+            Answer::Refused => assert!(
+                !present.contains(name),
+                "{name} was answered with a failure but committed later"
+            ),
+            Answer::Unknown => {}
+        }
+    }
+    // Nothing committed outside what the listing shows.
+    assert_eq!(
+        stack.count("credentials").await as usize,
+        present.len(),
+        "rows outside the workspace listing"
+    );
+}

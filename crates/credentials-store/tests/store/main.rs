@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod abandoned_writes;
 mod audit_rules;
 mod common;
 mod operations;

@@ -16,7 +16,6 @@ use service::{KeyringHandle, KmsService};
 use service_kit::Lifecycle;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use tokio::signal::unix::{SignalKind, signal};
-use tonic::transport::Server;
 
 /// Largest request the kms decodes; its messages are a few hundred bytes.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -121,7 +120,8 @@ pub async fn run(config: ServeConfig) -> Result<(), String> {
     if let Some(tls) = tls {
         lifecycle.adopt(service_kit::reload_tls_on_sighup(tls)?);
     }
-    let router = Server::builder()
+    let router = service_kit::ConnectionLimits::default()
+        .server()
         .layer(lifecycle.layers(metrics.rpc.clone()))
         .add_service(lifecycle.health().service())
         .add_service(service_kit::reflection_v1(&[SERVICE_NAME]))

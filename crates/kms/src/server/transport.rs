@@ -2,7 +2,9 @@
 //! or, for development only, plaintext TCP.
 
 use super::ServeConfig;
-use service_kit::{ServerTls, StopSignal, TlsFiles, TlsIncoming, rpc::ObservedRouter};
+use service_kit::{
+    ConnectionLimits, ServerTls, StopSignal, TlsFiles, TlsIncoming, rpc::ObservedRouter,
+};
 use std::{
     fs,
     os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt},
@@ -28,10 +30,25 @@ impl Listener {
         router: ObservedRouter,
         stop: StopSignal,
     ) -> Result<(), tonic::transport::Error> {
+        // The default connection limits: the kms's one client is the API, whose channel
+        // answers keepalive PINGs; anything else that connects and stalls is closed.
+        let limits = ConnectionLimits::default();
         match self {
-            Self::Unix(incoming) => router.serve_with_incoming_shutdown(incoming, stop).await,
-            Self::Tls(incoming) => router.serve_with_incoming_shutdown(incoming, stop).await,
-            Self::Tcp(incoming) => router.serve_with_incoming_shutdown(incoming, stop).await,
+            Self::Unix(incoming) => {
+                router
+                    .serve_with_incoming_shutdown(limits.guard(incoming), stop)
+                    .await
+            }
+            Self::Tls(incoming) => {
+                router
+                    .serve_with_incoming_shutdown(limits.guard(incoming), stop)
+                    .await
+            }
+            Self::Tcp(incoming) => {
+                router
+                    .serve_with_incoming_shutdown(limits.guard(incoming), stop)
+                    .await
+            }
         }
     }
 }
