@@ -286,3 +286,47 @@ async fn closed_port_silent_server_and_default_policy() {
     expect(&denied, ValidationOutcome::EgressDenied, &[MARKER]);
     wire.assert_untouched();
 }
+
+/// A server that answers the greeting with a multi-line reply that never ends. The probe must
+/// stop at its reply cap and call it not SMTP, not keep reading (and buffering) until its
+/// deadline.
+#[tokio::test]
+async fn an_endless_greeting_is_cut_at_the_reply_cap() {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let line = format!("220-{}\r\n", "x".repeat(100));
+        let mut written = 0usize;
+        // Until the probe hangs up (or far past any cap, so a probe without one is seen).
+        while written < 64 << 20 && socket.write_all(line.as_bytes()).await.is_ok() {
+            written += line.len();
+        }
+        written
+    });
+    let value = value(
+        "smtp",
+        &[
+            ("host", "127.0.0.1"),
+            ("port", &port.to_string()),
+            ("username", "alice"),
+            ("password", MARKER),
+        ],
+    );
+    // A deadline long enough that only a probe without a cap would reach it.
+    let result = prober(Duration::from_secs(60))
+        .validate("smtp", &value)
+        .await;
+    expect(&result, ValidationOutcome::ProviderError, &[MARKER]);
+    assert!(
+        result.message.contains("does not speak SMTP"),
+        "{}",
+        result.message
+    );
+    let written = server.await.unwrap();
+    assert!(
+        written < 64 << 20,
+        "the server wrote {written} bytes without the probe hanging up"
+    );
+}
