@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the benchmark in smoke mode so that scripts/bench.sh cannot rot: the whole path (release
-# build, a throwaway Postgres, kms, credentials-api, seeding, every scenario, pgbench, the report)
-# with a few seconds per point. Asserts no timing: only that every step works and that the
-# report has every section, scenario and target line.
+# build, a throwaway Postgres, kms, credentials-api, bench-floor, seeding, every scenario,
+# pgbench, the report) with a few seconds per point. Asserts no timing: only that every step
+# works, that the floor answered every get, and that the report has every section, scenario,
+# ratio to the floor and target line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp /tmp/bench-smoke.XXXXXX.md)
@@ -17,8 +18,14 @@ for section in "## Machine and run" "## Targets" "## Results" "### Ceiling (pgbe
   "### List by page depth (list-walk)" "### Resident memory during the access runs" "### Where the CPU goes"; do
   grep -qxF "$section" "$out" || fail "the report lacks the section '$section'"
 done
-for scenario in access get list-page1 list-walk update create mix; do
+for scenario in floor-get access get list-page1 list-walk update create mix; do
   grep -qE "^\| $scenario \| 8 \| [0-9]+ / [0-9]+ \|" "$out" || fail "the report lacks two runs of $scenario at 8 clients"
+done
+# bench.sh already fails on any floor error; this keeps the report honest about it too.
+grep -qE "^\| floor-get \| 8 \| [^|]+\|( [^|]+\|){5} 0 / 0 \|" "$out" || fail "the floor's runs are not error-free in the report"
+# Every scenario carries its ratio to the floor (the last column: run 1 / run 2).
+for scenario in access get list-page1 list-walk update create mix; do
+  grep -qE "^\| $scenario \| 8 \| .*\| [0-9]+\.[0-9]+ / [0-9]+\.[0-9]+ \|$" "$out" || fail "the report lacks $scenario's ratio to the floor"
 done
 for ceiling in "pgbench select-only (-S)" "pgbench single-row insert"; do
   grep -qE "^\| $(sed 's/[()]/\\&/g' <<<"$ceiling") \| 8 \| [0-9]+ / [0-9]+ \|" "$out" || fail "the report lacks two runs of $ceiling"

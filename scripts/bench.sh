@@ -2,7 +2,8 @@
 # The benchmark: builds release binaries, starts a throwaway Postgres (default durability), the
 # kms and credentials-api against it, seeds, runs the standard scenarios with loadgen at 1, 8 and
 # 64 clients, measures the machine's own ceiling on the same Postgres with pgbench (select-only
-# and single-row insert) at the same client counts, and writes docs/benchmarks.md.
+# and single-row insert) and the gRPC floor (bench-floor: a bare tonic + tokio-postgres get of
+# the same rows) at the same client counts, and writes docs/benchmarks.md.
 # Every point runs at least twice and both runs are shown: these machines are shared and noisy.
 # Cleans up everything it started, and stops at the first failed step.
 set -Eeuo pipefail
@@ -26,6 +27,12 @@ usage: scripts/bench.sh [--smoke] [--duration SECONDS] [--warmup SECONDS] [--run
                    created through the API, copied by SQL with new ids, names and creation
                    times; fine for list, which never decrypts them)
   --keep           keep the temporary directory (logs, raw JSON) and print its path
+
+Every scenario is shown as a ratio to pgbench (the database's ceiling) and to floor-get: the
+same loadgen get against bench-floor, a bare tonic + tokio-postgres service answering
+GetCredential with the API's point select and nothing else (no auth, tracing, metrics or audit),
+which is the limit of a gRPC service on this machine. A floor run with any error fails the
+benchmark: a floor that answers errors quickly would only look fast.
 
 The per-principal rate limits are off (loadgen drives everything under one subject; the
 benchmarks measure capacity). Environment: BENCH_API_ARGS extra arguments for
@@ -83,7 +90,7 @@ on_error() {
   trap - ERR
   echo "bench: FAILED (status $status) at line $line: $BASH_COMMAND" >&2
   if [ -n "$tmp" ]; then
-    for log in "$tmp/api.log" "$tmp/kms.log" "$tmp/pg/postgres.log" "$tmp/step.log"; do
+    for log in "$tmp/api.log" "$tmp/kms.log" "$tmp/floor.log" "$tmp/pg/postgres.log" "$tmp/step.log"; do
       [ -s "$log" ] && { echo "--- last lines of $log" >&2; tail -n 15 "$log" >&2; }
     done
   fi
@@ -110,10 +117,10 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- 1. build --------------------------------------------------------------------------------
-step "building release binaries (kms, credentials-api, loadgen)"
-cargo build --release --quiet -p kms -p credentials-api -p loadgen
+step "building release binaries (kms, credentials-api, bench-floor, loadgen)"
+cargo build --release --quiet -p kms -p credentials-api -p bench-floor -p loadgen
 bin=${CARGO_TARGET_DIR:-$root/target}/release
-for b in kms credentials-api loadgen; do [ -x "$bin/$b" ] || { echo "bench: $bin/$b missing" >&2; exit 1; }; done
+for b in kms credentials-api bench-floor loadgen; do [ -x "$bin/$b" ] || { echo "bench: $bin/$b missing" >&2; exit 1; }; done
 
 # Short, because Unix socket paths are limited to ~107 bytes.
 tmp=$(mktemp -d /tmp/vault-bench.XXXXXX)
@@ -170,6 +177,21 @@ target=http://$api_addr
 echo "credentials-api on $target (pid $api_pid), kms pid $kms_pid, postgres pid $pg_pid" >&2
 
 lg() { "$bin/loadgen" --target "$target" --hs256-secret-file "$tmp/jwt-secret" "$@"; }
+
+step "starting bench-floor (release) on the same database"
+# After the API, whose start applied the migrations the floor reads through.
+"$bin/bench-floor" --listen 127.0.0.1:0 2>>"$tmp/floor.log" &
+floor_pid=$!
+pids+=("$floor_pid")
+for _ in $(seq 100); do
+  grep -q '^bench-floor: listening on ' "$tmp/floor.log" 2>/dev/null && break
+  kill -0 "$floor_pid" 2>/dev/null || { echo "bench: bench-floor exited" >&2; cat "$tmp/floor.log" >&2; exit 1; }
+  sleep 0.1
+done
+floor_addr=$(sed -n 's/^bench-floor: listening on //p' "$tmp/floor.log" | head -n 1)
+[ -n "$floor_addr" ] || { echo "bench: bench-floor did not print its address" >&2; cat "$tmp/floor.log" >&2; exit 1; }
+floor_target=http://$floor_addr
+echo "bench-floor on $floor_target (pid $floor_pid)" >&2
 
 # --- 4. seeds --------------------------------------------------------------------------------
 step "seeding $point_seed credentials across $workspaces workspaces (through the API)"
@@ -316,9 +338,9 @@ def report(results, meta_path, out_path):
     reps = sorted({r for v in points.values() for r in v})
     clients = sorted({c for (_, c) in points})
     ceiling_of = {"access": "select", "get": "select", "list-page1": "select", "list-walk": "select",
-                  "mix": "select", "update": "insert", "create": "insert"}
+                  "mix": "select", "update": "insert", "create": "insert", "floor-get": "select"}
     ceiling_name = {"select": "pgbench select-only (-S)", "insert": "pgbench single-row insert"}
-    scenarios = ["access", "get", "list-page1", "list-walk", "update", "create", "mix"]
+    scenarios = ["floor-get", "access", "get", "list-page1", "list-walk", "update", "create", "mix"]
 
     def tput(d):
         return d["total"]["throughput_rps"] if d else None
@@ -369,6 +391,12 @@ def report(results, meta_path, out_path):
       "rounds): at 64 clients one shared connection gave 15-20k get/s and 4.1-5.3k access/s against "
       "10-12k and 3.5-4.8k with one connection per worker, and cost loadgen 22-26 instead of 27-33 µs "
       "of CPU per get; at 8 clients the two were within noise.")
+    w("- Floor: `floor-get` is the `get` scenario (the same loadgen, flags, workspaces and ids) "
+      "against `bench-floor`, a bare tonic + deadpool-postgres + tokio-postgres service that answers "
+      "GetCredential with the API's own point select of the same rows and does nothing else (no auth, "
+      "tracing, metrics, audit or limits): the limit of a gRPC service on this machine. Every scenario "
+      "is also shown as a ratio to floor-get of the same run and client count (`of floor`). A floor "
+      "run with any error fails the benchmark, so it cannot look fast by failing fast.")
     w("- The load generator shares the cores with the services (its CPU per request is in the last "
       "table), as pgbench does with Postgres; pgbench's C client costs less per transaction, which "
       "weighs on every ratio on a small machine.")
@@ -439,8 +467,8 @@ def report(results, meta_path, out_path):
     w("")
     w("Each cell: run 1 / run 2 (/ run 3 ...). Latencies in ms.")
     w("")
-    w("| scenario | clients | ok/s | p50 | p90 | p99 | p99.9 | max | errors | ceiling | ceiling/s | ratio |")
-    w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
+    w("| scenario | clients | ok/s | p50 | p90 | p99 | p99.9 | max | errors | ceiling | ceiling/s | ratio | floor-get/s | of floor |")
+    w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
     for s in scenarios:
         for c in clients:
             if (s, c) not in points:
@@ -449,9 +477,12 @@ def report(results, meta_path, out_path):
             ceil = ceiling_of[s]
             cs = [points.get((ceil, c), {}).get(r) for r in reps]
             rs = [tput(d) / tput(cd) if d and cd and tput(cd) else None for d, cd in zip(ds, cs)]
+            fs = [points.get(("floor-get", c), {}).get(r) for r in reps]
+            frs = [tput(d) / tput(fd) if d and fd and tput(fd) else None for d, fd in zip(ds, fs)]
             w(f"| {s} | {c} | {runs_cell([tput(d) for d in ds], 0)} | "
               + " | ".join(runs_cell([lat(d, k) for d in ds], 3) for k in ("p50", "p90", "p99", "p999", "max"))
-              + f" | {' / '.join(str(errs(d)) for d in ds)} | {ceil} | {runs_cell([tput(cd) for cd in cs], 0)} | {runs_cell(rs)} |")
+              + f" | {' / '.join(str(errs(d)) for d in ds)} | {ceil} | {runs_cell([tput(cd) for cd in cs], 0)} | {runs_cell(rs)}"
+              + f" | {runs_cell([tput(fd) for fd in fs], 0)} | {runs_cell(frs)} |")
     w("")
     err_codes = {}
     for (s, c), byrep in points.items():
@@ -517,7 +548,7 @@ def report(results, meta_path, out_path):
     w("CPU time per successful request, from /proc between the end of the warm-up and the end of the point "
       "(Postgres: the postmaster and all its children). Machine busy: share of all cores.")
     w("")
-    w("| scenario | clients | credentials-api µs/req | kms µs/req | postgres µs/req | loadgen µs/req | machine busy |")
+    w("| scenario | clients | credentials-api (floor-get: bench-floor) µs/req | kms µs/req | postgres µs/req | loadgen µs/req | machine busy |")
     w("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for s in ["select", "insert"] + scenarios:
         for c in clients:
@@ -532,7 +563,7 @@ def report(results, meta_path, out_path):
                 n = d["total"]["throughput_rps"] * wall
                 per = lambda k: (b[k] - a[k]) * 1e6 / n if n and a.get(k) is not None and b.get(k) is not None else None
                 cells["api"].append(per("api") if s not in ("select", "insert") else None)
-                cells["kms"].append(per("kms") if s not in ("select", "insert") else None)
+                cells["kms"].append(per("kms") if s not in ("select", "insert", "floor-get") else None)
                 cells["pg"].append(per("pg"))
                 cells["lg"].append(d["client_cpu_s"] * 1e6 / d["total"]["ok"] if d.get("client_cpu_s") is not None else None)
                 all_ = b["all"] - a["all"]
@@ -582,7 +613,8 @@ if __name__ == "__main__":
         raise SystemExit(f"unknown command {cmd}")
 PY
 
-snapshot() { python3 "$helper" snapshot "$api_pid" "$kms_pid" "$pg_pid"; }
+# The server under test takes the API's place in the CPU figures (bench-floor for floor-get).
+snapshot() { python3 "$helper" snapshot "${server_pid:-$api_pid}" "$kms_pid" "$pg_pid"; }
 
 # Errors are findings, not failures, except when so many fail that the numbers mean nothing
 # (or, in smoke mode, when the tooling itself is broken).
@@ -594,6 +626,8 @@ run_point() {
   local name=$1 rep=$2 c=$3; shift 3
   local base=$results/$name-c$c-r$rep
   printf '%-11s clients %-3s run %s ... ' "$name" "$c" "$rep" >&2
+  server_pid=$api_pid
+  if [ "$name" = floor-get ]; then server_pid=$floor_pid; fi
   : >"$tmp/api.log"   # opened for appending: truncating keeps it small over a long run
   (sleep "$warmup"; snapshot >"$base.cpu0.json") &
   local snap=$!
@@ -613,6 +647,20 @@ run_point() {
       python3 "$helper" pgbench-log "$dir" "$warmup" >"$base.json"
       rm -f "$dir"/tx.*
       ;;
+    floor-get)
+      # Same loadgen, same flags as get; only the ids are listed on the API (the floor answers
+      # GetCredential alone). Not one error is allowed, nor a run without a success.
+      "$bin/loadgen" --target "$floor_target" --discover-from "$target" --hs256-secret-file "$tmp/jwt-secret" \
+        -c "$c" -d "${duration}s" --warmup "${warmup}s" --json --label "$name" \
+        --max-error-rate 0 "$@" >"$base.json" \
+        || { echo "bench: the floor's run failed (loadgen exit $?): the floor must answer every get" >&2; return 1; }
+      python3 - "$base.json" <<'PY' || return 1
+import json, sys
+t = json.load(open(sys.argv[1]))["total"]
+if t["error_count"] or not t["ok"]:
+    raise SystemExit(f"bench: the floor answered {t['ok']} gets and {t['error_count']} errors {t.get('errors')}: it must answer every get")
+PY
+      ;;
     *)
       lg -c "$c" -d "${duration}s" --warmup "${warmup}s" --json --label "$name" \
         --max-error-rate "$max_err" "$@" >"$base.json"
@@ -626,7 +674,7 @@ run_point() {
 }
 
 # --- 6. the points ---------------------------------------------------------------------------
-points_per_run=$(( 9 * $(wc -w <<<"$clients") ))
+points_per_run=$(( 10 * $(wc -w <<<"$clients") ))
 step "running $points_per_run points x $runs runs, $((warmup + duration)) s each (about $(( points_per_run * runs * (warmup + duration + 1) / 60 + 1 )) min)"
 for rep in $(seq "$runs"); do
   for c in $clients; do
@@ -634,6 +682,7 @@ for rep in $(seq "$runs"); do
     run_point insert "$rep" "$c"
     run_point access "$rep" "$c" --op access --workspace-prefix bench --workspaces "$workspaces"
     run_point get "$rep" "$c" --op get --workspace-prefix bench --workspaces "$workspaces"
+    run_point floor-get "$rep" "$c" --op get --workspace-prefix bench --workspaces "$workspaces"
     run_point list-page1 "$rep" "$c" --op list --workspace bench-list --page-size 100
     run_point list-walk "$rep" "$c" --op list --workspace bench-list --page-size 100 --list-depth "$list_depth"
     run_point update "$rep" "$c" --op update --workspace-prefix bench --workspaces "$workspaces"

@@ -31,11 +31,17 @@ impl Failure {
     }
 }
 
-/// Opens `count` HTTP/2 connections to the target, each eagerly so that an unreachable target
-/// is found now (exit status 2) rather than as a run full of errors.
-pub async fn connect(cli: &Cli, count: u32) -> Result<Vec<Channel>, Failure> {
-    let endpoint = Endpoint::from_shared(cli.target.clone())
-        .map_err(|e| Failure::setup(format!("--target {:?} is not a URL: {e}", cli.target)))?
+/// Opens `count` HTTP/2 connections to `target` (named by its flag in messages), each eagerly
+/// so that an unreachable target is found now (exit status 2) rather than as a run full of
+/// errors.
+pub async fn connect(
+    cli: &Cli,
+    flag: &str,
+    target: &str,
+    count: u32,
+) -> Result<Vec<Channel>, Failure> {
+    let endpoint = Endpoint::from_shared(target.to_owned())
+        .map_err(|e| Failure::setup(format!("--{flag} {target:?} is not a URL: {e}")))?
         .connect_timeout(cli.connect_timeout)
         .timeout(cli.timeout);
     let mut channels = Vec::with_capacity(count as usize);
@@ -47,7 +53,7 @@ pub async fn connect(cli: &Cli, count: u32) -> Result<Vec<Channel>, Failure> {
             .and_then(|r| r.map_err(|e| source_chain(&e)))
             .map_err(|e| Failure {
                 exit: 2,
-                message: format!("cannot reach {}: {e}", cli.target),
+                message: format!("cannot reach {target}: {e}"),
             })?;
         channels.push(channel);
     }

@@ -95,6 +95,12 @@ pub struct Cli {
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub pick_from: u32,
 
+    /// Without --seed: list the ids to pick from on this server (http://host:port) instead of
+    /// --target, e.g. the API's when --target is the benchmark's floor (bench-floor), which
+    /// answers only GetCredential. The run itself still goes to --target only.
+    #[arg(long, env = "LOADGEN_DISCOVER_FROM", conflicts_with = "seed")]
+    pub discover_from: Option<String>,
+
     /// A bearer token to send as is (it must allow the operations and name the workspaces).
     #[arg(
         long,

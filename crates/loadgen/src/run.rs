@@ -374,7 +374,12 @@ pub async fn main(cli: Cli) -> Result<Outcome, Failure> {
     } else if cli.seed_only {
         return Err(Failure::setup("--seed-only needs --seed N"));
     } else if needs_ids {
-        discover(&cli, &channels[0], &workspaces, &authorizations).await?
+        // The benchmark's floor answers only GetCredential: its ids come from the API.
+        let listing = match &cli.discover_from {
+            Some(url) => crate::client::connect(&cli, "discover-from", url, 1).await?,
+            None => vec![channels[0].clone()],
+        };
+        discover(&cli, &listing[0], &workspaces, &authorizations).await?
     } else {
         vec![Vec::new(); workspaces.len()]
     };
@@ -458,7 +463,7 @@ pub async fn main(cli: Cli) -> Result<Outcome, Failure> {
 }
 
 async fn connect(cli: &Cli, connections: u32) -> Result<Vec<Channel>, Failure> {
-    let channels = crate::client::connect(cli, connections).await?;
+    let channels = crate::client::connect(cli, "target", &cli.target, connections).await?;
     if cli.verbose {
         eprintln!(
             "loadgen: {} connection(s) open to {}",
