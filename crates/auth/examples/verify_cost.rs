@@ -15,7 +15,7 @@ fn main() {
     let now = SystemTime::now();
     let epoch = now
         .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
+        .expect("the clock is after 1970")
         .as_secs();
     let claims = Claims {
         sub: "svc-agent".into(),
@@ -30,17 +30,21 @@ fn main() {
     };
     let token = SigningKey::Hs256(Zeroizing::new(secret.clone()))
         .mint(&claims)
-        .unwrap();
+        .expect("an HS256 token mints");
     let verifier = Verifier::new(VerifierConfig {
         issuer: claims.iss.clone(),
         audience: claims.aud.clone(),
         leeway: Duration::from_secs(30),
     })
     .with_hs256_secret(&secret)
-    .unwrap()
+    .expect("the secret is long enough")
     .with_token_cache_capacity(if cache { 10_000 } else { 0 });
     for _ in 0..n {
-        std::hint::black_box(verifier.verify(std::hint::black_box(&token), now).unwrap());
+        std::hint::black_box(
+            verifier
+                .verify(std::hint::black_box(&token), now)
+                .expect("the token verifies"),
+        );
     }
     println!(
         "{n} verifications, cache {}",
