@@ -22,8 +22,9 @@ use ring::digest::{SHA256, digest};
 
 use crate::{AuthError, Principal};
 
-/// Default cap on cached tokens: ample for every service identity of a deployment, and at a
-/// few hundred bytes an entry, a few MiB at most.
+/// Default cap on cached tokens: ample for every service identity of a deployment. An entry is
+/// the principal, a few hundred bytes for ordinary tokens (a few MiB in all) and never more than
+/// the 8 KiB a token may hold; only tokens signed by a configured key get one.
 pub const DEFAULT_TOKEN_CACHE_CAPACITY: usize = 10_000;
 
 /// SHA-256 of a token.

@@ -137,6 +137,10 @@ impl<W: fmt::Write> Visit for Visitor<'_, W> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        // As `JsonFields` does: `log.*` fields are the metadata of a `log` record, shown already.
+        if field.name().starts_with("log.") {
+            return;
+        }
         self.field(field, |out| {
             out.write_char('"')?;
             write!(Escaped(out), "{value:?}")?;
