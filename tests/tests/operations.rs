@@ -501,9 +501,19 @@ async fn admin_ports_serve_metrics_without_ids_or_secrets() {
         ("db_pool_connections", "gauge"),
         ("credentials_by_master_key_version", "gauge"),
         ("validation_outcomes_total", "counter"),
+        ("auth_token_cache_lookups_total", "counter"),
+        ("auth_token_cache_entries", "gauge"),
     ] {
         assert_eq!(api.kind(family), Some(kind), "{family}:\n{api_text}");
     }
+    // Every call above carried the same token: verified once, then answered from memory.
+    let lookups = |result: &str| api.value("auth_token_cache_lookups_total", &[("result", result)]);
+    assert!(lookups("hit") >= Some(4.0), "{api_text}");
+    assert!(lookups("miss") >= Some(1.0), "{api_text}");
+    assert!(
+        api.value("auth_token_cache_entries", &[]) >= Some(1.0),
+        "{api_text}"
+    );
     let requests = |method: &str, code: &str| {
         api.value(
             "grpc_server_requests_total",

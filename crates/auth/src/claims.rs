@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::cache::Window;
 use crate::jws;
 use crate::{AuthError, Permission, Principal, VerifierConfig};
 
@@ -67,12 +68,13 @@ struct Received {
     platform_admin: Option<Value>,
 }
 
-/// Checks a payload whose signature has been verified and turns it into a principal.
+/// Checks a payload whose signature has been verified and turns it into a principal, with the
+/// window in which the token stays valid.
 pub(crate) fn validate(
     payload: &[u8],
     config: &VerifierConfig,
     now: SystemTime,
-) -> Result<Principal, AuthError> {
+) -> Result<(Principal, Window), AuthError> {
     let claims: Received = jws::json_object(payload)?;
 
     if required_string(claims.iss, "iss")? != config.issuer {
@@ -88,11 +90,16 @@ pub(crate) fn validate(
     if now > exp.saturating_add(config.leeway) {
         return Err(AuthError::Expired);
     }
-    if let Some(nbf) = claims.nbf
-        && now.saturating_add(config.leeway) < numeric_date(nbf, "nbf")?
+    let nbf = claims.nbf.map(|nbf| numeric_date(nbf, "nbf")).transpose()?;
+    if let Some(nbf) = nbf
+        && now.saturating_add(config.leeway) < nbf
     {
         return Err(AuthError::NotYetValid);
     }
+    let window = Window {
+        from: nbf.unwrap_or_default().saturating_sub(config.leeway),
+        until: exp.saturating_add(config.leeway),
+    };
     // Not used for any decision, but a malformed one means a broken issuer.
     if let Some(iat) = claims.iat {
         numeric_date(iat, "iat")?;
@@ -126,12 +133,13 @@ pub(crate) fn validate(
     let mut seen = BTreeSet::new();
     workspaces.retain(|w| seen.insert(w.clone()));
 
-    Ok(Principal {
+    let principal = Principal {
         subject,
         workspaces,
         permissions,
         platform_admin,
-    })
+    };
+    Ok((principal, window))
 }
 
 fn required(value: Option<Value>, claim: &'static str) -> Result<Value, AuthError> {

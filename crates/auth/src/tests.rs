@@ -987,3 +987,115 @@ fn no_error_text_repeats_the_token_or_a_secret() {
         Some("the token has expired")
     );
 }
+
+/// Seconds after [`NOW`] as a verification time.
+fn at(offset_secs: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(NOW.checked_add_signed(offset_secs).unwrap())
+}
+
+#[test]
+fn a_verified_token_is_answered_from_the_cache() {
+    let verifier = hs_verifier(0);
+    let token = hs_key().mint(&claims()).unwrap();
+    assert_eq!(verifier.verify(&token, now()), Ok(expected_principal()));
+    assert_eq!(verifier.verify(&token, now()), Ok(expected_principal()));
+    let stats = verifier.token_cache_stats();
+    assert_eq!((stats.hits, stats.misses, stats.entries), (1, 1, 1));
+}
+
+#[test]
+fn a_cached_token_is_refused_once_expired() {
+    // exp is NOW + 300; leeway 5 s.
+    let verifier = hs_verifier(5);
+    let token = hs_key().mint(&claims()).unwrap();
+    assert_eq!(verifier.verify(&token, now()), Ok(expected_principal()));
+    assert_eq!(verifier.verify(&token, at(305)), Ok(expected_principal()));
+    assert_eq!(verifier.verify(&token, at(306)), Err(AuthError::Expired));
+    // Dropped, and still refused when verified afresh.
+    assert_eq!(verifier.token_cache_stats().entries, 0);
+    assert_eq!(verifier.verify(&token, at(306)), Err(AuthError::Expired));
+}
+
+#[test]
+fn a_cached_token_is_refused_before_its_not_before() {
+    // nbf is NOW - 10; a clock stepped back past it must not be served from memory.
+    let verifier = hs_verifier(0);
+    let token = hs_key().mint(&claims()).unwrap();
+    assert_eq!(verifier.verify(&token, now()), Ok(expected_principal()));
+    assert_eq!(
+        verifier.verify(&token, at(-11)),
+        Err(AuthError::NotYetValid)
+    );
+    assert_eq!(verifier.verify(&token, now()), Ok(expected_principal()));
+}
+
+#[test]
+fn a_key_change_empties_the_cache() {
+    let token = hs_key().mint(&claims()).unwrap();
+    let verifier = hs_verifier(0);
+    assert_eq!(verifier.verify(&token, now()), Ok(expected_principal()));
+    // The secret that signed the token is replaced: it must not be accepted from memory.
+    let verifier = verifier
+        .with_hs256_secret(b"another-secret-of-at-least-32-bytes!!")
+        .unwrap();
+    assert_eq!(verifier.verify(&token, now()), Err(AuthError::BadSignature));
+
+    // Adding keys empties it too: nothing verified under the old set is carried over.
+    let verifier = hs_verifier(0);
+    assert_eq!(verifier.verify(&token, now()), Ok(expected_principal()));
+    let other = SigningKey::generate_ed25519(None).unwrap();
+    let verifier = verifier
+        .with_public_keys_pem(&other.public_key_pem().unwrap())
+        .unwrap();
+    assert_eq!(verifier.token_cache_stats().entries, 0);
+}
+
+#[test]
+fn a_token_differing_in_one_byte_is_verified_afresh() {
+    let verifier = hs_verifier(0);
+    let token = hs_key().mint(&claims()).unwrap();
+    assert_eq!(verifier.verify(&token, now()), Ok(expected_principal()));
+    let last = token.len() - 1;
+    for index in [0, token.find('.').unwrap() + 1, last] {
+        let mut bytes = token.clone().into_bytes();
+        bytes[index] = if bytes[index] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(bytes).unwrap();
+        assert!(verifier.verify(&tampered, now()).is_err(), "byte {index}");
+    }
+    assert_eq!(verifier.token_cache_stats().entries, 1);
+}
+
+#[test]
+fn failures_are_never_cached() {
+    let verifier = hs_verifier(0);
+    let wrong_audience = hs256_with(set("aud", json!("elsewhere")));
+    for _ in 0..2 {
+        assert_eq!(
+            verifier.verify(&wrong_audience, now()),
+            Err(AuthError::WrongAudience)
+        );
+    }
+    let stats = verifier.token_cache_stats();
+    assert_eq!((stats.hits, stats.misses, stats.entries), (0, 2, 0));
+}
+
+#[test]
+fn the_cache_holds_at_most_its_capacity() {
+    let verifier = hs_verifier(0).with_token_cache_capacity(3);
+    let tokens: Vec<String> = (0..5)
+        .map(|i| hs256_with(set("exp", json!(NOW + 100 + i))))
+        .collect();
+    for token in &tokens {
+        assert!(verifier.verify(token, now()).is_ok());
+        assert!(verifier.token_cache_stats().entries <= 3);
+    }
+    assert_eq!(verifier.token_cache_stats().entries, 3);
+    // The one expiring soonest made room: the newest is still cached.
+    let before = verifier.token_cache_stats().hits;
+    assert!(verifier.verify(&tokens[4], now()).is_ok());
+    assert_eq!(verifier.token_cache_stats().hits, before + 1);
+
+    let off = hs_verifier(0).with_token_cache_capacity(0);
+    assert!(off.verify(&tokens[0], now()).is_ok());
+    assert_eq!(off.token_cache_stats().entries, 0);
+}

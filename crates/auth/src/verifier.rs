@@ -1,9 +1,10 @@
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ring::hmac;
 
-use crate::jws::{self, Algorithm, Compact};
+use crate::cache::{DEFAULT_TOKEN_CACHE_CAPACITY, TokenCache, TokenCacheStats};
+use crate::jws::{self, Algorithm, Compact, MAX_TOKEN_LEN};
 use crate::keys::{self, MIN_HS256_SECRET_LEN, PublicKey};
 use crate::{AuthError, Principal, claims};
 
@@ -18,11 +19,13 @@ pub struct VerifierConfig {
     pub leeway: Duration,
 }
 
-/// Verifies bearer tokens against configured keys and turns them into [`Principal`]s.
+/// Verifies bearer tokens against configured keys and turns them into [`Principal`]s,
+/// remembering the tokens that verified until they expire (see [`Verifier::verify`]).
 pub struct Verifier {
     config: VerifierConfig,
     hs256: Option<hmac::Key>,
     public_keys: Vec<PublicKey>,
+    cache: TokenCache,
 }
 
 impl Verifier {
@@ -33,7 +36,15 @@ impl Verifier {
             config,
             hs256: None,
             public_keys: Vec::new(),
+            cache: TokenCache::new(DEFAULT_TOKEN_CACHE_CAPACITY),
         }
+    }
+
+    /// Caps the verified-token cache at `capacity` tokens (default
+    /// [`DEFAULT_TOKEN_CACHE_CAPACITY`]); `0` turns it off. Empties it.
+    pub fn with_token_cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache = TokenCache::new(capacity);
+        self
     }
 
     /// Sets the HS256 shared secret (replacing any earlier one); refuses one under 32 bytes.
@@ -44,18 +55,21 @@ impl Verifier {
             )));
         }
         self.hs256 = Some(hmac::Key::new(hmac::HMAC_SHA256, secret));
+        self.cache.clear();
         Ok(self)
     }
 
     /// Adds the Ed25519 and P-256 keys of one or more `PUBLIC KEY` PEM blocks; they have no kid.
     pub fn with_public_keys_pem(mut self, pem: &str) -> Result<Self, AuthError> {
         self.public_keys.extend(keys::parse_pem(pem)?);
+        self.cache.clear();
         Ok(self)
     }
 
     /// Adds the Ed25519 and P-256 signing keys of a JWK Set, skipping keys of other types.
     pub fn with_jwks(mut self, json: &str) -> Result<Self, AuthError> {
         self.public_keys.extend(keys::parse_jwks(json)?);
+        self.cache.clear();
         Ok(self)
     }
 
@@ -64,11 +78,31 @@ impl Verifier {
         usize::from(self.hs256.is_some()) + self.public_keys.len()
     }
 
+    /// Hits, misses and size of the verified-token cache.
+    pub fn token_cache_stats(&self) -> TokenCacheStats {
+        self.cache.stats()
+    }
+
     /// Checks a compact JWT's signature and claims at time `now`.
+    ///
+    /// A token that verified before (the very same bytes, under the same keys) is answered from
+    /// memory: its validity window is checked again at `now`, the signature and claims are not.
     pub fn verify(&self, token: &str, now: SystemTime) -> Result<Principal, AuthError> {
-        let token = jws::parse(token)?;
-        self.check_signature(&token)?;
-        claims::validate(&token.payload, &self.config, now)
+        if token.len() > MAX_TOKEN_LEN {
+            // Refused unhashed: hashing is the one cost an oversized token could impose.
+            return Err(AuthError::TooLarge);
+        }
+        // Before the epoch can only be a broken clock; as in the claims check, it fails closed.
+        let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let hash = TokenCache::hash(token);
+        if let Some(answer) = self.cache.get(&hash, since_epoch) {
+            return answer;
+        }
+        let parsed = jws::parse(token)?;
+        self.check_signature(&parsed)?;
+        let (principal, window) = claims::validate(&parsed.payload, &self.config, now)?;
+        self.cache.insert(hash, &principal, window, since_epoch);
+        Ok(principal)
     }
 
     fn check_signature(&self, token: &Compact<'_>) -> Result<(), AuthError> {
@@ -110,6 +144,7 @@ impl fmt::Debug for Verifier {
             .field("config", &self.config)
             .field("hs256_secret", &self.hs256.as_ref().map(|_| "<redacted>"))
             .field("public_keys", &self.public_keys)
+            .field("cached_tokens", &self.cache.stats().entries)
             .finish()
     }
 }

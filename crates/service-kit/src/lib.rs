@@ -16,6 +16,7 @@ pub mod rpc;
 mod server;
 mod shutdown;
 pub mod span_fields;
+mod span_json;
 mod status;
 mod tls;
 
@@ -27,5 +28,6 @@ pub use propagation::{adopt_trace_context, inject_trace_context};
 pub use reflection::{MAX_PLUMBING_MESSAGE_BYTES, reflection_v1, reflection_v1alpha};
 pub use server::{DRAIN_SETTLE, Health, HealthChecks, Lifecycle, Serving, StopSignal};
 pub use shutdown::shutdown_signal;
+pub use span_json::SpanJson;
 pub use status::invalid_argument;
 pub use tls::{ServerTls, TlsError, TlsFiles, TlsIncoming, reload_tls_on_sighup};

@@ -1,3 +1,4 @@
+use crate::span_json::SpanJson;
 use opentelemetry::{KeyValue, trace::TracerProvider as _};
 use opentelemetry_sdk::{Resource, trace::SdkTracerProvider};
 use std::{io::IsTerminal, time::Duration};
@@ -132,6 +133,8 @@ pub fn init_telemetry(
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
+            // Span fields are formatted for every span, logged or not: the cheap way.
+            .fmt_fields(SpanJson)
             .with_writer(std::io::stderr)
             .boxed(),
         LogFormat::Text => fmt::layer()

@@ -3,11 +3,15 @@
 //! ids, fixed words): never a credential id, a workspace id, a name or anything secret.
 
 use crate::service::KeyVersion;
+use auth::Verifier;
 use credentials_core::{catalogue, model::ValidationOutcome};
 use credentials_store::Store;
 use service_kit::metrics::{Counter, Gauge, Registry};
 use service_kit::rpc::RpcMetrics;
-use std::{sync::OnceLock, time::Duration};
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 /// How often `credentials_by_master_key_version` is recounted (one grouped query).
 const KEY_VERSION_REFRESH: Duration = Duration::from_secs(30);
@@ -89,6 +93,32 @@ impl ApiMetrics {
             ] {
                 pool.set([state], n as f64);
             }
+        });
+    }
+
+    /// Reads the verified-token cache's counts at every scrape: lookups answered from memory
+    /// (`hit`) or by verifying the token (`miss`), and tokens held.
+    pub fn watch_token_cache(&self, verifier: Arc<Verifier>) {
+        let lookups = self.registry.counter(
+            "auth_token_cache_lookups_total",
+            "Bearer tokens looked up in the verified-token cache, by result: hit (answered from memory) or miss (verified).",
+            ["result"],
+        );
+        let entries = self.registry.gauge(
+            "auth_token_cache_entries",
+            "Verified tokens held in memory until they expire.",
+            [],
+        );
+        self.registry.on_scrape(move || {
+            let stats = verifier.token_cache_stats();
+            // The verifier's counts are the truth; the counter catches up to them.
+            for (result, n) in [("hit", stats.hits), ("miss", stats.misses)] {
+                let delta = n as f64 - lookups.get([result]);
+                if delta > 0.0 {
+                    lookups.inc_by([result], delta);
+                }
+            }
+            entries.set([], stats.entries as f64);
         });
     }
 

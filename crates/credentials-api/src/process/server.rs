@@ -288,6 +288,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
     let tls = server_tls(&config)?;
     let connection_limits = config.connections.limits()?;
     let metrics = ApiMetrics::new();
+    metrics.watch_token_cache(verifier.clone());
     let kms = kms_client(&config)?.with_metrics(metrics.kms.clone());
     if let Some(key) = &config.master_key_id {
         kms::validate_key_id("--master-key-id", key).map_err(|e| e.to_string())?;
