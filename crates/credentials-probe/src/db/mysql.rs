@@ -4,7 +4,7 @@
 //! addresses (`resolved_ips`), so it dials exactly those and uses the name only for TLS. To
 //! addresses not allowed for cleartext, TLS is required and verified whatever the URL says.
 
-use super::net::{self, Failure};
+use super::net::{self, Endpoint, Failure};
 use crate::egress::EgressPolicy;
 use credentials_core::connection_url;
 use credentials_core::schema::{
@@ -58,41 +58,14 @@ fn parse(connection_string: &str) -> Result<Opts, Failure> {
     })
 }
 
-/// The non-secret parts of a connection a message may name.
-struct Endpoint {
-    host: String,
-    port: u16,
-    user: Option<String>,
-    database: Option<String>,
-}
-
-impl Endpoint {
-    fn new(opts: &Opts) -> Self {
-        Self {
-            host: opts.ip_or_hostname().to_owned(),
-            port: opts.tcp_port(),
-            user: opts.user().map(net::shown),
-            database: opts.db_name().map(net::shown),
-        }
-    }
-
-    fn at(&self) -> String {
-        net::endpoint(&self.host, self.port)
-    }
-
-    fn user(&self) -> String {
-        match &self.user {
-            Some(user) => format!(" for user '{user}'"),
-            None => String::new(),
-        }
-    }
-
-    fn on_database(&self) -> String {
-        match &self.database {
-            Some(database) => format!(" on database '{database}'"),
-            None => String::new(),
-        }
-    }
+/// The parts of the connection `opts` describes that a message may name.
+fn endpoint(opts: &Opts) -> Endpoint {
+    Endpoint::new(
+        opts.ip_or_hostname().to_owned(),
+        opts.tcp_port(),
+        opts.user(),
+        opts.db_name(),
+    )
 }
 
 async fn connect(opts: &Opts, at: &Endpoint, policy: &EgressPolicy) -> Result<Conn, Failure> {
@@ -198,7 +171,7 @@ pub(crate) async fn validate(
     policy: &EgressPolicy,
 ) -> Result<String, Failure> {
     let opts = parse(connection_string)?;
-    let at = Endpoint::new(&opts);
+    let at = endpoint(&opts);
     let mut conn = connect(&opts, &at, policy).await?;
     conn.query_drop("SELECT 1")
         .await
@@ -220,7 +193,7 @@ pub(crate) async fn discover(
     options: &DiscoveryOptions,
 ) -> Result<DatabaseSchema, Failure> {
     let opts = parse(connection_string)?;
-    let at = Endpoint::new(&opts);
+    let at = endpoint(&opts);
     let mut conn = connect(&opts, &at, policy).await?;
     let schema = read_schema(&mut conn, options)
         .await

@@ -81,6 +81,48 @@ pub(crate) fn shown(part: &str) -> String {
     credentials_core::schema::clean(part, 128)
 }
 
+/// The non-secret parts of a database connection a message may name: the parsed host and
+/// port, user and database (each cleaned by [`shown`]).
+pub(crate) struct Endpoint {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) user: Option<String>,
+    pub(crate) database: Option<String>,
+}
+
+impl Endpoint {
+    /// The parts of a connection to `host:port` as `user` on `database`.
+    pub(crate) fn new(host: String, port: u16, user: Option<&str>, database: Option<&str>) -> Self {
+        Self {
+            host,
+            port,
+            user: user.map(shown),
+            database: database.map(shown),
+        }
+    }
+
+    /// `host:port`, as messages show it.
+    pub(crate) fn at(&self) -> String {
+        endpoint(&self.host, self.port)
+    }
+
+    /// ` for user '<user>'`, or nothing.
+    pub(crate) fn user(&self) -> String {
+        match &self.user {
+            Some(user) => format!(" for user '{user}'"),
+            None => String::new(),
+        }
+    }
+
+    /// ` on database '<database>'`, or nothing.
+    pub(crate) fn on_database(&self) -> String {
+        match &self.database {
+            Some(database) => format!(" on database '{database}'"),
+            None => String::new(),
+        }
+    }
+}
+
 /// `host:port` for a message, IPv6 hosts bracketed.
 pub(crate) fn endpoint(host: &str, port: u16) -> String {
     let host = host.trim_start_matches('[').trim_end_matches(']');

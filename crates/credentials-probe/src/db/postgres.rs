@@ -23,7 +23,7 @@ pub(crate) fn connstr_endpoints(s: &str) -> Vec<(String, u16)> {
     }
 }
 
-use super::net::{self, Failure};
+use super::net::{self, Endpoint, Failure};
 use crate::egress::EgressPolicy;
 use connstr::{Target, TlsMode, parse};
 use credentials_core::schema::{
@@ -50,43 +50,15 @@ struct Session {
     at: Endpoint,
 }
 
-/// The non-secret parts of a connection a message may name: the parsed host and port, user and
-/// database.
-struct Endpoint {
-    host: String,
-    port: u16,
-    user: Option<String>,
-    database: Option<String>,
-}
-
-impl Endpoint {
-    fn new(target: &Target, i: usize) -> Self {
-        let (host, port) = target.endpoints.get(i).cloned().unwrap_or_default();
-        Self {
-            host,
-            port,
-            user: target.config.get_user().map(net::shown),
-            database: target.config.get_dbname().map(net::shown),
-        }
-    }
-
-    fn at(&self) -> String {
-        net::endpoint(&self.host, self.port)
-    }
-
-    fn user(&self) -> String {
-        match &self.user {
-            Some(user) => format!(" for user '{user}'"),
-            None => String::new(),
-        }
-    }
-
-    fn on_database(&self) -> String {
-        match &self.database {
-            Some(database) => format!(" on database '{database}'"),
-            None => String::new(),
-        }
-    }
+/// The parts of the `i`th host of `target` that a message may name.
+fn endpoint(target: &Target, i: usize) -> Endpoint {
+    let (host, port) = target.endpoints.get(i).cloned().unwrap_or_default();
+    Endpoint::new(
+        host,
+        port,
+        target.config.get_user(),
+        target.config.get_dbname(),
+    )
 }
 
 impl Drop for Session {
@@ -137,7 +109,7 @@ async fn connect(target: &Target, policy: &EgressPolicy) -> Result<Session, Fail
                 continue;
             }
         };
-        let at = Endpoint::new(target, i);
+        let at = endpoint(target, i);
         let mode = mode_at(target.tls, policy, addr, &at)?;
         let public = !policy.allows_cleartext(addr.ip());
         let mut config = target.config.clone();
