@@ -335,6 +335,11 @@ pub struct JwtArgs {
     /// Clock skew allowed on exp and nbf.
     #[arg(long, env = "CREDENTIALS_JWT_LEEWAY", default_value = "30s", value_parser = humantime::parse_duration)]
     pub jwt_leeway: Duration,
+
+    /// How many verified tokens are remembered (each until its exp) so a long-lived token is
+    /// not parsed and checked again on every call; 0 turns the cache off.
+    #[arg(long, env = "CREDENTIALS_JWT_TOKEN_CACHE_SIZE", default_value_t = auth::DEFAULT_TOKEN_CACHE_CAPACITY)]
+    pub jwt_token_cache_size: usize,
 }
 
 /// `credentials-api dev-token`.

@@ -27,7 +27,8 @@ pub fn verifier(args: &JwtArgs) -> Result<Verifier, String> {
         issuer: args.jwt_issuer.clone(),
         audience: args.jwt_audience.clone(),
         leeway: args.jwt_leeway,
-    });
+    })
+    .with_token_cache_capacity(args.jwt_token_cache_size);
     let read = |path: &std::path::Path| {
         fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
     };
@@ -419,5 +420,69 @@ impl Running {
             task.abort();
         }
         self.store.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::config::{Cli, Command};
+    use clap::Parser;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    /// The verifier `serve` builds from these extra flags, and a token it accepts.
+    fn verifier_with(extra: &[&str]) -> (Verifier, String) {
+        let secret = tempfile::NamedTempFile::new().unwrap();
+        fs::write(secret.path(), SECRET).unwrap();
+        let path = secret.path().to_str().unwrap().to_owned();
+        let mut args = vec![
+            "credentials-api",
+            "serve",
+            "--database-url",
+            "postgres://u@h/db",
+            "--jwt-hs256-secret-file",
+            path.as_str(),
+        ];
+        args.extend_from_slice(extra);
+        let Command::Serve(config) = Cli::try_parse_from(args).unwrap().command else {
+            unreachable!("the subcommand is serve")
+        };
+        let verifier = verifier(&config.jwt).unwrap();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let claims = auth::Claims {
+            sub: "svc".into(),
+            iss: config.jwt.jwt_issuer.clone(),
+            aud: config.jwt.jwt_audience.clone(),
+            exp: now + 600,
+            nbf: Some(now),
+            iat: Some(now),
+            workspaces: vec!["ws".into()],
+            permissions: vec!["read".into()],
+            platform_admin: false,
+        };
+        let key = auth::SigningKey::Hs256(zeroize::Zeroizing::new(SECRET.to_vec()));
+        (verifier, key.mint(&claims).unwrap())
+    }
+
+    #[test]
+    fn the_token_cache_size_flag_reaches_the_verifier() {
+        let (default, token) = verifier_with(&[]);
+        for _ in 0..3 {
+            default.verify(&token, SystemTime::now()).unwrap();
+        }
+        let stats = default.token_cache_stats();
+        assert_eq!((stats.hits, stats.entries), (2, 1), "{stats:?}");
+
+        let (off, token) = verifier_with(&["--jwt-token-cache-size", "0"]);
+        for _ in 0..3 {
+            off.verify(&token, SystemTime::now()).unwrap();
+        }
+        let stats = off.token_cache_stats();
+        assert_eq!((stats.hits, stats.entries), (0, 0), "{stats:?}");
     }
 }
