@@ -271,6 +271,7 @@ async fn rotation_with_sighup() {
         .unwrap_err();
     assert!(matches!(err, Error::CannotUnwrap), "{err:?}");
 
+    let load_before = client.describe_keys().await.unwrap().load_id;
     let out = kms_keyring(&["disable", "--file", keyring_arg(&keyring), "--version", "1"]);
     assert!(
         out.status.success(),
@@ -282,6 +283,10 @@ async fn rotation_with_sighup() {
         kms.logs().matches("keyring reloaded").count() >= 2
     })
     .await;
+    // A reload is a new load: clients that keep unwrapped keys learn of it from this id.
+    let load_after = client.describe_keys().await.unwrap().load_id;
+    assert!(!load_before.is_empty());
+    assert_ne!(load_before, load_after);
 
     let err = client
         .unwrap_data_key(&v1.wrapped, &ctx("c1"))

@@ -139,6 +139,8 @@ pub struct KeyringDescription {
     pub default_key_id: String,
     /// Every master key, sorted by id.
     pub keys: Vec<MasterKeyDescription>,
+    /// Changes whenever the kms loads its keyring (start or reload); empty from an older kms.
+    pub load_id: String,
 }
 
 /// One master key of the keyring.
@@ -496,6 +498,7 @@ fn keyring_description(response: pb::DescribeKeysResponse) -> Result<KeyringDesc
     Ok(KeyringDescription {
         default_key_id: response.default_key_id,
         keys,
+        load_id: response.keyring_load_id,
     })
 }
 
@@ -527,9 +530,11 @@ mod tests {
                 ],
                 state: pb::KeyVersionState::Enabled as i32,
             }],
+            keyring_load_id: "load-1".into(),
         };
         let described = keyring_description(response.clone()).unwrap();
         assert_eq!(described.default_key_id, "default");
+        assert_eq!(described.load_id, "load-1");
         let key = &described.keys[0];
         assert_eq!(
             (key.key_id.as_str(), key.state, key.primary_version),

@@ -134,6 +134,16 @@ pub struct ServeConfig {
     #[arg(long, env = "CREDENTIALS_MASTER_KEY_ID")]
     pub master_key_id: Option<String>,
 
+    /// How long an unwrapped data key may be kept in memory after the kms unwrapped it, so
+    /// reads of the same credential skip the kms round trip; 0 turns the cache off. Writes
+    /// never use it.
+    #[arg(long, env = "CREDENTIALS_DATA_KEY_CACHE_MAX_AGE", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub data_key_cache_max_age: Duration,
+
+    /// How many unwrapped data keys may be kept (about 200 bytes each); 0 turns the cache off.
+    #[arg(long, env = "CREDENTIALS_DATA_KEY_CACHE_SIZE", default_value_t = crate::service::data_key_cache::DEFAULT_CAPACITY)]
+    pub data_key_cache_size: usize,
+
     /// How bearer tokens are verified.
     #[command(flatten)]
     pub jwt: JwtArgs,

@@ -22,6 +22,15 @@ static VALIDATION_OUTCOMES: OnceLock<Counter<2>> = OnceLock::new();
 /// The process's counter of probes refused for want of a permit, for [`record_probe_refused`].
 static PROBES_REFUSED: OnceLock<Counter<2>> = OnceLock::new();
 
+/// Brings a counter up to a count kept elsewhere (the count is the truth; the counter only
+/// ever rises to it).
+fn catch_up(counter: &Counter<1>, label: &str, n: u64) {
+    let delta = n as f64 - counter.get([label]);
+    if delta > 0.0 {
+        counter.inc_by([label], delta);
+    }
+}
+
 /// Everything the API measures.
 #[derive(Debug, Clone)]
 pub struct ApiMetrics {
@@ -111,12 +120,37 @@ impl ApiMetrics {
         );
         self.registry.on_scrape(move || {
             let stats = verifier.token_cache_stats();
-            // The verifier's counts are the truth; the counter catches up to them.
             for (result, n) in [("hit", stats.hits), ("miss", stats.misses)] {
-                let delta = n as f64 - lookups.get([result]);
-                if delta > 0.0 {
-                    lookups.inc_by([result], delta);
-                }
+                catch_up(&lookups, result, n);
+            }
+            entries.set([], stats.entries as f64);
+        });
+    }
+
+    /// Reads the data-key cache's counts at every scrape: lookups answered from memory (`hit`)
+    /// or by the kms (`miss`), entries dropped by reason, and entries held.
+    pub fn watch_data_key_cache(&self, cache: Arc<crate::service::DataKeyCache>) {
+        let lookups = self.registry.counter(
+            "data_key_cache_lookups_total",
+            "Data-key lookups of credential reads, by result: hit (answered from memory) or miss (unwrapped by the kms).",
+            ["result"],
+        );
+        let evictions = self.registry.counter(
+            "data_key_cache_evictions_total",
+            "Unwrapped data keys dropped from memory, by reason (expired, capacity, credential_changed, keyring_loaded).",
+            ["reason"],
+        );
+        let entries = self.registry.gauge(
+            "data_key_cache_entries",
+            "Unwrapped data keys held in memory.",
+            [],
+        );
+        self.registry.on_scrape(move || {
+            let stats = cache.stats();
+            catch_up(&lookups, "hit", stats.hits);
+            catch_up(&lookups, "miss", stats.misses);
+            for reason in crate::service::Eviction::ALL {
+                catch_up(&evictions, reason.label(), stats.evictions[reason as usize]);
             }
             entries.set([], stats.entries as f64);
         });

@@ -5,7 +5,7 @@ use crate::edge::{AuthLayer, DeadlineLayer};
 use crate::process::config::{DatabaseArgs, JwtArgs, ServeConfig};
 use crate::process::metrics::ApiMetrics;
 use crate::service::Credentials;
-use crate::service::{KeyLifecycle, RateLimiter, SweepConfig};
+use crate::service::{DataKeyCache, DataKeyCacheConfig, KeyLifecycle, RateLimiter, SweepConfig};
 use auth::{Verifier, VerifierConfig};
 use credentials_core::limits::MAX_REQUEST_BYTES;
 use credentials_proto::credentials::v1::{
@@ -233,6 +233,8 @@ fn spawn_readiness(
                 keyring.missing()
             };
             metrics.record_missing_key_versions(&missing);
+            // Expired data keys leave memory within a tick, read again or not.
+            credentials.data_keys().purge_expired();
             let now_ready = database_ok && kms_ok && missing.is_empty();
             let now_reason = match missing.is_empty() {
                 true => String::new(),
@@ -298,11 +300,17 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
     // 3. The database: wait for it and migrate (advisory-locked, safe with many replicas).
     let store = store(&config.database, !config.no_migrate).await?;
     metrics.watch_pool(&store);
+    let data_keys = Arc::new(DataKeyCache::new(DataKeyCacheConfig {
+        max_age: config.data_key_cache_max_age,
+        capacity: config.data_key_cache_size,
+    }));
+    metrics.watch_data_key_cache(data_keys.clone());
     let credentials = Credentials::new(store.clone(), kms.clone(), config.master_key_id.clone())
         .with_rate_limits(RateLimiter::new(
             config.rate_limits.access_rate_limit,
             config.rate_limits.probe_rate_limit,
-        ));
+        ))
+        .with_data_key_cache(data_keys.clone());
     let keys = KeyLifecycle::new(
         store.clone(),
         kms,
@@ -311,7 +319,8 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
             pause: config.rewrap_pause,
             interval: (!config.rewrap_interval.is_zero()).then_some(config.rewrap_interval),
         },
-    );
+    )
+    .with_data_key_cache(data_keys);
 
     let prober = prober(&config)?;
 

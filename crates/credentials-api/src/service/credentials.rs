@@ -10,6 +10,7 @@
 //! operation writes that row.
 
 use super::caller::Caller;
+use super::data_key_cache::DataKeyCache;
 use super::error::{Result, ServiceError};
 use super::input::{
     AccessInput, AccessSelector, Accessed, AuditListInput, AuditPage, CreateInput, CredentialPage,
@@ -27,8 +28,10 @@ use credentials_core::{
     value,
 };
 use credentials_store::{CredentialChanges, NewCredential, Store, StoreError};
-use kms::KmsClient;
+use kms::{EncryptionContext, KmsClient};
+use std::sync::Arc;
 use uuid::Uuid;
+use zeroize::Zeroizing;
 
 /// The service's state: the database and the kms client.
 #[derive(Debug, Clone)]
@@ -41,6 +44,8 @@ pub struct Credentials {
     master_key: Option<String>,
     /// Per-principal limits on accesses and probes (see `rate_limit`).
     limits: std::sync::Arc<super::RateLimiter>,
+    /// Unwrapped data keys of recently read credentials (see `data_keys`).
+    data_keys: Arc<DataKeyCache>,
 }
 
 /// The catalogue entry of a type named in request field `field`.
@@ -112,18 +117,36 @@ pub(crate) async fn seal_value(
     })
 }
 
-/// Opens a stored value: the kms unwraps the data key for the row's context, rebuilt from the
+/// The data key of a stored value: from `cache` when it holds one for this wrapped key and
+/// context, else unwrapped by the kms (and then remembered). The context is rebuilt from the
 /// row (workspace, id, the payload format it records and, from format 3, its type and value
-/// generation). An unknown format, or a format that does not go with the row's generation, is
+/// generation); an unknown format, or one that does not go with the row's generation, is
 /// refused before the kms is asked.
+async fn row_data_key(
+    kms: &KmsClient,
+    cache: &DataKeyCache,
+    credential: &Credential,
+    envelope: &Envelope,
+    ctx: &EncryptionContext,
+) -> Result<Zeroizing<Vec<u8>>> {
+    if let Some(key) = cache.lookup(&envelope.wrapped_key, ctx) {
+        return Ok(key);
+    }
+    let key = kms.unwrap_data_key(&envelope.wrapped_key, ctx).await?;
+    cache.insert(credential.id, &envelope.wrapped_key, ctx, &key.plaintext);
+    Ok(key.plaintext)
+}
+
+/// Opens a stored value with its data key (see [`row_data_key`]).
 pub(crate) async fn open_value(
     kms: &KmsClient,
+    cache: &DataKeyCache,
     credential: &Credential,
     envelope: &Envelope,
 ) -> Result<SecretValue> {
     let ctx = payload::stored_context(&binding_of(credential, envelope), envelope.payload_format)?;
-    let key = kms.unwrap_data_key(&envelope.wrapped_key, &ctx).await?;
-    let json = payload::open(&key.plaintext, &ctx, envelope)?;
+    let key = row_data_key(kms, cache, credential, envelope, &ctx).await?;
+    let json = payload::open(&key, &ctx, envelope)?;
     Ok(SecretValue::from_json(&json)?)
 }
 
@@ -140,7 +163,21 @@ impl Credentials {
             kms,
             master_key,
             limits: std::sync::Arc::new(super::RateLimiter::unlimited()),
+            data_keys: Arc::new(DataKeyCache::off()),
         }
+    }
+
+    /// The same operations reading data keys through `cache` (which the keyring check empties
+    /// when the kms loads a keyring).
+    pub fn with_data_key_cache(mut self, cache: Arc<DataKeyCache>) -> Self {
+        self.keyring = self.keyring.with_data_key_cache(cache.clone());
+        self.data_keys = cache;
+        self
+    }
+
+    /// The data-key cache, for its metrics and purge tick.
+    pub fn data_keys(&self) -> &Arc<DataKeyCache> {
+        &self.data_keys
     }
 
     /// The same operations under `limits`.
@@ -262,7 +299,7 @@ impl Credentials {
     /// [`open_value`]). A key the kms refuses as unavailable is told apart: a version the kms
     /// does not hold at all means a lost or wrong keyring, and the answer says to restore it.
     async fn open(&self, credential: &Credential, envelope: &Envelope) -> Result<SecretValue> {
-        match open_value(&self.kms, credential, envelope).await {
+        match open_value(&self.kms, &self.data_keys, credential, envelope).await {
             Err(refused @ ServiceError::KeyUnavailable { .. }) => {
                 Err(self.keyring.classify_refusal(credential, refused).await)
             }
@@ -359,6 +396,9 @@ impl Credentials {
                 .store
                 .update_credential(&workspace_id, id, etag, &changes, &event)
                 .await?;
+            // The key still opens the value, but an update is where an operator expects a
+            // credential's state in memory to start afresh.
+            self.data_keys.forget(id);
             tracing::info!(credential_id = %id, workspace_id, value_changed = false, "credential updated");
             return Ok(credential);
         };
@@ -395,6 +435,8 @@ impl Credentials {
                 other => break other?,
             }
         };
+        // The old value's key is worth nothing now; it goes at once, not at its maximum age.
+        self.data_keys.forget(id);
         tracing::info!(credential_id = %id, workspace_id, value_changed = true, "credential updated");
         Ok(credential)
     }
@@ -416,6 +458,8 @@ impl Credentials {
             .store
             .delete_credential(&workspace_id, id, input.etag.map(|e| e.0), &event)
             .await?;
+        // The secret is destroyed; its key leaves memory with it.
+        self.data_keys.forget(id);
         tracing::info!(credential_id = %id, workspace_id, "credential deleted and its secret destroyed");
         Ok(credential)
     }

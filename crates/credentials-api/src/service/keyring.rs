@@ -8,6 +8,7 @@
 //! change, and the `kms_missing_key_versions` gauge), and accesses of those rows answer
 //! FAILED_PRECONDITION saying which version to restore.
 
+use super::data_key_cache::DataKeyCache;
 use super::error::{Result, ServiceError};
 use credentials_core::model::Credential;
 use credentials_store::Store;
@@ -38,6 +39,8 @@ pub struct KeyringCheck {
     kms: KmsClient,
     missing: Arc<Mutex<Vec<KeyVersion>>>,
     recheck: Arc<Notify>,
+    /// Emptied whenever the kms is seen on a keyring load other than the last one seen.
+    data_keys: Arc<DataKeyCache>,
 }
 
 /// Whether the keyring described holds `key_id` version `version` (in any state: a disabled
@@ -65,6 +68,22 @@ impl KeyringCheck {
             kms,
             missing: Arc::default(),
             recheck: Arc::default(),
+            data_keys: Arc::new(DataKeyCache::off()),
+        }
+    }
+
+    /// The same check, also telling `cache` of every keyring description it gets.
+    pub(crate) fn with_data_key_cache(mut self, cache: Arc<DataKeyCache>) -> Self {
+        self.data_keys = cache;
+        self
+    }
+
+    fn described(&self, keyring: &KeyringDescription) {
+        if let Some(dropped) = self.data_keys.observe_keyring(&keyring.load_id) {
+            tracing::info!(
+                dropped_data_keys = dropped,
+                "the kms loaded its keyring anew; cached data keys dropped"
+            );
         }
     }
 
@@ -73,6 +92,7 @@ impl KeyringCheck {
     pub async fn run(&self) -> Result<Vec<KeyVersion>> {
         let in_use = self.store.key_versions_in_use().await?;
         let keyring = self.kms.describe_keys().await?;
+        self.described(&keyring);
         let mut missing: Vec<KeyVersion> = in_use
             .into_iter()
             .filter(|(key_id, version)| !holds(&keyring, key_id, *version))
@@ -116,7 +136,11 @@ impl KeyringCheck {
         let Some((key_id, version)) = credential.master_key.clone() else {
             return refused;
         };
-        match self.kms.describe_keys().await {
+        let described = self.kms.describe_keys().await;
+        if let Ok(keyring) = &described {
+            self.described(keyring);
+        }
+        match described {
             Ok(keyring) if !holds(&keyring, &key_id, version) => {
                 self.recheck.notify_one();
                 missing_version_error(&KeyVersion { key_id, version })

@@ -25,6 +25,7 @@
 
 use super::caller::Caller;
 use super::credentials::seal_value;
+use super::data_key_cache::DataKeyCache;
 use super::error::{Result, ServiceError};
 use super::input::{AuditPage, SecurityListInput, WorkspaceKeyInput};
 use super::paging;
@@ -95,6 +96,8 @@ pub struct KeyLifecycle {
     config: SweepConfig,
     /// Whether this process is sweeping now (the advisory lock covers other replicas).
     active: Arc<AtomicBool>,
+    /// The data keys of the credentials this replica reads: a moved credential's entry goes.
+    data_keys: Arc<DataKeyCache>,
 }
 
 impl std::fmt::Debug for KeyLifecycle {
@@ -144,7 +147,14 @@ impl KeyLifecycle {
             kms,
             config,
             active: Arc::new(AtomicBool::new(false)),
+            data_keys: Arc::new(DataKeyCache::off()),
         }
+    }
+
+    /// The same lifecycle, dropping each credential it moves from `cache`.
+    pub fn with_data_key_cache(mut self, cache: Arc<DataKeyCache>) -> Self {
+        self.data_keys = cache;
+        self
     }
 
     /// Where every enabled key's primary version is, as the kms says now.
@@ -317,6 +327,9 @@ impl KeyLifecycle {
                     Some(sealed) => self.reseal(candidate, sealed, &event).await,
                     None => self.rewrap(candidate, &event).await,
                 };
+                // Moved or not, the entry of the wrapped key read is the one to drop: a moved
+                // row's next read must go through the kms under its new wrapping.
+                self.data_keys.forget(candidate.id);
                 let swapped = match moved {
                     Ok(swapped) => swapped,
                     Err(e) if e.is_retryable() => {

@@ -3,6 +3,7 @@
 
 mod caller;
 mod credentials;
+pub mod data_key_cache;
 mod error;
 mod input;
 mod keyring;
@@ -13,6 +14,7 @@ mod rate_limit;
 
 pub use caller::Caller;
 pub use credentials::{Credentials, lookup_type};
+pub use data_key_cache::{DataKeyCache, DataKeyCacheConfig, DataKeyCacheStats, Eviction};
 pub use error::{Code, Dependency, Result, ServiceError};
 pub use input::{
     AccessInput, AccessSelector, Accessed, AuditListInput, AuditPage, CreateInput, CredentialPage,

@@ -11,6 +11,7 @@ mod access_fields;
 mod admin_scope;
 mod bad_input;
 mod concurrency;
+mod data_key_cache;
 mod harness;
 mod input_rules;
 mod keyring_health;

@@ -274,9 +274,22 @@ impl TestApi {
         error_lines(&self.logs())
     }
 
-    /// Changes the keyring with `kms keyring <args>` and has the kms reload it.
+    /// Changes the keyring with `kms keyring <args>`, has the kms reload it, and waits until
+    /// the API has seen the new load (which empties its data-key cache: a disabled version is
+    /// then refused on the next read, not only once a cached key expires).
     pub async fn keyring_and_reload(&self, args: &[&str]) {
+        let seen = || self.logs().matches(KEYRING_LOAD_SEEN).count();
+        let before = seen();
         self.kms.keyring_and_reload(args).await;
+        let noticed = wait_until(Duration::from_secs(10), || {
+            std::future::ready(seen() > before)
+        })
+        .await;
+        assert!(
+            noticed,
+            "the API did not notice the reload; log:\n{}",
+            self.logs()
+        );
     }
 
     /// Starts the kms again on the same keyring and socket.
@@ -370,6 +383,9 @@ pub fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(std::time::SystemTime::now())
 }
+
+/// What the API logs when it sees the kms on a new keyring load.
+pub const KEYRING_LOAD_SEEN: &str = "the kms loaded its keyring anew";
 
 /// The configuration `credentials-api serve` would get from these flags.
 fn serve_config(

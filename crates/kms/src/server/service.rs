@@ -15,25 +15,39 @@ use std::{
 use tonic::{Request, Response, Status};
 use zeroize::Zeroizing;
 
-/// The keyring in use, swapped whole on reload so a request sees one consistent keyring.
+/// The keyring in use, swapped whole on reload so a request sees one consistent keyring, with
+/// the id of that load (see `DescribeKeysResponse.keyring_load_id`).
 #[derive(Debug)]
-pub struct KeyringHandle(RwLock<Arc<Keyring>>);
+pub struct KeyringHandle(RwLock<(Arc<Keyring>, String)>);
+
+/// A fresh, random id for a keyring load: nothing about the keys can be learnt from it.
+fn new_load_id() -> String {
+    let mut bytes = [0u8; 12];
+    // A failing system RNG also fails every wrap; an all-zero id then only costs cache hits.
+    let _ = SystemRandom::new().fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 impl KeyringHandle {
     /// Wraps a loaded keyring.
     pub fn new(keyring: Keyring) -> Self {
-        Self(RwLock::new(Arc::new(keyring)))
+        Self(RwLock::new((Arc::new(keyring), new_load_id())))
     }
 
     /// The keyring as of now.
     pub fn current(&self) -> Arc<Keyring> {
         // A poisoned lock only means a panic elsewhere while swapping an Arc; the value is whole.
-        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0.read().unwrap_or_else(|e| e.into_inner()).0.clone()
     }
 
-    /// Replaces the keyring for every later request.
+    /// The id of the load now in use.
+    pub fn load_id(&self) -> String {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).1.clone()
+    }
+
+    /// Replaces the keyring for every later request, under a new load id.
     pub fn replace(&self, keyring: Keyring) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keyring);
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = (Arc::new(keyring), new_load_id());
     }
 }
 
@@ -229,7 +243,10 @@ impl pb::key_management_service_server::KeyManagementService for KmsService {
         _request: Request<pb::DescribeKeysRequest>,
     ) -> Result<Response<pb::DescribeKeysResponse>, Status> {
         let keyring = self.keyring.current();
-        Ok(Response::new(describe(&keyring)))
+        Ok(Response::new(pb::DescribeKeysResponse {
+            keyring_load_id: self.keyring.load_id(),
+            ..describe(&keyring)
+        }))
     }
 }
 
@@ -261,5 +278,6 @@ pub fn describe(keyring: &Keyring) -> pb::DescribeKeysResponse {
                     .collect(),
             })
             .collect(),
+        keyring_load_id: String::new(),
     }
 }
