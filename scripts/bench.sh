@@ -60,10 +60,10 @@ done
 
 if [ "$smoke" = 1 ]; then
   : "${duration:=2}" "${warmup:=1}" "${clients:=8}"
-  point_seed=100 list_rows=2000 pgbench_scale=1
+  point_seed=100 list_rows=2000 pgbench_scale=1 wide_ids=2000
 else
   : "${duration:=15}" "${warmup:=3}" "${clients:=1 8 64}"
-  point_seed=1000 list_rows=100000 pgbench_scale=10
+  point_seed=1000 list_rows=100000 pgbench_scale=10 wide_ids=20000
 fi
 clients=${clients//,/ }
 workspaces=10
@@ -176,7 +176,27 @@ api_addr=$(grep '"message":"listening"' "$tmp/api.log" | head -n 1 | sed -n 's/.
 target=http://$api_addr
 echo "credentials-api on $target (pid $api_pid), kms pid $kms_pid, postgres pid $pg_pid" >&2
 
-lg() { "$bin/loadgen" --target "$target" --hs256-secret-file "$tmp/jwt-secret" "$@"; }
+# A second API on the same database and kms with the data-key cache off, for access-nocache:
+# the same build and flags but --data-key-cache-max-age 0, so every access asks the kms.
+# shellcheck disable=SC2086 # BENCH_API_ARGS is meant to be word-split.
+"$bin/credentials-api" serve --listen 127.0.0.1:0 --kms-endpoint "unix://$tmp/kms.sock" \
+  --jwt-hs256-secret-file "$tmp/jwt-secret" --no-migrate --rewrap-interval 0 \
+  --access-rate-limit 0/s --probe-rate-limit 0/s ${BENCH_API_ARGS:-} \
+  --data-key-cache-max-age 0 2>>"$tmp/api-nocache.log" &
+nocache_pid=$!
+pids+=("$nocache_pid")
+for _ in $(seq 600); do
+  grep -q '"message":"ready' "$tmp/api-nocache.log" 2>/dev/null && break
+  kill -0 "$nocache_pid" 2>/dev/null || { echo "bench: the cache-off credentials-api exited" >&2; tail -n 20 "$tmp/api-nocache.log" >&2; exit 1; }
+  sleep 0.1
+done
+nocache_addr=$(grep '"message":"listening"' "$tmp/api-nocache.log" | head -n 1 | sed -n 's/.*"address":"\([^"]*\)".*/\1/p')
+[ -n "$nocache_addr" ] || { echo "bench: no listening address in the cache-off API log" >&2; exit 1; }
+nocache_target=http://$nocache_addr
+echo "credentials-api with the data-key cache off on $nocache_target (pid $nocache_pid)" >&2
+
+# loadgen against the API (or, for one point, the API in $point_target).
+lg() { "$bin/loadgen" --target "${point_target:-$target}" --hs256-secret-file "$tmp/jwt-secret" "$@"; }
 
 step "starting bench-floor (release) on the same database"
 # After the API, whose start applied the migrations the floor reads through.
@@ -337,10 +357,10 @@ def report(results, meta_path, out_path):
         points.setdefault((name, int(clients)), {})[int(rep)] = data
     reps = sorted({r for v in points.values() for r in v})
     clients = sorted({c for (_, c) in points})
-    ceiling_of = {"access": "select", "get": "select", "list-page1": "select", "list-walk": "select",
+    ceiling_of = {"access": "select", "access-nocache": "select", "access-wide": "select", "get": "select", "list-page1": "select", "list-walk": "select",
                   "mix": "select", "update": "insert", "create": "insert", "floor-get": "select"}
     ceiling_name = {"select": "pgbench select-only (-S)", "insert": "pgbench single-row insert"}
-    scenarios = ["floor-get", "access", "get", "list-page1", "list-walk", "update", "create", "mix"]
+    scenarios = ["floor-get", "access", "access-nocache", "access-wide", "get", "list-page1", "list-walk", "update", "create", "mix"]
 
     def tput(d):
         return d["total"]["throughput_rps"] if d else None
@@ -381,7 +401,10 @@ def report(results, meta_path, out_path):
       "single-row insert into a small table (one `INSERT` per transaction). pgbench's per-transaction "
       "log is cut at the same warm-up. Ratio = scenario throughput / ceiling throughput of the same run.")
     w("- Scenarios: `access` (AccessService plaintext by id, random seeded credential of the worker's "
-      "workspace), `get`, `update` (new value, no etag), `create` (new name and value), `list-page1` "
+      "workspace), `access-nocache` (the same against a second credentials-api on the same database "
+      "and kms with `--data-key-cache-max-age 0`, so every access asks the kms), `access-wide` (access "
+      "of a random one of the first " + str(meta.get('wide_ids', '-')) + " credentials of the list workspace: more than the "
+      "data-key cache's 10,000, so it fills and churns; the API's memory is read with the cache full), `get`, `update` (new value, no etag), `create` (new name and value), `list-page1` "
       "(first page of 100 of the list workspace), `list-walk` (page_size 100, each walk follows "
       "next_page_token to a random depth, every page measured, reported by depth band), `mix` "
       "(access=90,create=10). Workers are spread over " + str(meta['workspaces']) + " workspaces.")
@@ -424,6 +447,25 @@ def report(results, meta_path, out_path):
         xs = [lat(points[(s, c)][r], "p99") for r in reps if (s, c) in points and r in points[(s, c)]]
         xs = [x for x in xs if x is not None]
         return max(xs) if xs else None
+    def of_floor(s, c):
+        out = []
+        for r in reps:
+            d = points.get((s, c), {}).get(r)
+            fd = points.get(("floor-get", c), {}).get(r)
+            if d and fd and tput(fd):
+                out.append(tput(d) / tput(fd))
+        return out
+    # The hot-path targets (to the gRPC floor of the same run), then the earlier ones (to pgbench).
+    r = of_floor("get", jc)
+    judge(mean(r) is not None and mean(r) >= 0.85,
+          f"get at {jc} clients >= 85% of the floor: {runs_cell(r)} (mean {fmt(mean(r))})")
+    for s, want, what in [("access", 0.60, "the data-key cache on"), ("access-nocache", 0.35, "the data-key cache off")]:
+        r = of_floor(s, jc); p = worst_p99(s, jc)
+        judge(mean(r) is not None and mean(r) >= want and p is not None and p < 3,
+              f"{s} at {jc} clients >= {int(want * 100)}% of the floor with {what}, p99 < 3 ms: {runs_cell(r)} (mean {fmt(mean(r))}), worst p99 {fmt(p, 3)} ms")
+    r = ratios("create", jc)
+    judge(mean(r) is not None and mean(r) >= 0.30,
+          f"create at {jc} clients >= 0.30 of pgbench single-row insert (2x the 0.15 before issue 13): ratio {runs_cell(r)} (mean {fmt(mean(r))})")
     r = ratios("access", jc); p = worst_p99("access", jc)
     judge(mean(r) is not None and mean(r) >= 0.25 and p is not None and p < 5,
           f"access at {jc} clients >= 25% of pgbench select-only with p99 < 5 ms: ratio {runs_cell(r)} (mean {fmt(mean(r))}), worst p99 {fmt(p, 3)} ms")
@@ -447,7 +489,7 @@ def report(results, meta_path, out_path):
     judge(worst is not None and worst < 10,
           f"list of a page of 100 from a workspace of {meta['list_rows']} credentials, p99 < 10 ms at every depth ({jc} clients): "
           + ", ".join(f"{k} {fmt(v, 3)} ms" for k, v in bands.items()))
-    mems = [points[k][r]["mem"] for k in points if k[0] == "access" for r in points[k] if points[k][r].get("mem")]
+    mems = [points[k][r]["mem"] for k in points if k[0] in ("access", "access-wide") for r in points[k] if points[k][r].get("mem")]
     api_peak = max((m["api_hwm_kib"] for m in mems), default=None)
     kms_peak = max((m["kms_hwm_kib"] for m in mems), default=None)
     judge(api_peak is not None and api_peak < 64 * 1024,
@@ -529,14 +571,15 @@ def report(results, meta_path, out_path):
     w("")
     w("VmHWM is the peak since the reset just before the run (`/proc/PID/clear_refs`), VmRSS the value at its end.")
     w("")
-    w("| clients | run | credentials-api VmHWM | VmRSS | kms VmHWM | VmRSS |")
-    w("| ---: | ---: | ---: | ---: | ---: | ---: |")
-    for c in clients:
+    w("| scenario | clients | run | credentials-api VmHWM | VmRSS | kms VmHWM | VmRSS |")
+    w("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for s in ["access", "access-wide"]:
+      for c in clients:
         for r in reps:
-            d = points.get(("access", c), {}).get(r)
+            d = points.get((s, c), {}).get(r)
             m = d and d.get("mem")
             if m:
-                w(f"| {c} | {r} | {m['api_hwm_kib']/1024:.1f} MiB | {m['api_rss_kib']/1024:.1f} MiB | "
+                w(f"| {s} | {c} | {r} | {m['api_hwm_kib']/1024:.1f} MiB | {m['api_rss_kib']/1024:.1f} MiB | "
                   f"{m['kms_hwm_kib']/1024:.1f} MiB | {m['kms_rss_kib']/1024:.1f} MiB |")
     if mems and not all(m.get("hwm_reset") for m in mems):
         w("")
@@ -626,13 +669,15 @@ run_point() {
   local name=$1 rep=$2 c=$3; shift 3
   local base=$results/$name-c$c-r$rep
   printf '%-11s clients %-3s run %s ... ' "$name" "$c" "$rep" >&2
-  server_pid=$api_pid
+  server_pid=$api_pid point_target=$target
   if [ "$name" = floor-get ]; then server_pid=$floor_pid; fi
+  if [ "$name" = access-nocache ]; then server_pid=$nocache_pid point_target=$nocache_target; fi
   : >"$tmp/api.log"   # opened for appending: truncating keeps it small over a long run
+  : >"$tmp/api-nocache.log"
   (sleep "$warmup"; snapshot >"$base.cpu0.json") &
   local snap=$!
   local reset=0
-  if [ "$name" = access ]; then
+  if [ "$name" = access ] || [ "$name" = access-wide ]; then
     # Resets VmHWM to the current RSS, so the peak read afterwards is this run's.
     if echo 5 >"/proc/$api_pid/clear_refs" 2>/dev/null && echo 5 >"/proc/$kms_pid/clear_refs" 2>/dev/null; then reset=1; fi
   fi
@@ -668,19 +713,23 @@ PY
   esac
   wait "$snap"
   snapshot >"$base.cpu1.json"
-  if [ "$name" = access ]; then python3 "$helper" mem "$api_pid" "$kms_pid" "$reset" >"$base.mem.json"; fi
+  if [ "$name" = access ] || [ "$name" = access-wide ]; then python3 "$helper" mem "$api_pid" "$kms_pid" "$reset" >"$base.mem.json"; fi
   printf '%s\t%s\t%s\t%s\t%s\n' "$name" point "$rep" "$c" "$base" >>"$results/points.tsv"
   python3 "$helper" summary "$base.json" >&2
 }
 
 # --- 6. the points ---------------------------------------------------------------------------
-points_per_run=$(( 10 * $(wc -w <<<"$clients") ))
+points_per_run=$(( 12 * $(wc -w <<<"$clients") ))
 step "running $points_per_run points x $runs runs, $((warmup + duration)) s each (about $(( points_per_run * runs * (warmup + duration + 1) / 60 + 1 )) min)"
 for rep in $(seq "$runs"); do
   for c in $clients; do
     run_point select "$rep" "$c"
     run_point insert "$rep" "$c"
     run_point access "$rep" "$c" --op access --workspace-prefix bench --workspaces "$workspaces"
+    run_point access-nocache "$rep" "$c" --op access --workspace-prefix bench --workspaces "$workspaces"
+    # Reads spread over more credentials than the data-key cache holds: it fills and churns,
+    # and the API's resident memory is taken with the cache full.
+    run_point access-wide "$rep" "$c" --op access --workspace bench-list --pick-from "$wide_ids"
     run_point get "$rep" "$c" --op get --workspace-prefix bench --workspaces "$workspaces"
     run_point floor-get "$rep" "$c" --op get --workspace-prefix bench --workspaces "$workspaces"
     run_point list-page1 "$rep" "$c" --op list --workspace bench-list --page-size 100
@@ -702,7 +751,7 @@ commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 dirty=$(git status --porcelain 2>/dev/null | wc -l)
 [ "$dirty" -gt 0 ] && commit="$commit (+ $dirty uncommitted changes)"
 elapsed=$(( $(date +%s) - started_at ))
-export BM_NPROC BM_DATE BM_COMMIT BM_MODE BM_SEEDS BM_LIST_NOTE BM_TOTAL BM_CPU BM_MEM BM_PG BM_RUSTC
+export BM_NPROC BM_DATE BM_COMMIT BM_MODE BM_SEEDS BM_LIST_NOTE BM_TOTAL BM_CPU BM_MEM BM_PG BM_RUSTC BM_WIDE_IDS
 BM_NPROC=$(nproc)
 BM_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 BM_COMMIT=$commit
@@ -713,6 +762,7 @@ BM_RUSTC=$(rustc --version 2>/dev/null || echo unknown)
 if [ "$smoke" = 1 ]; then BM_MODE="smoke (tiny: checks the tooling, the numbers mean nothing)"; else BM_MODE=full; fi
 BM_SEEDS="$point_seed credentials across $workspaces workspaces (bench-0..bench-$((workspaces - 1))) through the API; the list workspace bench-list holds $list_rows"
 BM_LIST_NOTE=$list_seed_note
+BM_WIDE_IDS=$wide_ids
 BM_TOTAL="$((elapsed / 60)) min $((elapsed % 60)) s (build, setup, seeding and points)"
 python3 - "$tmp/meta.json" "$smoke" "$warmup" "$duration" "$workspaces" "$list_rows" "$pgbench_scale" "$runs" "$clients" <<'PY'
 import json, os, sys
@@ -726,6 +776,7 @@ json.dump({
     "seeds": e["BM_SEEDS"], "total_time": e["BM_TOTAL"], "warmup": int(warmup),
     "duration": int(duration), "workspaces": int(workspaces), "list_rows": int(list_rows),
     "pgbench_scale": int(scale), "list_seed_note": e["BM_LIST_NOTE"], "smoke": smoke == "1",
+    "wide_ids": int(e["BM_WIDE_IDS"]),
 }, open(out, "w"), indent=1)
 PY
 python3 "$helper" report "$results" "$tmp/meta.json" "$out"
