@@ -230,10 +230,10 @@ else
   sql -d vault <<SQL
 INSERT INTO credentials (id, workspace_id, name, category, type_id, description, masked_content,
     is_default, ciphertext, nonce, wrapped_key, master_key_id, master_key_version, payload_format,
-    created_at, updated_at)
+    value_generation, created_at, updated_at)
 SELECT gen_random_uuid(), c.workspace_id, 'bulk-' || g, c.category, c.type_id, c.description,
     c.masked_content, false, c.ciphertext, c.nonce, c.wrapped_key, c.master_key_id,
-    c.master_key_version, c.payload_format,
+    c.master_key_version, c.payload_format, c.value_generation,
     c.created_at - make_interval(secs => g / 1000.0), c.updated_at - make_interval(secs => g / 1000.0)
 FROM credentials c, generate_series(1, $((list_rows - 1))) AS g
 WHERE c.workspace_id = 'bench-list';
@@ -581,8 +581,8 @@ def report(results, meta_path, out_path):
         w("### Scale point")
         w("")
         w(f"access, get and list page 1 at 8 clients on the same rows, before and after the table grew to "
-          f"{meta['scale']} credentials in {meta['scale_workspaces']} workspaces: the {meta['point_seed']} "
-          f"point credentials, created through the API, and {meta['scale_filler']} filler rows written by "
+          f"{meta['scale']} credentials in {meta['scale_workspaces']} workspaces: the {meta['scale_point_rows']} "
+          f"credentials of the point workspaces, created through the API, and {meta['scale_filler']} filler rows written by "
           f"SQL into {meta['scale_fill_workspaces']} workspaces `bench-fill-*`, each with its create event "
           f"in the audit log ({meta['scale_seed_s']} s to write, vacuum and analyze). Filler rows copy a "
           "point row's envelope under names and ids of their own; their encryption context (workspace "
@@ -789,14 +789,14 @@ scale_points() {
     run_point "${prefix}list-page1" "$rep" 8 --op list --workspace bench-list --page-size 100
   done
 }
-scale_seed_s=0
+scale_seed_s=0 scale_point_rows=0
 if [ "$scale" -gt 0 ]; then
   if [ "$only" = scale ] || ! grep -qw 8 <<<"$clients"; then
     step "the scale point's baseline: access, get and list page 1 at 8 clients before the growth"
     scale_points ""
   fi
 
-  step "growing the table to $scale credentials in $scale_workspaces workspaces: $scale_filler filler rows by SQL"
+  step "growing the table to $scale credentials in $scale_workspaces workspaces with filler rows by SQL"
   # Filler can only be copies: a real row's ciphertext and wrapped key are bound to its own
   # workspace and id (the encryption context), so no row written by SQL could ever open, and a
   # million creates through the API would take longer than the rest of the benchmark. The
@@ -808,6 +808,10 @@ if [ "$scale" -gt 0 ]; then
   # as the API's audited changes do.
   seed_start=$(date +%s)
   : >"$tmp/api.log"
+  # The mix points create credentials in the point workspaces too: the filler makes up the rest.
+  scale_point_rows=$(sql -d vault -At -c "SELECT count(*) FROM credentials WHERE workspace_id ~ '^bench-[0-9]+\$' AND deleted_at IS NULL")
+  scale_filler=$(( scale - scale_point_rows ))
+  [ "$scale_filler" -gt 0 ] || { echo "bench: the point workspaces already hold $scale_point_rows credentials, not fewer than --scale $scale" >&2; exit 1; }
   chunk=100000
   {
     cat <<SQL
@@ -885,7 +889,7 @@ PY
 
   step "the scale point: access, get and list page 1 at 8 clients on a table of $scale credentials"
   scale_points scale-
-  scale_note="Scale point: $scale credentials in $scale_workspaces workspaces: the $point_seed point credentials (created through the API) and $scale_filler filler rows written by SQL into $scale_fill_workspaces workspaces bench-fill-* ($scale_seed_s s to write, vacuum and analyze)"
+  scale_note="$scale credentials in $scale_workspaces workspaces: the $scale_point_rows credentials of the point workspaces (created through the API) and $scale_filler filler rows written by SQL into $scale_fill_workspaces workspaces bench-fill-* ($scale_seed_s s to write, vacuum and analyze)"
 fi
 
 # --- 8. report -------------------------------------------------------------------------------
@@ -906,15 +910,16 @@ BM_CPU=${cpu_model:-unknown}
 BM_PG=$("$pg_bin/postgres" --version)
 BM_RUSTC=$(rustc --version 2>/dev/null || echo unknown)
 if [ "$smoke" = 1 ]; then BM_MODE="smoke (tiny: checks the tooling, the numbers mean nothing)"; else BM_MODE=full; fi
+if [ "$only" = scale ]; then BM_MODE="$BM_MODE, --only scale (the scale point alone, at 8 clients)"; clients=8; fi
 BM_SEEDS="$point_seed credentials across $workspaces workspaces (bench-0..bench-$((workspaces - 1))) through the API; the list workspace bench-list holds $list_rows"
 BM_LIST_NOTE=$list_seed_note
 BM_TOTAL="$((elapsed / 60)) min $((elapsed % 60)) s (build, setup, seeding and points)"
 export BM_SCALE_NOTE=$scale_note
 python3 - "$tmp/meta.json" "$smoke" "$warmup" "$duration" "$workspaces" "$list_rows" "$pgbench_scale" "$runs" "$clients" \
-  "$scale" "$scale_workspaces" "$scale_filler" "$scale_fill_workspaces" "$scale_seed_s" "$point_seed" "$only" <<'PY'
+  "$scale" "$scale_workspaces" "$scale_filler" "$scale_fill_workspaces" "$scale_seed_s" "$point_seed" "$only" "$scale_point_rows" <<'PY'
 import json, os, sys
 (out, smoke, warmup, duration, workspaces, list_rows, scale, runs, clients, scale_n, scale_ws,
- scale_filler, scale_fill_ws, scale_seed_s, point_seed, only) = sys.argv[1:]
+ scale_filler, scale_fill_ws, scale_seed_s, point_seed, only, scale_point_rows) = sys.argv[1:]
 e = os.environ
 json.dump({
     "date": e["BM_DATE"], "git_commit": e["BM_COMMIT"], "nproc": e["BM_NPROC"],
@@ -927,6 +932,7 @@ json.dump({
     "scale": int(scale_n), "scale_workspaces": int(scale_ws), "scale_filler": int(scale_filler),
     "scale_fill_workspaces": int(scale_fill_ws), "scale_seed_s": int(scale_seed_s),
     "point_seed": int(point_seed), "only": only, "scale_note": e["BM_SCALE_NOTE"],
+    "scale_point_rows": int(scale_point_rows),
 }, open(out, "w"), indent=1)
 PY
 python3 "$helper" report "$results" "$tmp/meta.json" "$out"
