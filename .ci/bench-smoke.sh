@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs the benchmark in smoke mode so that scripts/bench.sh cannot rot: the whole path (release
 # build, a throwaway Postgres, kms, credentials-api, bench-floor, seeding, every scenario,
-# pgbench, the report) with a few seconds per point. Asserts no timing: only that every step
-# works, that the floor answered every get, and that the report has every section, scenario,
-# ratio to the floor and target line.
+# pgbench, the small scale point, the report) with a few seconds per point. Asserts no timing:
+# only that every step works, that the floor answered every get, and that the report has every
+# section, scenario, ratio to the floor and target line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp /tmp/bench-smoke.XXXXXX.md)
@@ -15,10 +15,10 @@ echo "bench smoke: $(( $(date +%s) - start )) s including the release build"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 for section in "## Machine and run" "## Targets" "## Results" "### Ceiling (pgbench on the same Postgres)" \
-  "### List by page depth (list-walk)" "### Resident memory during the access runs" "### Where the CPU goes"; do
+  "### List by page depth (list-walk)" "### Scale point" "### Resident memory during the access runs" "### Where the CPU goes"; do
   grep -qxF "$section" "$out" || fail "the report lacks the section '$section'"
 done
-for scenario in floor-get access access-nocache access-wide get list-page1 list-walk update create mix; do
+for scenario in floor-get access access-nocache access-wide get list-page1 list-walk update create mix scale-access scale-get scale-list-page1; do
   grep -qE "^\| $scenario \| 8 \| [0-9]+ / [0-9]+ \|" "$out" || fail "the report lacks two runs of $scenario at 8 clients"
 done
 # bench.sh already fails on any floor error; this keeps the report honest about it too.
@@ -31,5 +31,10 @@ for ceiling in "pgbench select-only (-S)" "pgbench single-row insert"; do
   grep -qE "^\| $(sed 's/[()]/\\&/g' <<<"$ceiling") \| 8 \| [0-9]+ / [0-9]+ \|" "$out" || fail "the report lacks two runs of $ceiling"
 done
 targets=$(grep -cE '^(PASS|MISS) ' "$out" || true)
-[ "$targets" = 10 ] || fail "expected 10 PASS/MISS target lines, found $targets"
+[ "$targets" = 11 ] || fail "expected 11 PASS/MISS target lines, found $targets"
+# The scale point compares each of its scenarios before and after the growth (both runs).
+for scenario in access get list-page1; do
+  grep -qE "^\| $scenario \| 8 \| [0-9]+ / [0-9]+ \| [0-9]+ / [0-9]+ \| ([0-9.]+ / [0-9.]+ \| ){3}[0-9.]+ \|$" "$out" \
+    || fail "the scale point lacks before and after of $scenario"
+done
 echo "bench smoke: the report is complete (timings are not asserted)"

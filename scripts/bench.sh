@@ -3,7 +3,8 @@
 # kms and credentials-api against it, seeds, runs the standard scenarios with loadgen at 1, 8 and
 # 64 clients, measures the machine's own ceiling on the same Postgres with pgbench (select-only
 # and single-row insert) and the gRPC floor (bench-floor: a bare tonic + tokio-postgres get of
-# the same rows) at the same client counts, and writes docs/benchmarks.md.
+# the same rows) at the same client counts, then grows the table to the scale point (--scale:
+# filler rows by SQL) and runs access, get and list page 1 against it, and writes docs/benchmarks.md.
 # Every point runs at least twice and both runs are shown: these machines are shared and noisy.
 # Cleans up everything it started, and stops at the first failed step.
 set -Eeuo pipefail
@@ -13,7 +14,8 @@ root=$PWD
 usage() {
   cat <<'TXT'
 usage: scripts/bench.sh [--smoke] [--duration SECONDS] [--warmup SECONDS] [--runs N]
-                        [--clients "1 8 64"] [--out FILE] [--list-seed sql|api] [--keep]
+                        [--clients "1 8 64"] [--out FILE] [--list-seed sql|api]
+                        [--scale N] [--only scale] [--keep]
 
   --smoke          a few seconds per point, 8 clients only, small seeds; still two runs of every
                    point. Writes to a temporary file instead of docs/benchmarks.md unless --out.
@@ -26,6 +28,13 @@ usage: scripts/bench.sh [--smoke] [--duration SECONDS] [--warmup SECONDS] [--run
                    through the API; about a minute for 100k on 2 cores) or sql (faster: one
                    created through the API, copied by SQL with new ids, names and creation
                    times; fine for list, which never decrypts them)
+  --scale N        the scale point: after every other point, grow the table to N credentials
+                   in N/100 workspaces (default 1000000; smoke 20000; 0 leaves it out) and run
+                   access, get and list page 1 at 8 clients again, each against the same rows
+                   as before; the report compares their p99 with the runs before the growth.
+                   The rows added are filler written by SQL (see "Scale point" in the report).
+  --only scale     run only the scale part: the three points at 8 clients before the growth,
+                   then after it (no pgbench, floor or other scenario)
   --keep           keep the temporary directory (logs, raw JSON) and print its path
 
 Every scenario is shown as a ratio to pgbench (the database's ceiling) and to floor-get: the
@@ -41,7 +50,7 @@ benchmarks measure capacity). Environment: BENCH_API_ARGS extra arguments for
 TXT
 }
 
-smoke=0 duration= warmup= runs=2 clients= out= list_seed=api keep=0
+smoke=0 duration= warmup= runs=2 clients= out= list_seed=api keep=0 scale= only=
 while [ $# -gt 0 ]; do
   case $1 in
     --smoke) smoke=1 ;;
@@ -51,6 +60,8 @@ while [ $# -gt 0 ]; do
     --clients) clients=${2:?--clients needs a list}; shift ;;
     --out) out=${2:?--out needs a file}; shift ;;
     --list-seed) list_seed=${2:?--list-seed needs sql or api}; shift ;;
+    --scale) scale=${2:?--scale needs a number of credentials}; shift ;;
+    --only) only=${2:?--only needs a part: scale}; shift ;;
     --keep) keep=1 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "bench: unknown argument $1" >&2; usage >&2; exit 2 ;;
@@ -59,20 +70,30 @@ while [ $# -gt 0 ]; do
 done
 
 if [ "$smoke" = 1 ]; then
-  : "${duration:=2}" "${warmup:=1}" "${clients:=8}"
+  : "${duration:=2}" "${warmup:=1}" "${clients:=8}" "${scale:=20000}"
   point_seed=100 list_rows=2000 pgbench_scale=1 wide_ids=2000
 else
-  : "${duration:=15}" "${warmup:=3}" "${clients:=1 8 64}"
+  : "${duration:=15}" "${warmup:=3}" "${clients:=1 8 64}" "${scale:=1000000}"
   point_seed=1000 list_rows=100000 pgbench_scale=10 wide_ids=20000
 fi
 clients=${clients//,/ }
 workspaces=10
-for n in "$duration" "$warmup" "$runs" $clients; do
+for n in "$duration" "$warmup" "$runs" "$scale" $clients; do
   [[ $n =~ ^[0-9]+$ ]] || { echo "bench: $n is not a whole number" >&2; exit 2; }
 done
 [ "$duration" -ge 1 ] || { echo "bench: --duration must be at least 1" >&2; exit 2; }
 [ "$runs" -ge 2 ] || { echo "bench: --runs must be at least 2 (noisy machines: show two runs)" >&2; exit 2; }
 case $list_seed in sql|api) ;; *) echo "bench: --list-seed is sql or api" >&2; exit 2 ;; esac
+case $only in ''|scale) ;; *) echo "bench: --only knows one part: scale" >&2; exit 2 ;; esac
+# The scale point: the point workspaces keep their seeded credentials and filler workspaces of
+# 100 make up the rest, so that N credentials sit in N/100 workspaces.
+scale_workspaces=$(( scale / 100 )) scale_fill_workspaces=0 scale_filler=0
+if [ "$scale" -gt 0 ]; then
+  { [ $(( scale % 100 )) = 0 ] && [ "$scale_workspaces" -gt "$workspaces" ] && [ "$scale" -gt "$point_seed" ]; } \
+    || { echo "bench: --scale must be a multiple of 100 above $(( workspaces * 100 )) and $point_seed" >&2; exit 2; }
+  scale_fill_workspaces=$(( scale_workspaces - workspaces )) scale_filler=$(( scale - point_seed ))
+fi
+[ "$only" != scale ] || [ "$scale" -gt 0 ] || { echo "bench: --only scale needs --scale above 0" >&2; exit 2; }
 # Smoke numbers mean nothing: they go to a temporary file (made at the end) unless --out.
 if [ -z "$out" ] && [ "$smoke" = 0 ]; then out=$root/docs/benchmarks.md; fi
 [ -z "$out" ] || [ -d "$(dirname "$out")" ] || { echo "bench: no directory for --out $out" >&2; exit 2; }
@@ -229,10 +250,10 @@ else
   sql -d vault <<SQL
 INSERT INTO credentials (id, workspace_id, name, category, type_id, description, masked_content,
     is_default, ciphertext, nonce, wrapped_key, master_key_id, master_key_version, payload_format,
-    created_at, updated_at)
+    value_generation, created_at, updated_at)
 SELECT gen_random_uuid(), c.workspace_id, 'bulk-' || g, c.category, c.type_id, c.description,
     c.masked_content, false, c.ciphertext, c.nonce, c.wrapped_key, c.master_key_id,
-    c.master_key_version, c.payload_format,
+    c.master_key_version, c.payload_format, c.value_generation,
     c.created_at - make_interval(secs => g / 1000.0), c.updated_at - make_interval(secs => g / 1000.0)
 FROM credentials c, generate_series(1, $((list_rows - 1))) AS g
 WHERE c.workspace_id = 'bench-list';
@@ -242,6 +263,7 @@ fi
 echo "note: $list_seed_note" >&2
 sql -d vault -c "VACUUM (ANALYZE) credentials" -c "SELECT count(*) AS list_workspace_rows FROM credentials WHERE workspace_id = 'bench-list'" >&2
 
+if [ "$only" != scale ]; then
 step "pgbench -i -s $pgbench_scale, and the single-row insert table"
 "$pgbench" -i -q -s "$pgbench_scale" -h "$pgdir" -p "$pgport" -U postgres pgbench >"$tmp/step.log" 2>&1
 sql -d pgbench -c "CREATE TABLE bench_insert (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, workspace_id text NOT NULL, n bigint NOT NULL, payload text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
@@ -249,6 +271,7 @@ cat >"$tmp/insert.sql" <<'SQL'
 \set n random(1, 1000000000)
 INSERT INTO bench_insert (workspace_id, n, payload) VALUES ('bench', :n, 'sk-lg-0123456789abcdefghijklmnopqrstuvwxyzABCD');
 SQL
+fi
 sql -d postgres -c "CHECKPOINT"
 
 # --- 5. helper: CPU snapshots, pgbench logs, the report --------------------------------------
@@ -357,10 +380,14 @@ def report(results, meta_path, out_path):
         points.setdefault((name, int(clients)), {})[int(rep)] = data
     reps = sorted({r for v in points.values() for r in v})
     clients = sorted({c for (_, c) in points})
-    ceiling_of = {"access": "select", "access-nocache": "select", "access-wide": "select", "get": "select", "list-page1": "select", "list-walk": "select",
-                  "mix": "select", "update": "insert", "create": "insert", "floor-get": "select"}
+    ceiling_of = {"access": "select", "get": "select", "list-page1": "select", "list-walk": "select",
+                  "mix": "select", "access-nocache": "select", "access-wide": "select", "update": "insert", "create": "insert", "floor-get": "select",
+                  "scale-access": "select", "scale-get": "select", "scale-list-page1": "select"}
     ceiling_name = {"select": "pgbench select-only (-S)", "insert": "pgbench single-row insert"}
-    scenarios = ["floor-get", "access", "access-nocache", "access-wide", "get", "list-page1", "list-walk", "update", "create", "mix"]
+    scenarios = ["floor-get", "access", "access-nocache", "access-wide", "get", "list-page1", "list-walk", "update", "create", "mix",
+                 "scale-access", "scale-get", "scale-list-page1"]
+    scale_seed_path = os.path.join(results, "scale-seed.json")
+    scale_seed = json.load(open(scale_seed_path)) if os.path.exists(scale_seed_path) else None
 
     def tput(d):
         return d["total"]["throughput_rps"] if d else None
@@ -382,8 +409,10 @@ def report(results, meta_path, out_path):
     w("| what | value |")
     w("| --- | --- |")
     for k in ["date", "git_commit", "nproc", "memory", "cpu", "kernel", "postgres", "rustc", "mode",
-              "per_point", "clients", "runs", "seeds", "total_time"]:
-        w(f"| {k.replace('_', ' ')} | {meta.get(k, '-')} |")
+              "per_point", "clients", "runs", "seeds", "scale_note", "total_time"]:
+        if k == "scale_note" and not meta.get(k):
+            continue
+        w(f"| {'scale point' if k == 'scale_note' else k.replace('_', ' ')} | {meta.get(k, '-')} |")
     w("")
     w("## Method")
     w("")
@@ -496,6 +525,29 @@ def report(results, meta_path, out_path):
           f"credentials-api resident memory during the access runs < 64 MiB: peak VmHWM {fmt(api_peak and api_peak / 1024, 1)} MiB")
     judge(kms_peak is not None and kms_peak < 32 * 1024,
           f"kms resident memory during the access runs < 32 MiB: peak VmHWM {fmt(kms_peak and kms_peak / 1024, 1)} MiB")
+    # The scale point: each of the three on the same rows, the worst run after the growth against
+    # the worst run before it.
+    scale_ops = ("access", "get", "list-page1")
+    def scale_p99s(s):
+        return ([lat(points.get((s, 8), {}).get(r), "p99") for r in reps],
+                [lat(points.get(("scale-" + s, 8), {}).get(r), "p99") for r in reps])
+    def worst_ratio(before, after):
+        b = [x for x in before if x is not None]
+        a = [x for x in after if x is not None]
+        return max(a) / max(b) if a and b and max(b) else None
+    if scale_seed:
+        if meta["only"] == "scale":
+            targets.clear()   # the other targets need the points this run left out
+        parts, ok = [], True
+        for s in scale_ops:
+            before, after = scale_p99s(s)
+            q = worst_ratio(before, after)
+            ok = ok and q is not None and q <= 1.2
+            parts.append(f"{s} {fmt(max((x for x in before if x is not None), default=None), 3)} -> "
+                         f"{fmt(max((x for x in after if x is not None), default=None), 3)} ms ({fmt(q)})")
+        judge(ok, f"access, get and list page 1 p99 at 8 clients with {meta['scale']} credentials in "
+              f"{meta['scale_workspaces']} workspaces within 20% of the {meta['point_seed']}-credential run "
+              "(worst run against worst run): " + ", ".join(parts))
     w("Judged on the mean ratio of the runs and the worst p99 of the runs. No timing is asserted by CI.")
     w("")
     w("```")
@@ -566,6 +618,37 @@ def report(results, meta_path, out_path):
             w(f"| {c} | {name.replace('list ', '')} | {' / '.join(str(x['ok']) if x else '-' for x in rows)} | "
               + " | ".join(runs_cell([l(x, k) for x in rows], 3) for k in ("p50", "p99", "max")) + " |")
     w("")
+
+    if scale_seed:
+        w("### Scale point")
+        w("")
+        w(f"access, get and list page 1 at 8 clients on the same rows, before and after the table grew to "
+          f"{meta['scale']} credentials in {meta['scale_workspaces']} workspaces: the {meta['scale_point_rows']} "
+          f"credentials of the point workspaces, created through the API, and {meta['scale_filler']} filler rows written by "
+          f"SQL into {meta['scale_fill_workspaces']} workspaces `bench-fill-*`, each with its create event "
+          f"in the audit log ({meta['scale_seed_s']} s to write, vacuum and analyze). Filler rows copy a "
+          "point row's envelope under names and ids of their own; their encryption context (workspace "
+          "and id) no longer matches, so they never open: the measured requests touch only rows "
+          "created through the API, while the table, its indexes and the audit log have the size of "
+          "the scale point. After the seed the API listed and got filler rows without an error, and "
+          "stayed SERVING (every key version in use is one the kms holds). \"before\" is the "
+          "standard points at 8 clients of the same run (measured just before the growth when the "
+          "run left them out).")
+        w("")
+        w(f"After the growth: {scale_seed['credentials']} credentials in the table ({scale_seed['workspaces']} "
+          f"workspaces, the list workspace and the create points' rows included), "
+          f"{scale_seed['credentials_bytes'] / 2**20:.0f} MiB with indexes; {scale_seed['audit_events']} "
+          f"audit events, {scale_seed['audit_events_bytes'] / 2**20:.0f} MiB.")
+        w("")
+        w("| scenario | clients | ok/s before | ok/s after | p99 before | p99 after | p99 ratio | worst / worst |")
+        w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for s in scale_ops:
+            before, after = scale_p99s(s)
+            per_run = [a / b if a is not None and b else None for b, a in zip(before, after)]
+            w(f"| {s} | 8 | {runs_cell([tput(points.get((s, 8), {}).get(r)) for r in reps], 0)} | "
+              f"{runs_cell([tput(points.get(('scale-' + s, 8), {}).get(r)) for r in reps], 0)} | "
+              f"{runs_cell(before, 3)} | {runs_cell(after, 3)} | {runs_cell(per_run)} | {fmt(worst_ratio(before, after))} |")
+        w("")
 
     w("### Resident memory during the access runs")
     w("")
@@ -668,7 +751,7 @@ if [ "$smoke" = 1 ]; then max_err=0.05; else max_err=0.5; fi
 run_point() {
   local name=$1 rep=$2 c=$3; shift 3
   local base=$results/$name-c$c-r$rep
-  printf '%-11s clients %-3s run %s ... ' "$name" "$c" "$rep" >&2
+  printf '%-16s clients %-3s run %s ... ' "$name" "$c" "$rep" >&2
   server_pid=$api_pid point_target=$target
   if [ "$name" = floor-get ]; then server_pid=$floor_pid; fi
   if [ "$name" = access-nocache ]; then server_pid=$nocache_pid point_target=$nocache_target; fi
@@ -719,9 +802,10 @@ PY
 }
 
 # --- 6. the points ---------------------------------------------------------------------------
-points_per_run=$(( 12 * $(wc -w <<<"$clients") ))
-step "running $points_per_run points x $runs runs, $((warmup + duration)) s each (about $(( points_per_run * runs * (warmup + duration + 1) / 60 + 1 )) min)"
+if [ "$only" = scale ]; then points_per_run=0; else points_per_run=$(( 12 * $(wc -w <<<"$clients") )); fi
+[ "$points_per_run" = 0 ] || step "running $points_per_run points x $runs runs, $((warmup + duration)) s each (about $(( points_per_run * runs * (warmup + duration + 1) / 60 + 1 )) min)"
 for rep in $(seq "$runs"); do
+  [ "$points_per_run" -gt 0 ] || break
   for c in $clients; do
     run_point select "$rep" "$c"
     run_point insert "$rep" "$c"
@@ -742,7 +826,122 @@ for rep in $(seq "$runs"); do
   done
 done
 
-# --- 7. report -------------------------------------------------------------------------------
+# --- 7. the scale point ----------------------------------------------------------------------
+# Growing the table cannot be undone within a run, so the scale point comes last. It compares
+# access, get and list page 1 at 8 clients on the same rows before and after the growth;
+# "before" is the standard points at 8 clients when they ran, else measured here first.
+scale_points() {
+  local prefix=$1 rep
+  for rep in $(seq "$runs"); do
+    run_point "${prefix}access" "$rep" 8 --op access --workspace-prefix bench --workspaces "$workspaces"
+    run_point "${prefix}get" "$rep" 8 --op get --workspace-prefix bench --workspaces "$workspaces"
+    run_point "${prefix}list-page1" "$rep" 8 --op list --workspace bench-list --page-size 100
+  done
+}
+scale_seed_s=0 scale_point_rows=0
+if [ "$scale" -gt 0 ]; then
+  if [ "$only" = scale ] || ! grep -qw 8 <<<"$clients"; then
+    step "the scale point's baseline: access, get and list page 1 at 8 clients before the growth"
+    scale_points ""
+  fi
+
+  step "growing the table to $scale credentials in $scale_workspaces workspaces with filler rows by SQL"
+  # Filler can only be copies: a real row's ciphertext and wrapped key are bound to its own
+  # workspace and id (the encryption context), so no row written by SQL could ever open, and a
+  # million creates through the API would take longer than the rest of the benchmark. The
+  # measured points touch only the rows created through the API; the filler gives the table,
+  # its indexes and the audit log their size. Each filler row copies a point row's envelope
+  # (the same master key and version, so the keyring check still finds every version in use;
+  # opening one fails on its context and never yields the original's secret), takes a name
+  # and an id of its own, is not a default, and gets its create event in the same statement,
+  # as the API's audited changes do.
+  seed_start=$(date +%s)
+  : >"$tmp/api.log"
+  # The mix points create credentials in the point workspaces too: the filler makes up the rest.
+  scale_point_rows=$(sql -d vault -At -c "SELECT count(*) FROM credentials WHERE workspace_id ~ '^bench-[0-9]+\$' AND deleted_at IS NULL")
+  scale_filler=$(( scale - scale_point_rows ))
+  [ "$scale_filler" -gt 0 ] || { echo "bench: the point workspaces already hold $scale_point_rows credentials, not fewer than --scale $scale" >&2; exit 1; }
+  chunk=100000
+  {
+    cat <<SQL
+CREATE TEMP TABLE scale_templates AS
+  SELECT row_number() OVER (ORDER BY id) - 1 AS k, c.*
+  FROM credentials c WHERE workspace_id ~ '^bench-[0-9]+\$' AND deleted_at IS NULL;
+CREATE TEMP TABLE scale_event AS
+  SELECT e.actor, e.action, e.outcome, e.status_code FROM audit_events e
+  WHERE e.credential_id = (SELECT id FROM scale_templates WHERE k = 0) AND e.action = 1 AND e.outcome = 1
+  ORDER BY e.id LIMIT 1;
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM scale_templates) OR NOT EXISTS (SELECT 1 FROM scale_event) THEN
+    RAISE EXCEPTION 'no point credential with its create event to copy';
+  END IF;
+END \$\$;
+SELECT count(*) AS templates FROM scale_templates \\gset
+SQL
+    for lo in $(seq 0 "$chunk" $(( scale_filler - 1 ))); do
+      hi=$(( lo + chunk - 1 )); [ "$hi" -lt "$scale_filler" ] || hi=$(( scale_filler - 1 ))
+      cat <<SQL
+\\echo filler rows $lo..$hi
+WITH c AS (
+  INSERT INTO credentials (id, workspace_id, name, category, type_id, description, masked_content,
+      is_default, ciphertext, nonce, wrapped_key, master_key_id, master_key_version, payload_format,
+      value_generation, created_at, updated_at)
+  SELECT gen_random_uuid(), 'bench-fill-' || (g % $scale_fill_workspaces), 'fill-' || g, t.category,
+      t.type_id, t.description, t.masked_content, false, t.ciphertext, t.nonce, t.wrapped_key,
+      t.master_key_id, t.master_key_version, t.payload_format, t.value_generation,
+      now() - make_interval(secs => g), now() - make_interval(secs => g)
+  FROM generate_series($lo, $hi) AS g JOIN scale_templates t ON t.k = g % :templates
+  RETURNING id, workspace_id, created_at)
+INSERT INTO audit_events (workspace_id, credential_id, actor, action, outcome, status_code, request_id, occurred_at)
+SELECT c.workspace_id, c.id, e.actor, e.action, e.outcome, e.status_code, 'fill-' || c.id, c.created_at
+FROM c, scale_event e;
+SQL
+    done
+  } | sql -d vault >&2
+  # Planner statistics and the visibility map as a settled table has them, and the seed's
+  # dirty pages written out before anything is measured.
+  sql -d vault -c "VACUUM (ANALYZE) credentials" -c "VACUUM (ANALYZE) audit_events"
+  sql -d postgres -c "CHECKPOINT"
+  scale_seed_s=$(( $(date +%s) - seed_start ))
+  sql -d vault -At >"$results/scale-seed.json" <<'SQL'
+SELECT json_build_object(
+  'point_and_filler', (SELECT count(*) FROM credentials WHERE deleted_at IS NULL AND workspace_id ~ '^bench-(fill-)?[0-9]+$'),
+  'point_and_filler_workspaces', (SELECT count(DISTINCT workspace_id) FROM credentials WHERE deleted_at IS NULL AND workspace_id ~ '^bench-(fill-)?[0-9]+$'),
+  'credentials', (SELECT count(*) FROM credentials),
+  'workspaces', (SELECT count(DISTINCT workspace_id) FROM credentials),
+  'audit_events', (SELECT count(*) FROM audit_events),
+  'credentials_bytes', pg_total_relation_size('credentials'),
+  'audit_events_bytes', pg_total_relation_size('audit_events'))
+SQL
+  cat "$results/scale-seed.json" >&2
+  python3 - "$results/scale-seed.json" "$scale" "$scale_workspaces" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+n, ws = int(sys.argv[2]), int(sys.argv[3])
+if d["point_and_filler"] != n or d["point_and_filler_workspaces"] != ws:
+    raise SystemExit(f"bench: the scale seed made {d['point_and_filler']} credentials in "
+                     f"{d['point_and_filler_workspaces']} workspaces, not {n} in {ws}")
+PY
+  # The readiness loop compares the key versions in use with the kms's keyring every 2 s; a
+  # filler row naming a version the kms lacks would turn health NOT_SERVING (logged).
+  sleep 3
+  if grep -q '"message":"not ready' "$tmp/api.log"; then
+    echo "bench: credentials-api went NOT_SERVING after the scale seed:" >&2
+    grep '"message":"not ready' "$tmp/api.log" | tail -n 3 >&2
+    exit 1
+  fi
+  # The API must read the filler as it reads its own rows: list and get them, without an error.
+  lg --op get --workspace-prefix bench-fill --workspaces 10 -c 2 -d 1s --warmup 0s \
+    --max-error-rate 0 --json --label scale-filler-get >"$results/scale-filler-get.json" \
+    || { echo "bench: the API could not list or get the filler rows" >&2; exit 1; }
+  echo "filler rows read through the API: $(python3 "$helper" summary "$results/scale-filler-get.json")" >&2
+
+  step "the scale point: access, get and list page 1 at 8 clients on a table of $scale credentials"
+  scale_points scale-
+  scale_note="$scale credentials in $scale_workspaces workspaces: the $scale_point_rows credentials of the point workspaces (created through the API) and $scale_filler filler rows written by SQL into $scale_fill_workspaces workspaces bench-fill-* ($scale_seed_s s to write, vacuum and analyze)"
+fi
+
+# --- 8. report -------------------------------------------------------------------------------
 [ -n "$out" ] || out=$(mktemp /tmp/vault-bench-smoke.XXXXXX.md)
 step "writing $out"
 mem_total=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
@@ -760,13 +959,17 @@ BM_CPU=${cpu_model:-unknown}
 BM_PG=$("$pg_bin/postgres" --version)
 BM_RUSTC=$(rustc --version 2>/dev/null || echo unknown)
 if [ "$smoke" = 1 ]; then BM_MODE="smoke (tiny: checks the tooling, the numbers mean nothing)"; else BM_MODE=full; fi
+if [ "$only" = scale ]; then BM_MODE="$BM_MODE, --only scale (the scale point alone, at 8 clients)"; clients=8; fi
 BM_SEEDS="$point_seed credentials across $workspaces workspaces (bench-0..bench-$((workspaces - 1))) through the API; the list workspace bench-list holds $list_rows"
 BM_LIST_NOTE=$list_seed_note
 BM_WIDE_IDS=$wide_ids
 BM_TOTAL="$((elapsed / 60)) min $((elapsed % 60)) s (build, setup, seeding and points)"
-python3 - "$tmp/meta.json" "$smoke" "$warmup" "$duration" "$workspaces" "$list_rows" "$pgbench_scale" "$runs" "$clients" <<'PY'
+export BM_SCALE_NOTE=$scale_note
+python3 - "$tmp/meta.json" "$smoke" "$warmup" "$duration" "$workspaces" "$list_rows" "$pgbench_scale" "$runs" "$clients" \
+  "$scale" "$scale_workspaces" "$scale_filler" "$scale_fill_workspaces" "$scale_seed_s" "$point_seed" "$only" "$scale_point_rows" <<'PY'
 import json, os, sys
-out, smoke, warmup, duration, workspaces, list_rows, scale, runs, clients = sys.argv[1:]
+(out, smoke, warmup, duration, workspaces, list_rows, scale, runs, clients, scale_n, scale_ws,
+ scale_filler, scale_fill_ws, scale_seed_s, point_seed, only, scale_point_rows) = sys.argv[1:]
 e = os.environ
 json.dump({
     "date": e["BM_DATE"], "git_commit": e["BM_COMMIT"], "nproc": e["BM_NPROC"],
@@ -777,6 +980,10 @@ json.dump({
     "duration": int(duration), "workspaces": int(workspaces), "list_rows": int(list_rows),
     "pgbench_scale": int(scale), "list_seed_note": e["BM_LIST_NOTE"], "smoke": smoke == "1",
     "wide_ids": int(e["BM_WIDE_IDS"]),
+    "scale": int(scale_n), "scale_workspaces": int(scale_ws), "scale_filler": int(scale_filler),
+    "scale_fill_workspaces": int(scale_fill_ws), "scale_seed_s": int(scale_seed_s),
+    "point_seed": int(point_seed), "only": only, "scale_note": e["BM_SCALE_NOTE"],
+    "scale_point_rows": int(scale_point_rows),
 }, open(out, "w"), indent=1)
 PY
 python3 "$helper" report "$results" "$tmp/meta.json" "$out"
