@@ -125,6 +125,65 @@ async fn the_audit_tables_refuse_malformed_text() {
     );
 }
 
+/// The shapes at their edges, bound as parameters so that any byte can be tried: the rules
+/// written without bounded repetition (V7) accept and refuse exactly what the regular
+/// expressions of V3 did.
+#[tokio::test]
+async fn the_audit_text_rules_hold_at_their_edges() {
+    let db = migrated_db().await;
+    let client = db.client().await;
+    let max_id = "w".repeat(64);
+    let long_id = "w".repeat(65);
+    let max_code = "A".repeat(32);
+    let long_code = "A".repeat(33);
+    let accepted: [(&str, &str, &str); 5] = [
+        (max_id.as_str(), "OK", "r"),
+        ("a", "OK", max_id.as_str()),
+        ("A-z_0.9", "NOT_FOUND", "A-z_0.9"),
+        ("ws", max_code.as_str(), "r"),
+        ("ws", "OK", "r"),
+    ];
+    let refused: [(&str, &str, &str); 14] = [
+        (long_id.as_str(), "OK", "r"),
+        ("ws", "OK", long_id.as_str()),
+        ("ws", long_code.as_str(), "r"),
+        ("ws", "O", "r"),
+        ("ws", "ok", "r"),
+        ("ws", "OK1", "r"),
+        ("ws\n", "OK", "r"),
+        ("ws", "OK\n", "r"),
+        ("ws", "OK", "r\n"),
+        ("wś", "OK", "r"),
+        ("ws", "OK", "r€"),
+        ("ws/", "OK", "r"),
+        ("ws", "OK", "r:1"),
+        ("ws", "OK", ""),
+    ];
+    for table in ["audit_events", "security_events"] {
+        let sql = format!(
+            "INSERT INTO {table} (workspace_id, actor, action, outcome, status_code, request_id) \
+             VALUES ($1, 'svc', 5, 2, $2, $3)"
+        );
+        for (ws, code, request) in accepted {
+            client
+                .execute(&sql, &[&ws, &code, &request])
+                .await
+                .unwrap_or_else(|e| panic!("{table} refused {ws:?} {code:?} {request:?}: {e}"));
+        }
+        for (ws, code, request) in refused {
+            let err = client
+                .execute(&sql, &[&ws, &code, &request])
+                .await
+                .expect_err(&format!("{table} accepted {ws:?} {code:?} {request:?}"));
+            assert_eq!(
+                err.code(),
+                Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION),
+                "{err}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn security_events_are_kept_apart_from_every_workspace_log() {
     let db = migrated_db().await;

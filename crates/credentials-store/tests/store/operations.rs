@@ -137,6 +137,75 @@ async fn a_taken_live_name_is_refused_and_nothing_is_written() {
     insert(&store, &new_credential(OTHER_WS, "shared", "openai")).await;
 }
 
+/// A change and its audit event are one statement or one transaction: when the database
+/// refuses the event, the change is not written either, on every write path.
+#[tokio::test]
+async fn a_change_whose_audit_event_is_refused_writes_nothing() {
+    let db = migrated_db().await;
+    let store = store_on(&db);
+    let client = db.client().await;
+    let refused = |action, id| {
+        let mut e = event(WS, id, action);
+        e.request_id = "not a request id".to_owned();
+        e
+    };
+    let kept = insert(&store, &new_credential(WS, "kept", "openai")).await;
+
+    for make_default in [false, true] {
+        let mut new = new_credential(WS, "never", "openai");
+        new.make_default = make_default;
+        let err = store
+            .insert_credential(&new, &refused(AuditAction::Create, new.id))
+            .await
+            .unwrap_err();
+        assert!(!err.is_retryable(), "{err:?}");
+        assert_eq!(
+            count(
+                &client,
+                &format!("SELECT count(*) FROM credentials WHERE id = '{}'", new.id)
+            )
+            .await,
+            0,
+            "make_default {make_default}: the row was written without its event"
+        );
+    }
+
+    let changes = CredentialChanges {
+        name: Some("renamed".into()),
+        value: Some((next_value(1), "sk-...new".into())),
+        ..Default::default()
+    };
+    store
+        .update_credential(
+            WS,
+            kept.id,
+            None,
+            &changes,
+            &refused(AuditAction::Update, kept.id),
+        )
+        .await
+        .unwrap_err();
+    store
+        .delete_credential(WS, kept.id, None, &refused(AuditAction::Delete, kept.id))
+        .await
+        .unwrap_err();
+    store
+        .set_default(WS, kept.id, &refused(AuditAction::SetDefault, kept.id))
+        .await
+        .unwrap_err();
+    let after = store.get_credential(WS, kept.id).await.unwrap();
+    assert_eq!(
+        (
+            after.name.as_str(),
+            after.revision,
+            after.is_default,
+            after.deleted_at
+        ),
+        ("kept", kept.revision, false, None)
+    );
+    assert_eq!(count(&client, "SELECT count(*) FROM audit_events").await, 1);
+}
+
 #[tokio::test]
 async fn listing_is_newest_first_and_pages_without_gaps_or_duplicates() {
     let db = migrated_db().await;

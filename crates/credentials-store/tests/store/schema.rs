@@ -262,11 +262,13 @@ async fn types_and_categories_come_from_the_catalogue() {
         ("elevenlabs", "llm"),  // the other way round
         ("openai", "chatbots"), // unknown category
         ("OpenAI", "llm"),      // ids are case-sensitive
+        ("openai:llm", ""),     // the pair's joined form, split elsewhere
+        ("openai", "llm:"),
     ] {
         assert_refused(
             raw_insert(&c, "ws", "x", type_id, category, false).await,
-            &SqlState::FOREIGN_KEY_VIOLATION,
-            None,
+            &SqlState::CHECK_VIOLATION,
+            Some("credentials_type_known"),
         );
     }
     // Changing the type of an existing row is checked as well.
@@ -279,10 +281,75 @@ async fn types_and_categories_come_from_the_catalogue() {
             &[&id],
         )
         .await,
-        &SqlState::FOREIGN_KEY_VIOLATION,
-        None,
+        &SqlState::CHECK_VIOLATION,
+        Some("credentials_type_known"),
     );
     assert_eq!(count(&c, "SELECT count(*) FROM credentials").await, 1);
+}
+
+/// The type check is compiled from `credential_types`, so the table stays the one source: what
+/// a migration adds is accepted at once, and a type still in use cannot be taken away (the
+/// foreign key this check replaced refused that too).
+#[tokio::test]
+async fn the_type_check_follows_the_credential_types_table() {
+    let db = migrated_db().await;
+    let c = db.client().await;
+    assert_refused(
+        raw_insert(&c, "ws", "new", "newtype", "llm", false).await,
+        &SqlState::CHECK_VIOLATION,
+        Some("credentials_type_known"),
+    );
+    c.batch_execute("INSERT INTO credential_types VALUES ('newtype', 'llm')")
+        .await
+        .unwrap();
+    raw_insert(&c, "ws", "new", "newtype", "llm", false)
+        .await
+        .unwrap();
+
+    // In use: neither removed nor moved to another category.
+    assert_refused(
+        c.execute(
+            "DELETE FROM credential_types WHERE type_id = 'newtype'",
+            &[],
+        )
+        .await,
+        &SqlState::CHECK_VIOLATION,
+        Some("credentials_type_known"),
+    );
+    assert_refused(
+        c.execute(
+            "UPDATE credential_types SET category = 'tools' WHERE type_id = 'newtype'",
+            &[],
+        )
+        .await,
+        &SqlState::CHECK_VIOLATION,
+        Some("credentials_type_known"),
+    );
+    assert_eq!(
+        count(
+            &c,
+            "SELECT count(*) FROM credential_types WHERE type_id = 'newtype'"
+        )
+        .await,
+        1
+    );
+
+    // Unused: removed, and refused from then on.
+    c.batch_execute("DELETE FROM credential_types WHERE type_id = 'mistral'")
+        .await
+        .unwrap();
+    assert_refused(
+        raw_insert(&c, "ws", "gone", "mistral", "llm", false).await,
+        &SqlState::CHECK_VIOLATION,
+        Some("credentials_type_known"),
+    );
+    // A ':' would make the joined pair ambiguous.
+    assert_refused(
+        c.execute("INSERT INTO credential_types VALUES ('a:b', 'llm')", &[])
+            .await,
+        &SqlState::CHECK_VIOLATION,
+        Some("credential_types_type_id_form"),
+    );
 }
 
 #[tokio::test]
