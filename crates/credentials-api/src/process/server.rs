@@ -5,7 +5,7 @@ use crate::edge::{AuthLayer, DeadlineLayer};
 use crate::process::config::{DatabaseArgs, JwtArgs, ServeConfig};
 use crate::process::metrics::ApiMetrics;
 use crate::service::Credentials;
-use crate::service::{KeyLifecycle, RateLimiter, SweepConfig};
+use crate::service::{KeyLifecycle, RateLimiter, SeedConfig, SweepConfig};
 use auth::{Verifier, VerifierConfig};
 use credentials_core::limits::MAX_REQUEST_BYTES;
 use credentials_proto::credentials::v1::{
@@ -298,11 +298,18 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
     // 3. The database: wait for it and migrate (advisory-locked, safe with many replicas).
     let store = store(&config.database, !config.no_migrate).await?;
     metrics.watch_pool(&store);
+    let seeds = SeedConfig {
+        max_age: config.write_seed_max_age,
+        max_uses: config.write_seed_max_uses,
+        keyring_check: config.write_seed_keyring_check,
+        ..SeedConfig::default()
+    };
     let credentials = Credentials::new(store.clone(), kms.clone(), config.master_key_id.clone())
         .with_rate_limits(RateLimiter::new(
             config.rate_limits.access_rate_limit,
             config.rate_limits.probe_rate_limit,
-        ));
+        ))
+        .with_write_seeds(seeds);
     let keys = KeyLifecycle::new(
         store.clone(),
         kms,
@@ -311,7 +318,8 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
             pause: config.rewrap_pause,
             interval: (!config.rewrap_interval.is_zero()).then_some(config.rewrap_interval),
         },
-    );
+    )
+    .with_write_seeds(seeds);
 
     let prober = prober(&config)?;
 

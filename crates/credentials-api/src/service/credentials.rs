@@ -17,7 +17,9 @@ use super::input::{
 };
 use super::keyring::KeyringCheck;
 use super::paging;
+use super::seed::{SeedConfig, WriteSeeds};
 use auth::Permission;
+use credentials_core::EncryptionContext;
 use credentials_core::{
     SecretString, SecretValue, TypeSpec, catalogue,
     limits::check_workspace_id,
@@ -28,7 +30,9 @@ use credentials_core::{
 };
 use credentials_store::{CredentialChanges, NewCredential, Store, StoreError};
 use kms::KmsClient;
+use std::sync::Arc;
 use uuid::Uuid;
+use zeroize::Zeroizing;
 
 /// The service's state: the database and the kms client.
 #[derive(Debug, Clone)]
@@ -41,6 +45,8 @@ pub struct Credentials {
     master_key: Option<String>,
     /// Per-principal limits on accesses and probes (see `rate_limit`).
     limits: std::sync::Arc<super::RateLimiter>,
+    /// The seeds new values' data keys are derived from (see [`super::seed`]).
+    seeds: Arc<WriteSeeds>,
 }
 
 /// The catalogue entry of a type named in request field `field`.
@@ -89,41 +95,73 @@ pub(crate) fn binding_of<'a>(credential: &'a Credential, envelope: &Envelope) ->
     }
 }
 
-/// Seals a value in the current payload format for `row` under a fresh data key wrapped under
-/// `master_key` (the kms's default when `None`); the plaintext key is zeroized on return.
+/// Seals a value in the current payload format (4) for `row`, under a data key of its own
+/// derived from the workspace's write seed (wrapped under `master_key`, the kms's default when
+/// `None`) with a fresh salt: no kms call while the seed is fresh. The derived key is zeroized
+/// on return.
 pub(crate) async fn seal_value(
-    kms: &KmsClient,
+    seeds: &WriteSeeds,
     row: &RowBinding<'_>,
     master_key: Option<&str>,
     value: &SecretValue,
 ) -> Result<Envelope> {
     let ctx = payload::encryption_context(row);
-    let key = kms.generate_data_key(master_key, &ctx).await?;
+    let seed = seeds.for_write(row.workspace_id, master_key).await?;
+    let salt = payload::new_salt()?;
+    let key = payload::derive_data_key(seed.plaintext(), &salt, &ctx)?;
     let json = value.to_json();
-    let (ciphertext, nonce) = payload::seal(&key.plaintext, &ctx, &json)?;
+    let (ciphertext, nonce) = payload::seal(&key, &salt, &ctx, &json)?;
     Ok(Envelope {
         ciphertext,
         nonce,
-        wrapped_key: key.wrapped,
-        master_key_id: key.key_id,
-        master_key_version: key.key_version,
+        wrapped_key: seed.wrapped.clone(),
+        master_key_id: seed.key_id.clone(),
+        master_key_version: seed.key_version,
         payload_format: PAYLOAD_FORMAT,
         value_generation: row.value_generation,
     })
 }
 
-/// Opens a stored value: the kms unwraps the data key for the row's context, rebuilt from the
-/// row (workspace, id, the payload format it records and, from format 3, its type and value
-/// generation). An unknown format, or a format that does not go with the row's generation, is
-/// refused before the kms is asked.
+/// A stored value's own data key, for its context `ctx` (from [`payload::stored_context`]):
+/// up to format 3 the kms unwraps it under that context; in format 4 the kms unwraps the
+/// workspace's seed under the seed context, and the key is derived from it with the row's salt
+/// ([`Envelope::derivation_salt`]) and `ctx`. The seed's plaintext is zeroized on return.
+pub(crate) async fn row_data_key(
+    kms: &KmsClient,
+    credential: &Credential,
+    envelope: &Envelope,
+    ctx: &EncryptionContext,
+) -> Result<Zeroizing<Vec<u8>>> {
+    match envelope.derivation_salt()? {
+        None => Ok(kms
+            .unwrap_data_key(&envelope.wrapped_key, ctx)
+            .await?
+            .plaintext),
+        Some(salt) => {
+            let wrapping = payload::wrapping_context(
+                &binding_of(credential, envelope),
+                envelope.payload_format,
+            )?;
+            let seed = kms
+                .unwrap_data_key(&envelope.wrapped_key, &wrapping)
+                .await?;
+            Ok(payload::derive_data_key(&seed.plaintext, salt, ctx)?)
+        }
+    }
+}
+
+/// Opens a stored value with its data key (see [`row_data_key`]) for the row's context,
+/// rebuilt from the row (workspace, id, the payload format it records and, from format 3, its
+/// type and value generation). An unknown format, or a format that does not go with the row's
+/// generation, is refused before the kms is asked.
 pub(crate) async fn open_value(
     kms: &KmsClient,
     credential: &Credential,
     envelope: &Envelope,
 ) -> Result<SecretValue> {
     let ctx = payload::stored_context(&binding_of(credential, envelope), envelope.payload_format)?;
-    let key = kms.unwrap_data_key(&envelope.wrapped_key, &ctx).await?;
-    let json = payload::open(&key.plaintext, &ctx, envelope)?;
+    let key = row_data_key(kms, credential, envelope, &ctx).await?;
+    let json = payload::open(&key, &ctx, envelope)?;
     Ok(SecretValue::from_json(&json)?)
 }
 
@@ -136,11 +174,18 @@ impl Credentials {
     pub fn new(store: Store, kms: KmsClient, master_key: Option<String>) -> Self {
         Self {
             keyring: KeyringCheck::new(store.clone(), kms.clone()),
+            seeds: Arc::new(WriteSeeds::new(kms.clone(), SeedConfig::default())),
             store,
             kms,
             master_key,
             limits: std::sync::Arc::new(super::RateLimiter::unlimited()),
         }
+    }
+
+    /// The same operations with write seeds used as `config` says.
+    pub fn with_write_seeds(mut self, config: SeedConfig) -> Self {
+        self.seeds = Arc::new(WriteSeeds::new(self.kms.clone(), config));
+        self
     }
 
     /// The same operations under `limits`.
@@ -236,15 +281,15 @@ impl Credentials {
     }
 
     /// Seals a value for `row` (its type and the generation the value will have are in the
-    /// context) under a fresh data key from the kms, wrapped under `master_key`; the plaintext
-    /// key is zeroized when this returns.
+    /// context) under a data key of its own, derived from the workspace's seed wrapped under
+    /// `master_key`; the derived key is zeroized when this returns.
     async fn seal(
         &self,
         row: &RowBinding<'_>,
         master_key: Option<&str>,
         value: &SecretValue,
     ) -> Result<Envelope> {
-        seal_value(&self.kms, row, master_key, value).await
+        seal_value(&self.seeds, row, master_key, value).await
     }
 
     /// A live credential and its opened value.
