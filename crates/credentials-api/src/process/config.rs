@@ -224,6 +224,20 @@ pub struct ServeConfig {
     #[arg(long, env = "CREDENTIALS_REWRAP_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
     pub rewrap_interval: Duration,
 
+    /// How long a workspace's write seed (the kms-wrapped key each new value's data key is
+    /// derived from) is used before the kms is asked for another; 0 asks for one per write.
+    #[arg(long, env = "CREDENTIALS_WRITE_SEED_MAX_AGE", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub write_seed_max_age: Duration,
+
+    /// How many values' data keys one write seed may derive before it is replaced.
+    #[arg(long, env = "CREDENTIALS_WRITE_SEED_MAX_USES", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub write_seed_max_uses: u64,
+
+    /// How long the kms's primary key versions are trusted by the write seeds before being
+    /// asked again (a seed on an older primary is replaced); 0 asks before every reuse.
+    #[arg(long, env = "CREDENTIALS_WRITE_SEED_KEYRING_CHECK", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub write_seed_keyring_check: Duration,
+
     /// Do not apply migrations at startup (when a migration Job does).
     #[arg(long, env = "CREDENTIALS_NO_MIGRATE")]
     pub no_migrate: bool,

@@ -5,7 +5,9 @@ use crate::edge::{AuthLayer, DeadlineLayer};
 use crate::process::config::{DatabaseArgs, JwtArgs, ServeConfig};
 use crate::process::metrics::ApiMetrics;
 use crate::service::Credentials;
-use crate::service::{DataKeyCache, DataKeyCacheConfig, KeyLifecycle, RateLimiter, SweepConfig};
+use crate::service::{
+    DataKeyCache, DataKeyCacheConfig, KeyLifecycle, RateLimiter, SeedConfig, SweepConfig,
+};
 use auth::{Verifier, VerifierConfig};
 use credentials_core::limits::MAX_REQUEST_BYTES;
 use credentials_proto::credentials::v1::{
@@ -305,11 +307,18 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
         capacity: config.data_key_cache_size,
     }));
     metrics.watch_data_key_cache(data_keys.clone());
+    let seeds = SeedConfig {
+        max_age: config.write_seed_max_age,
+        max_uses: config.write_seed_max_uses,
+        keyring_check: config.write_seed_keyring_check,
+        ..SeedConfig::default()
+    };
     let credentials = Credentials::new(store.clone(), kms.clone(), config.master_key_id.clone())
         .with_rate_limits(RateLimiter::new(
             config.rate_limits.access_rate_limit,
             config.rate_limits.probe_rate_limit,
         ))
+        .with_write_seeds(seeds)
         .with_data_key_cache(data_keys.clone());
     let keys = KeyLifecycle::new(
         store.clone(),
@@ -320,6 +329,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
             interval: (!config.rewrap_interval.is_zero()).then_some(config.rewrap_interval),
         },
     )
+    .with_write_seeds(seeds)
     .with_data_key_cache(data_keys);
 
     let prober = prober(&config)?;

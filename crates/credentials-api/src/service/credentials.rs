@@ -18,7 +18,9 @@ use super::input::{
 };
 use super::keyring::KeyringCheck;
 use super::paging;
+use super::seed::{SeedConfig, WriteSeeds};
 use auth::Permission;
+use credentials_core::EncryptionContext;
 use credentials_core::{
     SecretString, SecretValue, TypeSpec, catalogue,
     limits::check_workspace_id,
@@ -28,7 +30,7 @@ use credentials_core::{
     value,
 };
 use credentials_store::{CredentialChanges, NewCredential, Store, StoreError};
-use kms::{EncryptionContext, KmsClient};
+use kms::KmsClient;
 use std::sync::Arc;
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -46,6 +48,8 @@ pub struct Credentials {
     limits: std::sync::Arc<super::RateLimiter>,
     /// Unwrapped data keys of recently read credentials (see `data_keys`).
     data_keys: Arc<DataKeyCache>,
+    /// The seeds new values' data keys are derived from (see [`super::seed`]).
+    seeds: Arc<WriteSeeds>,
 }
 
 /// The catalogue entry of a type named in request field `field`.
@@ -94,50 +98,76 @@ pub(crate) fn binding_of<'a>(credential: &'a Credential, envelope: &Envelope) ->
     }
 }
 
-/// Seals a value in the current payload format for `row` under a fresh data key wrapped under
-/// `master_key` (the kms's default when `None`); the plaintext key is zeroized on return.
+/// Seals a value in the current payload format (4) for `row`, under a data key of its own
+/// derived from the workspace's write seed (wrapped under `master_key`, the kms's default when
+/// `None`) with a fresh salt: no kms call while the seed is fresh. The derived key is zeroized
+/// on return.
 pub(crate) async fn seal_value(
-    kms: &KmsClient,
+    seeds: &WriteSeeds,
     row: &RowBinding<'_>,
     master_key: Option<&str>,
     value: &SecretValue,
 ) -> Result<Envelope> {
     let ctx = payload::encryption_context(row);
-    let key = kms.generate_data_key(master_key, &ctx).await?;
+    let seed = seeds.for_write(row.workspace_id, master_key).await?;
+    let salt = payload::new_salt()?;
+    let key = payload::derive_data_key(seed.plaintext(), &salt, &ctx)?;
     let json = value.to_json();
-    let (ciphertext, nonce) = payload::seal(&key.plaintext, &ctx, &json)?;
+    let (ciphertext, nonce) = payload::seal(&key, &salt, &ctx, &json)?;
     Ok(Envelope {
         ciphertext,
         nonce,
-        wrapped_key: key.wrapped,
-        master_key_id: key.key_id,
-        master_key_version: key.key_version,
+        wrapped_key: seed.wrapped.clone(),
+        master_key_id: seed.key_id.clone(),
+        master_key_version: seed.key_version,
         payload_format: PAYLOAD_FORMAT,
         value_generation: row.value_generation,
     })
 }
 
-/// The data key of a stored value: from `cache` when it holds one for this wrapped key and
-/// context, else unwrapped by the kms (and then remembered). The context is rebuilt from the
-/// row (workspace, id, the payload format it records and, from format 3, its type and value
-/// generation); an unknown format, or one that does not go with the row's generation, is
-/// refused before the kms is asked.
-async fn row_data_key(
+/// A stored value's own data key, for its context `ctx` (from [`payload::stored_context`]):
+/// from `cache` when it holds one for this wrapped key, context and salt; else, up to format 3
+/// the kms unwraps it under that context, and in format 4 the kms unwraps the workspace's seed
+/// under the seed context and the key is derived from it with the row's salt
+/// ([`Envelope::derivation_salt`]) and `ctx` (the seed's plaintext is zeroized on return, the
+/// derived key remembered in `cache`).
+pub(crate) async fn row_data_key(
     kms: &KmsClient,
     cache: &DataKeyCache,
     credential: &Credential,
     envelope: &Envelope,
     ctx: &EncryptionContext,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    if let Some(key) = cache.lookup(&envelope.wrapped_key, ctx) {
+    let salt = envelope.derivation_salt()?;
+    let derivation = salt.unwrap_or_default();
+    if let Some(key) = cache.lookup(&envelope.wrapped_key, ctx, derivation) {
         return Ok(key);
     }
-    let key = kms.unwrap_data_key(&envelope.wrapped_key, ctx).await?;
-    cache.insert(credential.id, &envelope.wrapped_key, ctx, &key.plaintext);
-    Ok(key.plaintext)
+    let key = match salt {
+        None => {
+            kms.unwrap_data_key(&envelope.wrapped_key, ctx)
+                .await?
+                .plaintext
+        }
+        Some(salt) => {
+            let wrapping = payload::wrapping_context(
+                &binding_of(credential, envelope),
+                envelope.payload_format,
+            )?;
+            let seed = kms
+                .unwrap_data_key(&envelope.wrapped_key, &wrapping)
+                .await?;
+            payload::derive_data_key(&seed.plaintext, salt, ctx)?
+        }
+    };
+    cache.insert(credential.id, &envelope.wrapped_key, ctx, derivation, &key);
+    Ok(key)
 }
 
-/// Opens a stored value with its data key (see [`row_data_key`]).
+/// Opens a stored value with its data key (see [`row_data_key`]) for the row's context,
+/// rebuilt from the row (workspace, id, the payload format it records and, from format 3, its
+/// type and value generation). An unknown format, or a format that does not go with the row's
+/// generation, is refused before the kms is asked.
 pub(crate) async fn open_value(
     kms: &KmsClient,
     cache: &DataKeyCache,
@@ -159,6 +189,7 @@ impl Credentials {
     pub fn new(store: Store, kms: KmsClient, master_key: Option<String>) -> Self {
         Self {
             keyring: KeyringCheck::new(store.clone(), kms.clone()),
+            seeds: Arc::new(WriteSeeds::new(kms.clone(), SeedConfig::default())),
             store,
             kms,
             master_key,
@@ -178,6 +209,13 @@ impl Credentials {
     /// The data-key cache, for its metrics and purge tick.
     pub fn data_keys(&self) -> &Arc<DataKeyCache> {
         &self.data_keys
+    }
+
+    /// The same operations with write seeds used as `config` says.
+    pub fn with_write_seeds(mut self, config: SeedConfig) -> Self {
+        self.seeds = Arc::new(WriteSeeds::new(self.kms.clone(), config));
+        self.keyring = self.keyring.with_write_seeds(self.seeds.clone());
+        self
     }
 
     /// The same operations under `limits`.
@@ -273,15 +311,15 @@ impl Credentials {
     }
 
     /// Seals a value for `row` (its type and the generation the value will have are in the
-    /// context) under a fresh data key from the kms, wrapped under `master_key`; the plaintext
-    /// key is zeroized when this returns.
+    /// context) under a data key of its own, derived from the workspace's seed wrapped under
+    /// `master_key`; the derived key is zeroized when this returns.
     async fn seal(
         &self,
         row: &RowBinding<'_>,
         master_key: Option<&str>,
         value: &SecretValue,
     ) -> Result<Envelope> {
-        seal_value(&self.kms, row, master_key, value).await
+        seal_value(&self.seeds, row, master_key, value).await
     }
 
     /// A live credential and its opened value.

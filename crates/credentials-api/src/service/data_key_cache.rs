@@ -6,8 +6,8 @@
 //! - **Decrypt only.** Writes never look here: every new value gets a fresh data key from the
 //!   kms. An entry is made only after the kms unwrapped the key for exactly that wrapped key
 //!   and encryption context.
-//! - **Keyed by what the kms checked.** The key is the SHA-256 of the wrapped key and the
-//!   context's canonical bytes; the context names the workspace, the credential, its type and
+//! - **Keyed by what the kms checked.** The key is the SHA-256 of the wrapped key, the row's
+//!   salt (payload format 4) and the context's canonical bytes; the context names the workspace, the credential, its type and
 //!   value generation, so a row whose wrapped key or binding differs in any byte finds no entry
 //!   and goes to the kms, which refuses what it would refuse.
 //! - **Bounded in time and count.** An entry older than the maximum age is never served and is
@@ -195,11 +195,14 @@ impl std::fmt::Debug for DataKeyCache {
     }
 }
 
-/// The cache key of a wrapped key under a context: length-prefixed, so no two pairs share one.
-fn cache_key(wrapped: &[u8], context: &EncryptionContext) -> CacheKey {
+/// The cache key of a wrapped key under a context, with the row's own derivation input (a
+/// format-4 salt; empty before): length-prefixed, so no two triples share one.
+fn cache_key(wrapped: &[u8], context: &EncryptionContext, derivation: &[u8]) -> CacheKey {
     let mut hash = Context::new(&SHA256);
-    hash.update(&(wrapped.len() as u64).to_be_bytes());
-    hash.update(wrapped);
+    for part in [wrapped, derivation] {
+        hash.update(&(part.len() as u64).to_be_bytes());
+        hash.update(part);
+    }
     hash.update(&context.canonical_bytes());
     let mut key = [0; 32];
     key.copy_from_slice(hash.finish().as_ref());
@@ -241,17 +244,18 @@ impl DataKeyCache {
         }
     }
 
-    /// The data key of a `wrapped` key under `context`, if one younger than the maximum age is
-    /// held: a copy, wiped when dropped.
+    /// The data key of a `wrapped` key under `context` with the row's `derivation` input, if
+    /// one younger than the maximum age is held: a copy, wiped when dropped.
     pub fn lookup(
         &self,
         wrapped: &[u8],
         context: &EncryptionContext,
+        derivation: &[u8],
     ) -> Option<Zeroizing<Vec<u8>>> {
         if !self.is_on() {
             return None;
         }
-        let key = cache_key(wrapped, context);
+        let key = cache_key(wrapped, context, derivation);
         let mut inner = self.lock();
         let found = match inner.entries.get(&key) {
             Some(entry) if entry.inserted.elapsed() < self.config.max_age => {
@@ -272,19 +276,21 @@ impl DataKeyCache {
         found
     }
 
-    /// Remembers the data key the kms unwrapped for `credential_id`'s `wrapped` key under
-    /// `context`, replacing the credential's older entry.
+    /// Remembers the data key of `credential_id`'s `wrapped` key under `context` with its
+    /// `derivation` input (unwrapped by the kms, or derived from the seed it unwrapped),
+    /// replacing the credential's older entry.
     pub fn insert(
         &self,
         credential_id: Uuid,
         wrapped: &[u8],
         context: &EncryptionContext,
+        derivation: &[u8],
         data_key: &[u8],
     ) {
         if !self.is_on() {
             return;
         }
-        let key = cache_key(wrapped, context);
+        let key = cache_key(wrapped, context, derivation);
         let now = Instant::now();
         let mut inner = self.lock();
         let mut replaced = 0;
@@ -412,36 +418,43 @@ mod tests {
     fn a_key_is_served_only_for_the_same_wrapped_key_and_context() {
         let c = cache(HOUR, 10);
         let id = id();
-        c.insert(id, b"wrapped-1", &ctx("a"), &[7; 32]);
+        c.insert(id, b"wrapped-1", &ctx("a"), b"", &[7; 32]);
         assert_eq!(
-            c.lookup(b"wrapped-1", &ctx("a"))
+            c.lookup(b"wrapped-1", &ctx("a"), b"")
                 .as_deref()
                 .map(Vec::as_slice),
             Some(&[7u8; 32][..])
         );
         assert!(
-            c.lookup(b"wrapped-2", &ctx("a")).is_none(),
+            c.lookup(b"wrapped-2", &ctx("a"), b"").is_none(),
             "other wrapped key"
         );
-        assert!(c.lookup(b"wrapped-1", &ctx("b")).is_none(), "other context");
+        assert!(
+            c.lookup(b"wrapped-1", &ctx("b"), b"").is_none(),
+            "other context"
+        );
+        assert!(
+            c.lookup(b"wrapped-1", &ctx("a"), b"salt").is_none(),
+            "other salt"
+        );
         let stats = c.stats();
-        assert_eq!((stats.hits, stats.misses, stats.entries), (1, 2, 1));
+        assert_eq!((stats.hits, stats.misses, stats.entries), (1, 3, 1));
     }
 
     #[test]
     fn the_length_prefix_keeps_wrapped_key_and_context_apart() {
         // Without the prefix, moving a byte between the two would give the same hash input.
         let one = EncryptionContext::new().with("k", "v");
-        assert_ne!(cache_key(b"ab", &one), cache_key(b"a", &one));
+        assert_ne!(cache_key(b"ab", &one, b""), cache_key(b"a", &one, b"b"));
     }
 
     #[test]
     fn an_entry_past_the_maximum_age_is_not_served_and_is_purged() {
         let c = cache(Duration::from_millis(20), 10);
-        c.insert(id(), b"w", &ctx("a"), &[1; 32]);
-        c.insert(id(), b"w", &ctx("b"), &[2; 32]);
+        c.insert(id(), b"w", &ctx("a"), b"", &[1; 32]);
+        c.insert(id(), b"w", &ctx("b"), b"", &[2; 32]);
         std::thread::sleep(Duration::from_millis(30));
-        assert!(c.lookup(b"w", &ctx("a")).is_none());
+        assert!(c.lookup(b"w", &ctx("a"), b"").is_none());
         c.purge_expired();
         let stats = c.stats();
         assert_eq!(stats.entries, 0);
@@ -453,14 +466,14 @@ mod tests {
         let c = cache(HOUR, 2);
         let ids: Vec<Uuid> = (0..3).map(|_| id()).collect();
         for (i, id) in ids.iter().enumerate() {
-            c.insert(*id, b"w", &ctx(&i.to_string()), &[i as u8; 32]);
+            c.insert(*id, b"w", &ctx(&i.to_string()), b"", &[i as u8; 32]);
         }
         assert!(
-            c.lookup(b"w", &ctx("0")).is_none(),
+            c.lookup(b"w", &ctx("0"), b"").is_none(),
             "the oldest was pushed out"
         );
-        assert!(c.lookup(b"w", &ctx("1")).is_some());
-        assert!(c.lookup(b"w", &ctx("2")).is_some());
+        assert!(c.lookup(b"w", &ctx("1"), b"").is_some());
+        assert!(c.lookup(b"w", &ctx("2"), b"").is_some());
         let stats = c.stats();
         assert_eq!(stats.entries, 2);
         assert_eq!(stats.evictions[Eviction::Capacity as usize], 1);
@@ -470,13 +483,13 @@ mod tests {
     fn forgetting_a_credential_drops_its_entry_only() {
         let c = cache(HOUR, 10);
         let (a, b) = (id(), id());
-        c.insert(a, b"w", &ctx("a"), &[1; 32]);
-        c.insert(b, b"w", &ctx("b"), &[2; 32]);
+        c.insert(a, b"w", &ctx("a"), b"", &[1; 32]);
+        c.insert(b, b"w", &ctx("b"), b"", &[2; 32]);
         c.forget(a);
-        assert!(c.lookup(b"w", &ctx("a")).is_none());
-        assert!(c.lookup(b"w", &ctx("b")).is_some());
+        assert!(c.lookup(b"w", &ctx("a"), b"").is_none());
+        assert!(c.lookup(b"w", &ctx("b"), b"").is_some());
         // A stale order slot of the forgotten entry does not confuse the cap.
-        c.insert(a, b"w", &ctx("a"), &[1; 32]);
+        c.insert(a, b"w", &ctx("a"), b"", &[1; 32]);
         assert_eq!(c.stats().entries, 2);
     }
 
@@ -486,7 +499,7 @@ mod tests {
         let id = id();
         for i in 0..1000u32 {
             c.forget(id);
-            c.insert(id, &i.to_be_bytes(), &ctx("a"), &[1; 32]);
+            c.insert(id, &i.to_be_bytes(), &ctx("a"), b"", &[1; 32]);
         }
         assert!(
             c.lock().order.len() <= 2 * 4 + 64 + 1,
@@ -500,9 +513,9 @@ mod tests {
     fn a_newer_wrapped_key_of_a_credential_replaces_its_older_entry() {
         let c = cache(HOUR, 10);
         let id = id();
-        c.insert(id, b"old", &ctx("a"), &[1; 32]);
-        c.insert(id, b"new", &ctx("a"), &[2; 32]);
-        assert!(c.lookup(b"old", &ctx("a")).is_none());
+        c.insert(id, b"old", &ctx("a"), b"", &[1; 32]);
+        c.insert(id, b"new", &ctx("a"), b"", &[2; 32]);
+        assert!(c.lookup(b"old", &ctx("a"), b"").is_none());
         assert_eq!(c.stats().entries, 1);
         assert_eq!(c.stats().evictions[Eviction::Changed as usize], 1);
     }
@@ -511,11 +524,11 @@ mod tests {
     fn a_new_keyring_load_empties_the_cache_and_the_same_one_does_not() {
         let c = cache(HOUR, 10);
         c.observe_keyring("load-1");
-        c.insert(id(), b"w", &ctx("a"), &[1; 32]);
+        c.insert(id(), b"w", &ctx("a"), b"", &[1; 32]);
         c.observe_keyring("load-1");
-        assert!(c.lookup(b"w", &ctx("a")).is_some(), "same load");
+        assert!(c.lookup(b"w", &ctx("a"), b"").is_some(), "same load");
         c.observe_keyring("load-2");
-        assert!(c.lookup(b"w", &ctx("a")).is_none(), "new load");
+        assert!(c.lookup(b"w", &ctx("a"), b"").is_none(), "new load");
         assert_eq!(c.stats().evictions[Eviction::KeyringLoaded as usize], 1);
     }
 
@@ -526,8 +539,8 @@ mod tests {
             cache(HOUR, 0),
             DataKeyCache::off(),
         ] {
-            c.insert(id(), b"w", &ctx("a"), &[1; 32]);
-            assert!(c.lookup(b"w", &ctx("a")).is_none());
+            c.insert(id(), b"w", &ctx("a"), b"", &[1; 32]);
+            assert!(c.lookup(b"w", &ctx("a"), b"").is_none());
             assert_eq!(c.stats(), DataKeyCacheStats::default());
         }
     }
@@ -535,7 +548,7 @@ mod tests {
     #[test]
     fn debug_shows_counts_never_key_bytes() {
         let c = cache(HOUR, 10);
-        c.insert(id(), b"w", &ctx("a"), &[0xAB; 32]);
+        c.insert(id(), b"w", &ctx("a"), b"", &[0xAB; 32]);
         let shown = format!("{c:?}");
         assert!(shown.contains("entries: 1"), "{shown}");
         assert!(!shown.contains("171"), "{shown}");

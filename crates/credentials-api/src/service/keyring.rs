@@ -10,6 +10,7 @@
 
 use super::data_key_cache::DataKeyCache;
 use super::error::{Result, ServiceError};
+use super::seed::WriteSeeds;
 use credentials_core::model::Credential;
 use credentials_store::Store;
 use kms::{KeyringDescription, KmsClient};
@@ -41,6 +42,8 @@ pub struct KeyringCheck {
     recheck: Arc<Notify>,
     /// Emptied whenever the kms is seen on a keyring load other than the last one seen.
     data_keys: Arc<DataKeyCache>,
+    /// Dropped then too, so a write after a reload (perhaps disabling a key) asks the kms.
+    seeds: Option<Arc<WriteSeeds>>,
 }
 
 /// Whether the keyring described holds `key_id` version `version` (in any state: a disabled
@@ -69,7 +72,14 @@ impl KeyringCheck {
             missing: Arc::default(),
             recheck: Arc::default(),
             data_keys: Arc::new(DataKeyCache::off()),
+            seeds: None,
         }
+    }
+
+    /// The same check, also dropping `seeds` when the kms loads a keyring.
+    pub(crate) fn with_write_seeds(mut self, seeds: Arc<WriteSeeds>) -> Self {
+        self.seeds = Some(seeds);
+        self
     }
 
     /// The same check, also telling `cache` of every keyring description it gets.
@@ -80,9 +90,12 @@ impl KeyringCheck {
 
     fn described(&self, keyring: &KeyringDescription) {
         if let Some(dropped) = self.data_keys.observe_keyring(&keyring.load_id) {
+            if let Some(seeds) = &self.seeds {
+                seeds.clear();
+            }
             tracing::info!(
                 dropped_data_keys = dropped,
-                "the kms loaded its keyring anew; cached data keys dropped"
+                "the kms loaded its keyring anew; cached data keys and write seeds dropped"
             );
         }
     }

@@ -5,7 +5,18 @@
 //! Why the sweep is safe alongside clients: it swaps a row's wrapped key only if the row still
 //! holds the wrapped key it read (compare-and-swap). A client's update writes a new ciphertext
 //! with a new data key wrapped under the current primary, so the swap then misses and the row
-//! is counted as skipped: stale key material can never land next to a new value. Why it is
+//! is counted as skipped: stale key material can never land next to a new value. In payload
+//! format 4 the wrapped key is the workspace's write seed, which an update may reuse: then the
+//! swap lands, and that is still right, because the new value's key was derived from that same
+//! seed and what the swap writes is the same seed, re-wrapped (under the seed context, so the
+//! plaintext seed never leaves the kms here either).
+//!
+//! Why a sweep takes at least a few seconds: a replica reuses its write seed until it next
+//! asks the kms for its primaries (at most the seeds' keyring-check interval), so just after a
+//! rotation some writes still land on the old primary. A sweep that ends sooner than that
+//! interval (plus a second for writes in flight) after it started goes over the rows once
+//! more, so that nothing is left on the old version when it reports done and the operator
+//! disables it. Every replica must run with the same interval. Why it is
 //! resumable: the rows themselves record their key and version, so after a crash the sweep asks
 //! again what is left. Why it is bounded: batches of a configured size, one kms call at a time,
 //! a pause between batches, and one sweeper across replicas (an advisory lock).
@@ -21,7 +32,9 @@
 //! value generation) is moved to the current format as well: the kms unwraps its data key under
 //! the old context, the value is opened, and it is sealed again under a new data key for the
 //! current context (generation 1), swapped in with the same compare-and-swap on the old wrapped
-//! key, so a client's update meanwhile still wins.
+//! key, so a client's update meanwhile still wins. Format 3 binds as much as format 4, but rows
+//! in it are moved too (the store selects every format older than the current one), so that in
+//! the end every row is in one format.
 
 use super::caller::Caller;
 use super::credentials::seal_value;
@@ -29,6 +42,7 @@ use super::data_key_cache::DataKeyCache;
 use super::error::{Result, ServiceError};
 use super::input::{AuditPage, SecurityListInput, WorkspaceKeyInput};
 use super::paging;
+use super::seed::{SeedConfig, WriteSeeds};
 use credentials_core::{
     SecretValue,
     model::{AuditAction, AuditOutcome, NewAuditEvent},
@@ -98,6 +112,19 @@ pub struct KeyLifecycle {
     active: Arc<AtomicBool>,
     /// The data keys of the credentials this replica reads: a moved credential's entry goes.
     data_keys: Arc<DataKeyCache>,
+    /// The seeds rows moved out of an older payload format are sealed again from.
+    seeds: Arc<WriteSeeds>,
+    /// The least time from a sweep's start to its last pass (see the module's doc).
+    settle: Duration,
+}
+
+/// How long after a sweep starts writes may still land on the previous primary under `seeds`.
+fn settle_time(seeds: &SeedConfig) -> Duration {
+    if seeds.max_age.is_zero() {
+        Duration::ZERO
+    } else {
+        seeds.keyring_check + Duration::from_secs(1)
+    }
 }
 
 impl std::fmt::Debug for KeyLifecycle {
@@ -143,6 +170,8 @@ impl KeyLifecycle {
     /// The key lifecycle over a store and the kms.
     pub fn new(store: Store, kms: KmsClient, config: SweepConfig) -> Self {
         Self {
+            seeds: Arc::new(WriteSeeds::new(kms.clone(), SeedConfig::default())),
+            settle: settle_time(&SeedConfig::default()),
             store,
             kms,
             config,
@@ -154,6 +183,14 @@ impl KeyLifecycle {
     /// The same lifecycle, dropping each credential it moves from `cache`.
     pub fn with_data_key_cache(mut self, cache: Arc<DataKeyCache>) -> Self {
         self.data_keys = cache;
+        self
+    }
+
+    /// The same lifecycle for replicas whose writes use seeds as `config` says: rows it moves
+    /// are sealed from seeds under `config`, and each sweep lasts past its keyring check.
+    pub fn with_write_seeds(mut self, config: SeedConfig) -> Self {
+        self.seeds = Arc::new(WriteSeeds::new(self.kms.clone(), config));
+        self.settle = settle_time(&config);
         self
     }
 
@@ -302,6 +339,8 @@ impl KeyLifecycle {
                 return Err(e);
             }
         };
+        let started = tokio::time::Instant::now();
+        let mut settled = self.settle.is_zero();
         let mut after: Option<Uuid> = None;
         let mut total = RewrapProgress::default();
         loop {
@@ -309,7 +348,16 @@ impl KeyLifecycle {
                 .store
                 .rewrap_candidates(&targets, None, after, self.config.batch_size)
                 .await?;
-            let Some(last) = batch.last() else { break };
+            let Some(last) = batch.last() else {
+                if settled {
+                    break;
+                }
+                // Writes of replicas that have not yet seen the new primary may have landed
+                // behind the cursor: once they all have, go over the rows again.
+                tokio::time::sleep_until(started + self.settle).await;
+                (settled, after) = (true, None);
+                continue;
+            };
             after = Some(last.id);
             let mut progress = RewrapProgress::default();
             for candidate in &batch {
@@ -376,10 +424,11 @@ impl KeyLifecycle {
         Ok(())
     }
 
-    /// Moves a current-format row's data key onto its target through the kms's rewrap (the
-    /// context stays the row's own); returns whether the swap landed.
+    /// Moves a current-format row's wrapped key (its seed) onto its target through the kms's
+    /// rewrap, under the context it is wrapped with (the seed context); returns whether the
+    /// swap landed.
     async fn rewrap(&self, candidate: &RewrapCandidate, event: &NewAuditEvent) -> Result<bool> {
-        let context = payload::stored_context(&binding(candidate), candidate.payload_format)?;
+        let context = payload::wrapping_context(&binding(candidate), candidate.payload_format)?;
         let moved = self
             .kms
             .rewrap_data_key(
@@ -434,7 +483,7 @@ impl KeyLifecycle {
             value_generation: candidate.value_generation + 1,
             ..row
         };
-        let new = seal_value(&self.kms, &new_row, Some(&candidate.target_key), &value).await?;
+        let new = seal_value(&self.seeds, &new_row, Some(&candidate.target_key), &value).await?;
         // Rows this old were masked under older rules (a token in a URL's user info shown
         // whole, a password's ends): the value is open here, so the preview is made again.
         let spec = credentials_core::catalogue::lookup(&candidate.type_id).ok_or_else(|| {

@@ -11,6 +11,7 @@ mod keys;
 mod paging;
 mod probing;
 mod rate_limit;
+mod seed;
 
 pub use caller::Caller;
 pub use credentials::{Credentials, lookup_type};
@@ -25,3 +26,4 @@ pub use keyring::{KeyVersion, KeyringCheck};
 pub use keys::{KeyLifecycle, SweepConfig, SweepStatus, VersionStatus, WorkspaceKey};
 pub use probing::discovery_options;
 pub use rate_limit::{MAX_TRACKED, Rate, RateClass, RateLimiter, Refusal};
+pub use seed::{SeedConfig, WriteSeeds};

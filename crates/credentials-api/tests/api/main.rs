@@ -30,3 +30,4 @@ mod secrets;
 mod tenant_isolation;
 mod validation;
 mod value_binding;
+mod write_seeds;

@@ -1,6 +1,6 @@
-//! Payload format 3: the encryption context binds the credential's type and its value
+//! Payload formats 3 and 4: the encryption context binds the credential's type and its value
 //! generation, so a database writer can neither relabel a credential as another type nor
-//! restore an older ciphertext onto its row; rows of format 2 still open and move to format 3
+//! restore an older ciphertext onto its row; rows of format 2 still open and move to the current format
 //! on update and in the re-wrap sweep. Each test alters rows in SQL, as such a writer would.
 
 use crate::support::*;
@@ -118,7 +118,10 @@ async fn a_credential_relabelled_as_another_type_does_not_open() {
     let mut request = create("Claude", "anthropic", secret(&marker));
     request.make_default = true;
     let created = stack.create(&token, request).await;
-    assert_eq!(sealed_state(&stack, &created.id).await.0, 3);
+    assert_eq!(
+        sealed_state(&stack, &created.id).await.0,
+        payload::PAYLOAD_FORMAT
+    );
 
     let changed = stack
         .db
@@ -144,7 +147,7 @@ async fn a_credential_relabelled_as_another_type_does_not_open() {
 }
 
 /// A database writer puts back the ciphertext and wrapped key the row held before its last
-/// update (same row, same format 3, an older generation): it no longer opens.
+/// update (same row, same format, an older generation): it no longer opens.
 #[tokio::test]
 async fn an_older_value_restored_onto_its_row_does_not_open() {
     let stack = stack().await;
@@ -173,7 +176,10 @@ async fn an_older_value_restored_onto_its_row_does_not_open() {
         })
         .await
         .unwrap();
-    assert_eq!(sealed_state(&stack, &created.id).await.0, 3);
+    assert_eq!(
+        sealed_state(&stack, &created.id).await.0,
+        payload::PAYLOAD_FORMAT
+    );
     assert_eq!(sealed_state(&stack, &created.id).await.1, 2);
     assert_eq!(access_secret(&stack, &token, &created.id).await, new);
 
@@ -241,7 +247,7 @@ async fn a_format_3_row_cannot_be_downgraded() {
     );
 }
 
-/// A row written by the format-2 build still opens, and an update of its value writes format 3
+/// A row written by the format-2 build still opens, and an update of its value writes the current format
 /// (generation 1).
 #[tokio::test]
 async fn a_format_2_row_opens_and_moves_to_format_3_on_update() {
@@ -270,12 +276,12 @@ async fn a_format_2_row_opens_and_moves_to_format_3_on_update() {
         .await
         .unwrap();
     let (format, generation, _) = sealed_state(&stack, &created.id).await;
-    assert_eq!((format, generation), (3, 1));
+    assert_eq!((format, generation), (payload::PAYLOAD_FORMAT, 1));
     assert_eq!(access_secret(&stack, &token, &created.id).await, new);
 }
 
-/// The re-wrap sweep counts format-2 rows as left behind and moves them to format 3 with the
-/// same value (the etag does not change); rows already in format 3 stay as they are.
+/// The re-wrap sweep counts format-2 rows as left behind and moves them to the current format with the
+/// same value (the etag does not change); rows already in it stay as they are.
 #[tokio::test]
 async fn the_sweep_moves_format_2_rows_to_format_3() {
     let stack = stack().await;
@@ -328,7 +334,7 @@ async fn the_sweep_moves_format_2_rows_to_format_3() {
 
     for (id, value) in &old {
         let (format, generation, _) = sealed_state(&stack, id).await;
-        assert_eq!((format, generation), (3, 1));
+        assert_eq!((format, generation), (payload::PAYLOAD_FORMAT, 1));
         assert_eq!(&access_secret(&stack, &token, id).await, value);
         let preview: String = stack
             .db
@@ -378,7 +384,10 @@ async fn concurrent_value_updates_without_an_etag_all_land() {
         update.await.unwrap().unwrap();
     }
     let (format, generation, revision) = sealed_state(&stack, &created.id).await;
-    assert_eq!((format, generation, revision), (3, 5, 5));
+    assert_eq!(
+        (format, generation, revision),
+        (payload::PAYLOAD_FORMAT, 5, 5)
+    );
     let last = access_secret(&stack, &token, &created.id).await;
     assert!(values.contains(&last), "{last}");
 }
