@@ -484,10 +484,11 @@ async fn admin_ports_serve_metrics_without_ids_or_secrets() {
         Some(1.0)
     );
 
-    // A kms outage shows up on the API's side as client errors.
+    // A kms outage shows up on the API's side as client errors. The credential read above
+    // would be answered from the data-key cache; one not read yet needs the kms.
     stack.kms.stop().await;
     let err = a
-        .access_credential(authed(by_id(&ids[0]), &token))
+        .access_credential(authed(by_id(&ids[1]), &token))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);

@@ -130,10 +130,10 @@ impl WriteSeeds {
         workspace_id: &str,
         master_key: Option<&str>,
     ) -> Result<Arc<Seed>> {
-        if let Some(seed) = self.held(workspace_id, master_key) {
-            if self.on_primary(&seed).await? {
-                return Ok(seed);
-            }
+        if let Some(seed) = self.held(workspace_id, master_key)
+            && self.on_primary(&seed).await?
+        {
+            return Ok(seed);
         }
         let key = self
             .kms
