@@ -180,40 +180,37 @@ step "starting kms and credentials-api (release)"
 "$bin/kms" serve --keyring "$tmp/keyring.json" --socket "$tmp/kms.sock" 2>>"$tmp/kms.log" &
 kms_pid=$!
 pids+=("$kms_pid")
-# shellcheck disable=SC2086 # BENCH_API_ARGS is meant to be word-split.
-"$bin/credentials-api" serve --listen 127.0.0.1:0 --kms-endpoint "unix://$tmp/kms.sock" \
-  --jwt-hs256-secret-file "$tmp/jwt-secret" \
-  --access-rate-limit 0/s --probe-rate-limit 0/s ${BENCH_API_ARGS:-} 2>>"$tmp/api.log" &
-api_pid=$!
-pids+=("$api_pid")
-for _ in $(seq 600); do
-  grep -q '"message":"ready' "$tmp/api.log" 2>/dev/null && break
-  kill -0 "$api_pid" 2>/dev/null || { echo "bench: credentials-api exited" >&2; tail -n 20 "$tmp/api.log" >&2; exit 1; }
-  sleep 0.1
-done
-grep -q '"message":"ready' "$tmp/api.log" || { echo "bench: credentials-api not ready after 60 s" >&2; tail -n 20 "$tmp/api.log" >&2; exit 1; }
-api_addr=$(grep '"message":"listening"' "$tmp/api.log" | head -n 1 | sed -n 's/.*"address":"\([^"]*\)".*/\1/p')
-[ -n "$api_addr" ] || { echo "bench: no listening address in the API log" >&2; exit 1; }
-target=http://$api_addr
+# Starts a credentials-api with the bench's flags, then BENCH_API_ARGS, then "$@" (logging to
+# $1), and waits until it is ready: sets started_pid and started_target.
+start_api() {
+  local log=$1 what=$2; shift 2
+  # shellcheck disable=SC2086 # BENCH_API_ARGS is meant to be word-split.
+  "$bin/credentials-api" serve --listen 127.0.0.1:0 --kms-endpoint "unix://$tmp/kms.sock" \
+    --jwt-hs256-secret-file "$tmp/jwt-secret" \
+    --access-rate-limit 0/s --probe-rate-limit 0/s ${BENCH_API_ARGS:-} "$@" 2>>"$log" &
+  started_pid=$!
+  pids+=("$started_pid")
+  for _ in $(seq 600); do
+    grep -q '"message":"ready' "$log" 2>/dev/null && break
+    kill -0 "$started_pid" 2>/dev/null || { echo "bench: $what exited" >&2; tail -n 20 "$log" >&2; exit 1; }
+    sleep 0.1
+  done
+  grep -q '"message":"ready' "$log" || { echo "bench: $what not ready after 60 s" >&2; tail -n 20 "$log" >&2; exit 1; }
+  local addr
+  addr=$(grep '"message":"listening"' "$log" | head -n 1 | sed -n 's/.*"address":"\([^"]*\)".*/\1/p')
+  [ -n "$addr" ] || { echo "bench: no listening address in the log of $what" >&2; exit 1; }
+  started_target=http://$addr
+}
+
+start_api "$tmp/api.log" credentials-api
+api_pid=$started_pid target=$started_target
 echo "credentials-api on $target (pid $api_pid), kms pid $kms_pid, postgres pid $pg_pid" >&2
 
 # A second API on the same database and kms with the data-key cache off, for access-nocache:
 # the same build and flags but --data-key-cache-max-age 0, so every access asks the kms.
-# shellcheck disable=SC2086 # BENCH_API_ARGS is meant to be word-split.
-"$bin/credentials-api" serve --listen 127.0.0.1:0 --kms-endpoint "unix://$tmp/kms.sock" \
-  --jwt-hs256-secret-file "$tmp/jwt-secret" --no-migrate --rewrap-interval 0 \
-  --access-rate-limit 0/s --probe-rate-limit 0/s ${BENCH_API_ARGS:-} \
-  --data-key-cache-max-age 0 2>>"$tmp/api-nocache.log" &
-nocache_pid=$!
-pids+=("$nocache_pid")
-for _ in $(seq 600); do
-  grep -q '"message":"ready' "$tmp/api-nocache.log" 2>/dev/null && break
-  kill -0 "$nocache_pid" 2>/dev/null || { echo "bench: the cache-off credentials-api exited" >&2; tail -n 20 "$tmp/api-nocache.log" >&2; exit 1; }
-  sleep 0.1
-done
-nocache_addr=$(grep '"message":"listening"' "$tmp/api-nocache.log" | head -n 1 | sed -n 's/.*"address":"\([^"]*\)".*/\1/p')
-[ -n "$nocache_addr" ] || { echo "bench: no listening address in the cache-off API log" >&2; exit 1; }
-nocache_target=http://$nocache_addr
+start_api "$tmp/api-nocache.log" "the cache-off credentials-api" \
+  --no-migrate --rewrap-interval 0 --data-key-cache-max-age 0
+nocache_pid=$started_pid nocache_target=$started_target
 echo "credentials-api with the data-key cache off on $nocache_target (pid $nocache_pid)" >&2
 
 # loadgen against the API (or, for one point, the API in $point_target).
@@ -796,6 +793,9 @@ PY
   esac
   wait "$snap"
   snapshot >"$base.cpu1.json"
+  # The insert ceiling leaves a lot of WAL behind; without a checkpoint here (outside every
+  # measured window), the one it triggers lands in the next point (access) as its Postgres CPU.
+  if [ "$name" = insert ]; then sql -d postgres -c CHECKPOINT; fi
   if [ "$name" = access ] || [ "$name" = access-wide ]; then python3 "$helper" mem "$api_pid" "$kms_pid" "$reset" >"$base.mem.json"; fi
   printf '%s\t%s\t%s\t%s\t%s\n' "$name" point "$rep" "$c" "$base" >>"$results/points.tsv"
   python3 "$helper" summary "$base.json" >&2

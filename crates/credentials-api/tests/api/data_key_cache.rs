@@ -6,34 +6,10 @@
 use crate::support::*;
 use credentials_proto::credentials::v1 as pb;
 use std::time::Duration;
-use testkit::stack::{wait_for_sweep, wait_until};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use testkit::stack::wait_until;
 use tonic::Code;
 
 const METRICS: [&str; 2] = ["--admin-addr", "127.0.0.1:0"];
-
-/// The `/metrics` text of an admin port.
-async fn scrape(addr: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("admin port");
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n")
-        .await
-        .unwrap();
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await.unwrap();
-    body
-}
-
-/// The sum of the samples of `family` whose labels include every one of `labels`.
-fn sum(text: &str, family: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(family) && l[family.len()..].starts_with(['{', ' ']))
-        .filter(|l| labels.iter().all(|want| l.contains(want)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
 
 /// The API's admin address, from its "admin listening" log line.
 fn api_admin(stack: &TestApi) -> String {
@@ -49,7 +25,7 @@ fn api_admin(stack: &TestApi) -> String {
 /// UnwrapDataKey calls the kms has answered, whatever their outcome.
 async fn unwraps(stack: &TestApi) -> f64 {
     let text = scrape(&stack.kms.admin_addr().await).await;
-    sum(
+    metric_sum(
         &text,
         "grpc_server_requests_total",
         &["method=\"UnwrapDataKey\""],
@@ -58,7 +34,7 @@ async fn unwraps(stack: &TestApi) -> f64 {
 
 /// Unwrapped data keys the API holds now.
 async fn cached(stack: &TestApi) -> f64 {
-    sum(
+    metric_sum(
         &scrape(&api_admin(stack)).await,
         "data_key_cache_entries",
         &[],
@@ -198,12 +174,7 @@ async fn a_re_wrapped_credential_is_read_through_the_kms_under_its_new_wrapping(
     assert_eq!(unwraps(&stack).await, before + 1.0);
     assert_eq!(cached(&stack).await, 1.0);
 
-    let mut admin = stack.admin_as(&token);
-    admin
-        .start_rewrap(pb::StartRewrapRequest::default())
-        .await
-        .unwrap();
-    let run = wait_for_sweep(&mut stack.admin(), &token, || stack.logs()).await;
+    let run = sweep_now(&stack, &token).await;
     assert_eq!(run.rewrapped, 1);
     assert_eq!(cached(&stack).await, 0.0, "the sweep dropped the moved key");
     let before = unwraps(&stack).await;

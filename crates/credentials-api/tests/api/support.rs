@@ -506,3 +506,91 @@ impl Write for Logs {
         Ok(())
     }
 }
+
+/// The `/metrics` text of an admin port (the kms's or the API's).
+pub async fn scrape(addr: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("admin port");
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.unwrap();
+    body
+}
+
+/// The sum of the samples of `family` whose labels include every one of `labels`.
+pub fn metric_sum(text: &str, family: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(family) && l[family.len()..].starts_with(['{', ' ']))
+        .filter(|l| labels.iter().all(|want| l.contains(want)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Rewrites a live openai row as the build that wrote `format` would have: a data key from
+/// the kms for that format's context, the value `api_key` sealed in that format, at
+/// `generation` (0 for formats 1 and 2, from 1 after).
+pub async fn rewrite_in_format(
+    stack: &TestApi,
+    workspace: &str,
+    id: &str,
+    format: credentials_core::payload::PayloadFormat,
+    generation: i64,
+    api_key: &str,
+) {
+    use credentials_core::payload::{self, RowBinding};
+    let id = uuid::Uuid::parse_str(id).unwrap();
+    let row = RowBinding {
+        workspace_id: workspace,
+        credential_id: id,
+        type_id: "openai",
+        value_generation: generation,
+    };
+    let ctx = payload::stored_context(&row, format.as_i16()).unwrap();
+    let key = stack
+        .kms
+        .client()
+        .generate_data_key(None, &ctx)
+        .await
+        .unwrap();
+    let json = format!(r#"{{"fields":{{"api_key":"{api_key}"}}}}"#);
+    let (ciphertext, nonce) =
+        payload::seal_in(format, &key.plaintext, &ctx, json.as_bytes()).unwrap();
+    let version = i32::try_from(key.key_version).unwrap();
+    let changed = stack
+        .db
+        .client()
+        .await
+        .execute(
+            "UPDATE credentials SET ciphertext = $2, nonce = $3, wrapped_key = $4, \
+             master_key_id = $5, master_key_version = $6, payload_format = $7, \
+             value_generation = $8 WHERE id = $1",
+            &[
+                &id,
+                &ciphertext,
+                &nonce,
+                &key.wrapped,
+                &key.key_id,
+                &version,
+                &format.as_i16(),
+                &generation,
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed, 1);
+}
+
+/// Starts a re-wrap sweep as `token` and waits for it to finish.
+pub async fn sweep_now(stack: &TestApi, token: &str) -> pb::RewrapRun {
+    stack
+        .admin()
+        .start_rewrap(authed(pb::StartRewrapRequest { dry_run: false }, token))
+        .await
+        .unwrap();
+    testkit::stack::wait_for_sweep(&mut stack.admin(), token, || stack.logs()).await
+}

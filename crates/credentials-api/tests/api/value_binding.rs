@@ -4,9 +4,9 @@
 //! on update and in the re-wrap sweep. Each test alters rows in SQL, as such a writer would.
 
 use crate::support::*;
-use credentials_core::payload::{self, PayloadFormat, RowBinding};
+use credentials_core::payload::{self, PayloadFormat};
 use credentials_proto::credentials::v1 as pb;
-use testkit::stack::{rewrap_status, wait_for_sweep};
+use testkit::stack::rewrap_status;
 use tonic::Code;
 use uuid::Uuid;
 
@@ -57,44 +57,7 @@ fn assert_refused(
 /// Rewrites a live row as the build that wrote format 2 would have: a data key from the kms
 /// for the format-2 context (workspace, id, format), the value sealed in format 2, generation 0.
 async fn rewrite_as_format_2(stack: &TestApi, workspace: &str, id: &str, api_key: &str) {
-    let id = Uuid::parse_str(id).unwrap();
-    let row = RowBinding {
-        workspace_id: workspace,
-        credential_id: id,
-        type_id: "openai",
-        value_generation: 0,
-    };
-    let ctx = payload::stored_context(&row, 2).unwrap();
-    let key = stack
-        .kms
-        .client()
-        .generate_data_key(None, &ctx)
-        .await
-        .unwrap();
-    let json = format!(r#"{{"fields":{{"api_key":"{api_key}"}}}}"#);
-    let (ciphertext, nonce) =
-        payload::seal_in(PayloadFormat::V2, &key.plaintext, &ctx, json.as_bytes()).unwrap();
-    let version = i32::try_from(key.key_version).unwrap();
-    let changed = stack
-        .db
-        .client()
-        .await
-        .execute(
-            "UPDATE credentials SET ciphertext = $2, nonce = $3, wrapped_key = $4, \
-             master_key_id = $5, master_key_version = $6, payload_format = 2, \
-             value_generation = 0 WHERE id = $1",
-            &[
-                &id,
-                &ciphertext,
-                &nonce,
-                &key.wrapped,
-                &key.key_id,
-                &version,
-            ],
-        )
-        .await
-        .unwrap();
-    assert_eq!(changed, 1);
+    rewrite_in_format(stack, workspace, id, PayloadFormat::V2, 0, api_key).await;
 }
 
 async fn access_secret(stack: &TestApi, token: &str, id: &str) -> String {
@@ -323,12 +286,7 @@ async fn the_sweep_moves_format_2_rows_to_format_3() {
     let before = sealed_state(&stack, &old[0].0).await;
     assert_eq!(rewrap_status(&mut stack.admin(), &token).await.remaining, 3);
 
-    stack
-        .admin()
-        .start_rewrap(authed(pb::StartRewrapRequest { dry_run: false }, &token))
-        .await
-        .unwrap();
-    let run = wait_for_sweep(&mut stack.admin(), &token, || stack.logs()).await;
+    let run = sweep_now(&stack, &token).await;
     assert_eq!((run.rewrapped, run.failed), (3, 0), "{run:?}");
     assert_eq!(rewrap_status(&mut stack.admin(), &token).await.remaining, 0);
 

@@ -5,10 +5,9 @@
 //! the re-wrap sweep; disabling a version still shreds the rows on it.
 
 use crate::support::*;
-use credentials_core::payload::{self, PayloadFormat, RowBinding};
+use credentials_core::payload::PayloadFormat;
 use credentials_proto::credentials::v1 as pb;
-use testkit::stack::{rewrap_status, wait_for_sweep};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use testkit::stack::rewrap_status;
 use tonic::Code;
 use uuid::Uuid;
 
@@ -28,21 +27,12 @@ async fn stack(args: &[&str]) -> TestApi {
 
 /// How many GenerateDataKey calls the kms has answered OK, from its metrics.
 async fn generated(stack: &TestApi) -> f64 {
-    let addr = stack.kms.admin_addr().await;
-    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: kms\r\n\r\n")
-        .await
-        .unwrap();
-    let mut body = String::new();
-    conn.read_to_string(&mut body).await.unwrap();
-    body.lines()
-        .filter(|l| {
-            l.starts_with("grpc_server_requests_total{")
-                && l.contains("method=\"GenerateDataKey\"")
-                && l.contains("code=\"OK\"")
-        })
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-        .sum()
+    let text = scrape(&stack.kms.admin_addr().await).await;
+    metric_sum(
+        &text,
+        "grpc_server_requests_total",
+        &["method=\"GenerateDataKey\"", "code=\"OK\""],
+    )
 }
 
 /// What a row stores about its key: (format, master key, version, wrapped key).
@@ -206,12 +196,7 @@ async fn seeds_follow_the_primary_and_the_workspace_key_and_shredding_holds() {
 
     // The sweep moves the two rows left on v1 by re-wrapping their seed; they still open.
     assert_eq!(rewrap_status(&mut stack.admin(), &token).await.remaining, 2);
-    stack
-        .admin()
-        .start_rewrap(authed(pb::StartRewrapRequest { dry_run: false }, &token))
-        .await
-        .unwrap();
-    let run = wait_for_sweep(&mut stack.admin(), &token, || stack.logs()).await;
+    let run = sweep_now(&stack, &token).await;
     assert_eq!((run.rewrapped, run.failed), (2, 0), "{run:?}");
     for (id, _) in &rows[..2] {
         let moved = key_state(&stack, id).await;
@@ -270,57 +255,17 @@ async fn format_3_rows_still_open_and_the_sweep_moves_them_to_format_4() {
     let token = testkit::stack::platform_token(&["ws"], ALL);
     let placeholder = value("placeholder");
     let id = create_in(&stack, &token, "ws", "old", &placeholder).await;
-    let row = RowBinding {
-        workspace_id: "ws",
-        credential_id: Uuid::parse_str(&id).unwrap(),
-        type_id: "openai",
-        value_generation: 1,
-    };
-    let ctx = payload::stored_context(&row, 3).unwrap();
-    let key = stack
-        .kms
-        .client()
-        .generate_data_key(None, &ctx)
-        .await
-        .unwrap();
     let old = value("format-3");
-    let json = format!(r#"{{"fields":{{"api_key":"{old}"}}}}"#);
-    let (ciphertext, nonce) =
-        payload::seal_in(PayloadFormat::V3, &key.plaintext, &ctx, json.as_bytes()).unwrap();
-    let version = i32::try_from(key.key_version).unwrap();
-    let changed = stack
-        .db
-        .client()
-        .await
-        .execute(
-            "UPDATE credentials SET ciphertext = $2, nonce = $3, wrapped_key = $4, \
-             master_key_id = $5, master_key_version = $6, payload_format = 3, \
-             value_generation = 1 WHERE id = $1",
-            &[
-                &row.credential_id,
-                &ciphertext,
-                &nonce,
-                &key.wrapped,
-                &key.key_id,
-                &version,
-            ],
-        )
-        .await
-        .unwrap();
-    assert_eq!(changed, 1);
-    assert_eq!(key_state(&stack, &id).await.0, 3);
+    rewrite_in_format(&stack, "ws", &id, PayloadFormat::V3, 1, &old).await;
+    let before = key_state(&stack, &id).await;
+    assert_eq!(before.0, 3);
     assert_eq!(access(&stack, &token, "ws", &id).await.unwrap(), old);
 
     assert_eq!(rewrap_status(&mut stack.admin(), &token).await.remaining, 1);
-    stack
-        .admin()
-        .start_rewrap(authed(pb::StartRewrapRequest { dry_run: false }, &token))
-        .await
-        .unwrap();
-    let run = wait_for_sweep(&mut stack.admin(), &token, || stack.logs()).await;
+    let run = sweep_now(&stack, &token).await;
     assert_eq!((run.rewrapped, run.failed), (1, 0), "{run:?}");
     let moved = key_state(&stack, &id).await;
     assert_eq!(moved.0, 4);
-    assert_ne!(moved.3, key.wrapped);
+    assert_ne!(moved.3, before.3);
     assert_eq!(access(&stack, &token, "ws", &id).await.unwrap(), old);
 }
