@@ -838,7 +838,7 @@ scale_points() {
     run_point "${prefix}list-page1" "$rep" 8 --op list --workspace bench-list --page-size 100
   done
 }
-scale_seed_s=0 scale_point_rows=0
+scale_seed_s=0 scale_point_rows=0 scale_note="none (--scale 0)"
 if [ "$scale" -gt 0 ]; then
   if [ "$only" = scale ] || ! grep -qw 8 <<<"$clients"; then
     step "the scale point's baseline: access, get and list page 1 at 8 clients before the growth"
