@@ -1,5 +1,6 @@
 //! Compiles the protos with protox (no system protoc) and writes the descriptor set that the
-//! servers hand to gRPC reflection. Writes only to OUT_DIR.
+//! servers hand to gRPC reflection and read their HTTP routes from (the `google.api.http`
+//! options, with the comments as documentation). Writes only to OUT_DIR.
 //!
 //! Two passes, because clients and servers need different codecs: the messages and clients with
 //! prost's codec, then the servers alone (into OUT_DIR/server, the messages referred to as
@@ -11,16 +12,28 @@ use std::{env, fs, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let third_party = root.join("third_party");
     let files = [
         "kms/v1/kms.proto",
         "credentials/v1/resources.proto",
         "credentials/v1/credentials_service.proto",
         "credentials/v1/access_service.proto",
         "credentials/v1/admin_service.proto",
+        // Not imported by ours, but needed to write a status's details as JSON.
+        "google/rpc/status.proto",
+        "google/rpc/error_details.proto",
     ];
-    let fds = protox::compile(files, [&root])?;
+    let mut compiler = protox::Compiler::new([&root, &third_party])?;
+    compiler.include_imports(true).include_source_info(true);
+    compiler.open_files(files)?;
+    let fds = compiler.file_descriptor_set();
     let out = PathBuf::from(env::var("OUT_DIR")?);
-    fs::write(out.join("descriptor.bin"), fds.encode_to_vec())?;
+    // Encoded by protox itself, which keeps the `google.api.http` options (prost's own
+    // MethodOptions would drop them as unknown fields): the HTTP routes are read from here.
+    fs::write(
+        out.join("descriptor.bin"),
+        compiler.encode_file_descriptor_set(),
+    )?;
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(false)
