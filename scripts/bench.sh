@@ -185,7 +185,7 @@ pids+=("$kms_pid")
 start_api() {
   local log=$1 what=$2; shift 2
   # shellcheck disable=SC2086 # BENCH_API_ARGS is meant to be word-split.
-  "$bin/credentials-api" serve --listen 127.0.0.1:0 --kms-endpoint "unix://$tmp/kms.sock" \
+  "$bin/credentials-api" serve --listen 127.0.0.1:0 --http-listen off --kms-endpoint "unix://$tmp/kms.sock" \
     --jwt-hs256-secret-file "$tmp/jwt-secret" \
     --access-rate-limit 0/s --probe-rate-limit 0/s ${BENCH_API_ARGS:-} "$@" 2>>"$log" &
   started_pid=$!

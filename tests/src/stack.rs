@@ -58,9 +58,14 @@ impl ApiProcess {
             true => &[],
             false => &["--listen", "127.0.0.1:0"],
         };
+        let http_listen: &[&str] = match extra_args.contains(&"--http-listen") {
+            true => &[],
+            false => &["--http-listen", "127.0.0.1:0"],
+        };
         let child = Command::new(bin("credentials-api"))
             .arg("serve")
             .args(listen)
+            .args(http_listen)
             .args(["--kms-timeout", "1s"])
             .arg("--kms-endpoint")
             .arg(format!("unix://{}", kms_socket.display()))
@@ -152,6 +157,21 @@ impl ApiProcess {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         None
+    }
+
+    /// The HTTP/JSON address, from the "HTTP/JSON listening" log line.
+    pub async fn http_addr(&self) -> String {
+        let mut found = None;
+        wait_until(Duration::from_secs(10), || {
+            found = self
+                .logs()
+                .lines()
+                .find(|l| l.contains("\"message\":\"HTTP/JSON listening\""))
+                .and_then(crate::logged_address);
+            std::future::ready(found.is_some())
+        })
+        .await;
+        found.unwrap_or_else(|| panic!("no HTTP address logged; log:\n{}", self.logs()))
     }
 
     /// The admin (metrics) address, from the "admin listening" log line (`--admin-addr`).

@@ -1,12 +1,13 @@
 //! Plumbing shared by the vault's gRPC servers, so that both behave the same at the edges:
 //! the server's start-up and shutdown, the per-RPC layers and the fields of their span, logs
 //! and traces, metrics and the admin port, shutdown signals, reflection and the shape of
-//! `INVALID_ARGUMENT` errors, and TLS on their TCP ports.
+//! `INVALID_ARGUMENT` errors, TLS on their TCP ports, and serving an HTTP port beside the gRPC one.
 
 #![forbid(unsafe_code)]
 
 mod admin;
 mod connection;
+mod http;
 mod logging;
 pub mod metrics;
 mod process;
@@ -22,6 +23,7 @@ mod tls;
 
 pub use admin::{AdminError, serve_admin};
 pub use connection::{ConnectionLimits, Guarded, GuardedIncoming, MAX_HEADER_LIST_BYTES};
+pub use http::{HttpBody, serve_http};
 pub use logging::{LogFormat, TelemetryError, TelemetryGuard, init_telemetry};
 pub use process::{exit_code, undocumented_flags};
 pub use propagation::{adopt_trace_context, inject_trace_context};

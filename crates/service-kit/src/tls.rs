@@ -106,6 +106,8 @@ pub struct ServerTls {
 #[derive(Clone)]
 struct Loaded {
     config: Arc<ServerConfig>,
+    /// The same, offering HTTP/1.1 after h2: the HTTP/JSON port's.
+    http_config: Arc<ServerConfig>,
     fingerprint: String,
 }
 
@@ -157,8 +159,22 @@ impl ServerTls {
     /// The TLS connections accepted on `listener`, for `serve_with_incoming_shutdown`. The
     /// accept loop stops when the stream is dropped.
     pub fn incoming(self: &Arc<Self>, listener: TcpListener) -> TlsIncoming {
+        self.incoming_offering(listener, Protocols::Grpc)
+    }
+
+    /// As [`ServerTls::incoming`], offering HTTP/1.1 as well as h2 (ALPN): for the HTTP/JSON
+    /// port, which browsers and curl reach over either.
+    pub fn incoming_http(self: &Arc<Self>, listener: TcpListener) -> TlsIncoming {
+        self.incoming_offering(listener, Protocols::Http)
+    }
+
+    fn incoming_offering(
+        self: &Arc<Self>,
+        listener: TcpListener,
+        protocols: Protocols,
+    ) -> TlsIncoming {
         let (sender, connections) = mpsc::channel(32);
-        let accept = tokio::spawn(accept(listener, self.clone(), sender));
+        let accept = tokio::spawn(accept(listener, self.clone(), protocols, sender));
         TlsIncoming {
             connections,
             accept,
@@ -166,8 +182,8 @@ impl ServerTls {
     }
 }
 
-/// Reads the files and builds a rustls server configuration (h2 only, the protocol versions
-/// rustls deems safe).
+/// Reads the files and builds the rustls server configurations (h2 only for gRPC, h2 and
+/// HTTP/1.1 for HTTP; the protocol versions rustls deems safe).
 fn build(files: &TlsFiles) -> Result<Loaded, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config_error = |e: rustls::Error| TlsError::Config {
@@ -201,8 +217,11 @@ fn build(files: &TlsFiles) -> Result<Loaded, TlsError> {
         .with_single_cert(chain, private_key(&files.key)?)
         .map_err(config_error)?;
     config.alpn_protocols = vec![b"h2".to_vec()];
+    let mut http_config = config.clone();
+    http_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Loaded {
         config: Arc::new(config),
+        http_config: Arc::new(http_config),
         fingerprint,
     })
 }
@@ -245,11 +264,21 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// What a port offers in ALPN.
+#[derive(Debug, Clone, Copy)]
+enum Protocols {
+    /// h2 only.
+    Grpc,
+    /// h2, then HTTP/1.1.
+    Http,
+}
+
 /// Accepts TCP connections and hands each finished handshake to `sender`, until the
 /// receiving [`TlsIncoming`] goes away.
 async fn accept(
     listener: TcpListener,
     tls: Arc<ServerTls>,
+    protocols: Protocols,
     sender: mpsc::Sender<io::Result<TlsStream<TcpStream>>>,
 ) {
     let mut handshakes = JoinSet::new();
@@ -264,7 +293,11 @@ async fn accept(
                     // gRPC's small frames: do not wait to fill a segment.
                     let _ = stream.set_nodelay(true);
                     // The configuration current now: a reload affects the next handshake.
-                    let acceptor = TlsAcceptor::from(tls.loaded().config);
+                    let loaded = tls.loaded();
+                    let acceptor = TlsAcceptor::from(match protocols {
+                        Protocols::Grpc => loaded.config,
+                        Protocols::Http => loaded.http_config,
+                    });
                     let sender = sender.clone();
                     handshakes.spawn(async move {
                         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {

@@ -9,6 +9,7 @@ mod auth_layer;
 mod convert;
 mod deadline_layer;
 mod grpc;
+pub mod http;
 pub mod permissions;
 mod status;
 

@@ -92,6 +92,12 @@ pub struct ServeConfig {
     )]
     pub insecure_plaintext: bool,
 
+    /// Address to serve HTTP/JSON on (HTTP/1.1 and h2): the JSON mapping of every RPC, the
+    /// /api/v1/credentials surface and GET /openapi.json; `off` for none. Same TLS and the same
+    /// loopback rule as --listen.
+    #[arg(long, env = "CREDENTIALS_HTTP_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_http_listen)]
+    pub http_listen: HttpListen,
+
     /// Also serve grpc.health.v1 alone, in plaintext, on this TCP address: for kubelet gRPC
     /// probes, which cannot speak TLS.
     #[arg(long, env = "CREDENTIALS_HEALTH_ADDR")]
@@ -470,5 +476,19 @@ mod tests {
         let cli = Cli::command();
         let serve = cli.find_subcommand("serve").unwrap();
         assert_eq!(service_kit::undocumented_flags(serve), Vec::<String>::new());
+    }
+}
+
+/// `--http-listen`: an address, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpListen(pub Option<SocketAddr>);
+
+fn parse_http_listen(text: &str) -> Result<HttpListen, String> {
+    match text {
+        "off" => Ok(HttpListen(None)),
+        _ => text
+            .parse()
+            .map(|addr| HttpListen(Some(addr)))
+            .map_err(|e| format!("{e}: give host:port or off")),
     }
 }

@@ -1,5 +1,6 @@
 //! Startup, readiness and shutdown of `credentials-api serve`.
 
+use crate::edge::http::{Channel, HttpEdge, HttpMetrics};
 use crate::edge::{AccessService, AdminService, CredentialsService};
 use crate::edge::{AuthLayer, DeadlineLayer};
 use crate::process::config::{DatabaseArgs, JwtArgs, ServeConfig};
@@ -143,18 +144,22 @@ fn server_tls(config: &ServeConfig) -> Result<Option<Arc<ServerTls>>, String> {
             ServerTls::load(files).map_err(|e| e.to_string())?,
         )));
     }
-    let listen = config.listen;
+    let listen = match config.http_listen.0 {
+        // The HTTP port carries the same tokens and secrets: the same rule.
+        Some(http) if !http.ip().is_loopback() => http,
+        _ => config.listen,
+    };
     if listen.ip().is_loopback() {
         Ok(None)
     } else if config.insecure_plaintext {
         tracing::warn!(
             %listen,
-            "serving PLAINTEXT gRPC off loopback: bearer tokens and secrets cross the network in clear; development only"
+            "serving PLAINTEXT gRPC (and HTTP) off loopback: bearer tokens and secrets cross the network in clear; development only"
         );
         Ok(None)
     } else {
         Err(format!(
-            "--listen {listen} is not a loopback address: give --tls-cert and --tls-key (or --insecure-plaintext for development)"
+            "{listen} is not a loopback address: give --tls-cert and --tls-key (or --insecure-plaintext for development)"
         ))
     }
 }
@@ -269,6 +274,7 @@ fn spawn_readiness(
 #[derive(Debug)]
 pub struct Running {
     address: std::net::SocketAddr,
+    http_address: Option<std::net::SocketAddr>,
     serving: Serving,
     store: Store,
     health_port: Option<tokio::task::JoinHandle<()>>,
@@ -339,6 +345,18 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
         .await
         .map_err(|e| format!("cannot bind {}: {e}", config.listen))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let http_listener = match config.http_listen.0 {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot bind --http-listen {addr}: {e}"))?,
+        ),
+        None => None,
+    };
+    let http_address = match &http_listener {
+        Some(l) => Some(l.local_addr().map_err(|e| e.to_string())?),
+        None => None,
+    };
     tracing::info!(
         %address,
         tls = tls.is_some(),
@@ -346,6 +364,9 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
         certificate_sha256 = tls.as_ref().map(|t| t.fingerprint()),
         "listening"
     );
+    if let Some(http_address) = http_address {
+        tracing::info!(address = %http_address, tls = tls.is_some(), "HTTP/JSON listening");
+    }
     // SIGHUP reloads the certificate, key and client CA: new handshakes use them, live
     // connections stay.
     if let Some(tls) = &tls {
@@ -373,19 +394,18 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
     lifecycle.adopt(keys.spawn_scheduler());
 
     // 6. The stack, outermost first: the shared layers (a span per RPC, its metrics, drain
-    //    admission), then authentication, then the services.
-    let router = connection_limits
-        .server()
+    //    admission), then the server's own deadline (outside authentication so that it bounds
+    //    everything the request does, and inside the drain, which waits for it to answer),
+    //    then authentication: the token, and the permission the RPC declares
+    //    (`edge::permissions`), before any handler runs; inside the drain so a refused call
+    //    costs no token check, and inside the span so the request id and subject land on it.
+    //    Health and reflection need no token. The HTTP port sends its calls through the same
+    //    stack, in process, so both ports allow, audit and count alike.
+    let stack = tower::ServiceBuilder::new()
         .layer(lifecycle.layers(metrics.rpc.clone()))
-        // The server's own deadline, outside authentication so that it bounds everything the
-        // request does, and inside the drain, which waits for it to answer.
         .layer(DeadlineLayer::new(config.request_timeout))
-        // Innermost, after the drain so a refused call costs no token check, and inside the
-        // span so the request id and subject land on it: the token, and the permission the
-        // RPC declares (`edge::permissions`), before any handler runs. Health and reflection
-        // need no token.
-        .layer(AuthLayer::new(verifier))
-        .add_service(lifecycle.health().service())
+        .layer(AuthLayer::new(verifier));
+    let routes = tonic::service::Routes::new(lifecycle.health().service())
         .add_service(service_kit::reflection_v1(&[MANAGEMENT, ACCESS, ADMIN]))
         .add_service(service_kit::reflection_v1alpha(&[
             MANAGEMENT, ACCESS, ADMIN,
@@ -402,21 +422,63 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
             AdminServiceServer::new(AdminService::new(keys))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
         );
+    let http = match http_listener {
+        Some(listener) => {
+            let channel: Channel = tower::util::BoxCloneSyncService::new(
+                tower::ServiceBuilder::new()
+                    .map_response(|r: tonic::codegen::http::Response<_>| {
+                        r.map(tonic::body::Body::new)
+                    })
+                    .service(stack.clone().service(routes.clone().prepare())),
+            );
+            let edge = HttpEdge::new(channel, HttpMetrics::register(&metrics.registry))?;
+            Some((listener, edge))
+        }
+        None => None,
+    };
+    let router = connection_limits.server().layer(stack).add_routes(routes);
+    let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
+    let tls_http = tls.clone();
+    let http = async move {
+        if let Some((listener, edge)) = http {
+            let mut stop = http_stopped;
+            service_kit::serve_http(listener, tls_http, connection_limits, edge, async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            })
+            .await;
+        }
+    };
+    // Both ports stop together: the lifecycle's stop signal closes the gRPC port and tells the
+    // HTTP port to stop accepting and let its connections finish.
+    macro_rules! serve_both {
+        ($incoming:expr) => {{
+            let incoming = $incoming;
+            lifecycle.serve(move |stop| async move {
+                let http = tokio::spawn(http);
+                let result = router
+                    .serve_with_incoming_shutdown(incoming, async move {
+                        stop.await;
+                        let _ = stop_http.send(true);
+                    })
+                    .await;
+                let _ = http.await;
+                result
+            })
+        }};
+    }
     let serving = match tls {
-        Some(tls) => {
-            let incoming = connection_limits.guard(tls.incoming(listener));
-            lifecycle.serve(|stop| router.serve_with_incoming_shutdown(incoming, stop))
-        }
-        None => {
-            let incoming = TcpIncoming::from(listener)
-                .with_nodelay(Some(true))
-                .with_keepalive(Some(connection_limits.keepalive_interval));
-            let incoming = connection_limits.guard(incoming);
-            lifecycle.serve(|stop| router.serve_with_incoming_shutdown(incoming, stop))
-        }
+        Some(tls) => serve_both!(connection_limits.guard(tls.incoming(listener))),
+        None => serve_both!(
+            connection_limits.guard(
+                TcpIncoming::from(listener)
+                    .with_nodelay(Some(true))
+                    .with_keepalive(Some(connection_limits.keepalive_interval))
+            )
+        ),
     };
     Ok(Running {
         address,
+        http_address,
         serving,
         store,
         health_port,
@@ -427,6 +489,11 @@ impl Running {
     /// The address the server listens on (useful with `--listen 127.0.0.1:0`).
     pub fn local_addr(&self) -> std::net::SocketAddr {
         self.address
+    }
+
+    /// The address the HTTP/JSON port listens on, when it is on.
+    pub fn http_addr(&self) -> Option<std::net::SocketAddr> {
+        self.http_address
     }
 
     /// Shuts down: NOT_SERVING first (load balancers stop sending), then refuses new calls

@@ -402,6 +402,8 @@ fn serve_config(
     let harness = [
         "--listen".to_owned(),
         "127.0.0.1:0".to_owned(),
+        "--http-listen".to_owned(),
+        "127.0.0.1:0".to_owned(),
         "--database-url".to_owned(),
         database_url.to_owned(),
         "--kms-endpoint".to_owned(),
