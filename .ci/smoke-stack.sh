@@ -2,10 +2,13 @@
 # Runs the README's run command (scripts/dev.sh), then, with grpcurl alone, walks the user's path:
 # list services, create an OpenAI and a Bedrock credential, see only masked previews, set a
 # default, read its plaintext with an access token (and be refused without one), update it,
-# delete it. Then stops the stack, starts it again, and checks the data is still there.
+# delete it. Then the same over HTTP/JSON with curl: the product document's examples on
+# /api/v1/credentials as written, the JSON mapping on /v1, errors, and the OpenAPI document.
+# Then stops the stack, starts it again, and checks the data is still there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port=50151
+http_port=50152
 out=$(mktemp)
 dev_pid=
 fail() { echo "FAIL: $*"; echo "--- dev.sh output:"; cat "$out"; echo "--- api log:"; tail -20 .dev/api.log || true; exit 1; }
@@ -19,7 +22,7 @@ trap stop_stack EXIT
 
 start_stack() {
   : >"$out"
-  PORT=$port scripts/dev.sh >"$out" 2>&1 &
+  PORT=$port HTTP_PORT=$http_port scripts/dev.sh >"$out" 2>&1 &
   dev_pid=$!
   for _ in $(seq 600); do
     grep -q 'Press Ctrl-C' "$out" && break
@@ -74,6 +77,33 @@ grep -q deletedAt <<<"$(call $C/DeleteCredential -d "{\"id\":\"$openai\"}")" || 
 grep -q "$openai" <<<"$(call $C/ListCredentials)" && fail "deleted credential still listed"
 if call $A/AccessCredential -d "{\"id\":\"$openai\"}" 2>"$out.err"; then fail "deleted credential accessible"; fi
 grep -q NotFound "$out.err" || fail "deleted credential: $(cat "$out.err")"
+
+# The same over HTTP/JSON, with curl: first the product document's examples as written.
+B=http://localhost:$http_port
+grep -q "curl -X POST http://localhost:$http_port/api/v1/credentials" "$out" || fail "dev.sh prints no curl example"
+hc() { curl -sS -H "Authorization: Bearer $TOKEN" "$@"; }
+created=$(hc -X POST $B/api/v1/credentials -H "Content-Type: application/json" \
+  -d '{"name": "My OpenAI Key", "credentialName": "openAIApi", "plainDataObj": {"openAIApiKey": "sk-proj-curl-0123456789abcdefqrst"}}')
+echo "$created"
+id=$(json 'd["id"]' <<<"$created")
+[ "$(json 'd["credentialName"], d["maskedContent"]' <<<"$created")" = "('openAIApi', 'sk-pr...qrst')" ] || fail "create over HTTP: $created"
+grep -q 'encryptedData\|curl-0123456789' <<<"$created" && fail "a secret or ciphertext in the HTTP answer"
+listed=$(hc "$B/api/v1/credentials?credentialName=openAIApi")
+[ "$(json '[c["name"] for c in d]' <<<"$listed")" = "['My OpenAI Key']" ] || fail "list with filter: $listed"
+updated=$(hc -X PUT "$B/api/v1/credentials/$id" -H "Content-Type: application/json" \
+  -d '{"name": "Updated OpenAI Key", "plainDataObj": {"openAIApiKey": "sk-new-key-curl-0123456789abcdefmnop"}}')
+[ "$(json 'd["name"], d["maskedContent"]' <<<"$updated")" = "('Updated OpenAI Key', 'sk-ne...mnop')" ] || fail "update over HTTP: $updated"
+# The JSON mapping of the gRPC API: the same credential, and its plaintext for the access token.
+grep -q '"maskedContent":"sk-ne...mnop"' <<<"$(hc "$B/v1/workspaces/dev/credentials/$id")" || fail "GET over the JSON mapping"
+grep -q '"secret":"sk-new-key-curl-0123456789abcdefmnop"' <<<"$(hc -X POST "$B/v1/workspaces/dev/credentials/$id:access")" || fail "access over HTTP"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $reader" -X POST "$B/v1/workspaces/dev/credentials/$id:access")" = 403 ] \
+  || fail "access over HTTP without the access permission"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$B/api/v1/credentials")" = 401 ] || fail "HTTP without a token"
+bad=$(hc -s -w ' %{http_code}' -X POST $B/v1/workspaces/dev/credentials -H "Content-Type: application/json" -d '{"name": 5}')
+grep -q '"field":"name".* 400$' <<<"$bad" || fail "bad JSON input: $bad"
+[ "$(json 'd["message"]' <<<"$(hc -X DELETE "$B/api/v1/credentials/$id")")" = "Credential deleted successfully" ] || fail "delete over HTTP"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$B/api/v1/credentials/$id")" = 404 ] || fail "deleted credential still found"
+[ "$(json 'd["openapi"]' <<<"$(curl -sS $B/openapi.json)")" = 3.1.0 ] || fail "no OpenAPI document"
 
 # Stop and start again: the Bedrock credential is still there and still decrypts.
 stop_stack

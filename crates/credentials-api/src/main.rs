@@ -10,6 +10,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::DevToken(args) => dev_token(args),
+        Command::Openapi => credentials_api::openapi_json().map(|json| println!("{json}")),
         command => match tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -26,7 +27,7 @@ fn main() -> ExitCode {
                             store.close();
                             tracing::info!("migrations applied");
                         }),
-                        Command::DevToken(_) => unreachable!("handled above"),
+                        Command::DevToken(_) | Command::Openapi => unreachable!("handled above"),
                     }
                 });
                 // The runtime is still alive here, so the last spans can be flushed.

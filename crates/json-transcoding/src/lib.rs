@@ -224,6 +224,15 @@ impl Transcoder {
                 http::HeaderValue::from_static("Bearer"),
             );
         }
+        // A RetryInfo delay is what HTTP clients know as Retry-After (whole seconds, rounded up).
+        if let Some(delay) =
+            tonic_types::StatusExt::get_details_retry_info(status).and_then(|r| r.retry_delay)
+        {
+            let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds.max(1)));
+        }
         response
     }
 }

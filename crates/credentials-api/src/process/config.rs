@@ -34,6 +34,8 @@ pub enum Command {
     Migrate(DatabaseArgs),
     /// DEVELOPMENT ONLY: mint an HS256 token for local use.
     DevToken(DevTokenArgs),
+    /// Print the OpenAPI 3.1 document of the HTTP/JSON port (what GET /openapi.json serves).
+    Openapi,
 }
 
 /// How to reach Postgres.

@@ -13,6 +13,8 @@ mod bad_input;
 mod concurrency;
 mod data_key_cache;
 mod harness;
+mod http_mapping;
+mod http_product;
 mod input_rules;
 mod keyring_health;
 mod keys;

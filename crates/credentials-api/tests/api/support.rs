@@ -203,6 +203,22 @@ impl TestApi {
         self.addr
     }
 
+    /// A real HTTP/1.1 client of the HTTP/JSON port.
+    pub fn http(&self) -> Http {
+        let addr = self
+            .running
+            .as_ref()
+            .and_then(Running::http_addr)
+            .expect("the harness serves HTTP");
+        Http {
+            base: format!("http://{addr}"),
+            client: hyper_util::client::legacy::Client::builder(
+                hyper_util::rt::TokioExecutor::new(),
+            )
+            .build_http(),
+        }
+    }
+
     /// A token for `workspaces` with `permissions`, valid for an hour.
     pub fn token(&self, workspaces: &[&str], permissions: &[&str]) -> String {
         testkit::stack::token(workspaces, permissions)
@@ -595,4 +611,98 @@ pub async fn sweep_now(stack: &TestApi, token: &str) -> pb::RewrapRun {
         .await
         .unwrap();
     testkit::stack::wait_for_sweep(&mut stack.admin(), token, || stack.logs()).await
+}
+
+/// An HTTP/1.1 client of the API's HTTP/JSON port (hyper's, as any HTTP client would speak).
+#[derive(Clone)]
+pub struct Http {
+    base: String,
+    client: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Full<bytes::Bytes>,
+    >,
+}
+
+/// An HTTP answer: status, headers, and the body as JSON (`Null` when it is not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    /// The status code.
+    pub status: u16,
+    /// The headers.
+    pub headers: tonic::codegen::http::HeaderMap,
+    /// The body, parsed.
+    pub json: serde_json::Value,
+    /// The body as text.
+    pub text: String,
+}
+
+impl Answer {
+    /// The google.rpc.Status's field violations, as `field` values.
+    pub fn violations(&self) -> Vec<String> {
+        self.json["details"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|d| d["fieldViolations"].as_array().cloned().unwrap_or_default())
+            .map(|v| v["field"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+impl Http {
+    /// Sends `method path` with `token` (when given), `body` as JSON (when given) and
+    /// `headers`.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        use http_body_util::BodyExt as _;
+        let mut request = tonic::codegen::http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        if body.is_some()
+            && !headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+        {
+            request = request.header("content-type", "application/json");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let body =
+            http_body_util::Full::new(bytes::Bytes::from(body.unwrap_or_default().to_owned()));
+        let response = self
+            .client
+            .request(request.body(body).unwrap())
+            .await
+            .expect("the HTTP port answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        Answer {
+            status,
+            headers,
+            json: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+            text,
+        }
+    }
+
+    /// `GET path` with `token`.
+    pub async fn get(&self, path: &str, token: &str) -> Answer {
+        self.send("GET", path, Some(token), None, &[]).await
+    }
+
+    /// `method path` with `token` and a JSON `body`.
+    pub async fn json(&self, method: &str, path: &str, token: &str, body: &str) -> Answer {
+        self.send(method, path, Some(token), Some(body), &[]).await
+    }
 }
