@@ -229,9 +229,10 @@ impl Transcoder {
             tonic_types::StatusExt::get_details_retry_info(status).and_then(|r| r.retry_delay)
         {
             let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
-            response
-                .headers_mut()
-                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds.max(1)));
+            response.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from(seconds.max(1)),
+            );
         }
         response
     }

@@ -138,10 +138,7 @@ async fn crud_over_json_follows_the_proto3_mapping() {
             &format!("{CREATE}/{id}"),
             Some(&token),
             Some(r#"{"description": "d"}"#),
-            &[(
-                "if-match",
-                &set.headers["etag"].to_str().unwrap().to_owned(),
-            )],
+            &[("if-match", set.headers["etag"].to_str().unwrap())],
         )
         .await;
     assert_eq!(
@@ -478,7 +475,12 @@ async fn past_the_rate_limit_http_answers_429_with_retry_after() {
         "{}",
         refused.text
     );
-    assert!(refused.headers.contains_key("retry-after"), "{:?} {}", refused.headers, refused.text);
+    assert!(
+        refused.headers.contains_key("retry-after"),
+        "{:?} {}",
+        refused.headers,
+        refused.text
+    );
     let retry_after: u64 = refused.headers["retry-after"]
         .to_str()
         .unwrap()
