@@ -86,13 +86,13 @@ created=$(hc -X POST $B/api/v1/credentials -H "Content-Type: application/json" \
   -d '{"name": "My OpenAI Key", "credentialName": "openAIApi", "plainDataObj": {"openAIApiKey": "sk-proj-curl-0123456789abcdefqrst"}}')
 echo "$created"
 id=$(json 'd["id"]' <<<"$created")
-[ "$(json 'd["credentialName"], d["maskedContent"]' <<<"$created")" = "('openAIApi', 'sk-pr...qrst')" ] || fail "create over HTTP: $created"
+[ "$(json 'd["credentialName"], d["maskedContent"]' <<<"$created")" = "openAIApi sk-pr...qrst" ] || fail "create over HTTP: $created"
 grep -q 'encryptedData\|curl-0123456789' <<<"$created" && fail "a secret or ciphertext in the HTTP answer"
 listed=$(hc "$B/api/v1/credentials?credentialName=openAIApi")
 [ "$(json '[c["name"] for c in d]' <<<"$listed")" = "['My OpenAI Key']" ] || fail "list with filter: $listed"
 updated=$(hc -X PUT "$B/api/v1/credentials/$id" -H "Content-Type: application/json" \
   -d '{"name": "Updated OpenAI Key", "plainDataObj": {"openAIApiKey": "sk-new-key-curl-0123456789abcdefmnop"}}')
-[ "$(json 'd["name"], d["maskedContent"]' <<<"$updated")" = "('Updated OpenAI Key', 'sk-ne...mnop')" ] || fail "update over HTTP: $updated"
+[ "$(json 'd["name"], d["maskedContent"]' <<<"$updated")" = "Updated OpenAI Key sk-ne...mnop" ] || fail "update over HTTP: $updated"
 # The JSON mapping of the gRPC API: the same credential, and its plaintext for the access token.
 grep -q '"maskedContent":"sk-ne...mnop"' <<<"$(hc "$B/v1/workspaces/dev/credentials/$id")" || fail "GET over the JSON mapping"
 grep -q '"secret":"sk-new-key-curl-0123456789abcdefmnop"' <<<"$(hc -X POST "$B/v1/workspaces/dev/credentials/$id:access")" || fail "access over HTTP"
