@@ -11,7 +11,8 @@ Every pod template (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob
 - every volumeMount names a volume of the pod (an overlay that drops a volume must drop its mounts).
 Every `credentials-api serve` container: serves TLS (CREDENTIALS_TLS_CERT and CREDENTIALS_TLS_KEY
 set, through its env or an envFrom ConfigMap of the rendering, to files under a mount of a Secret
-volume), and the NetworkPolicies selecting its pods admit the gRPC port (50051) only from pods
+volume), sets CREDENTIALS_HTTP_LISTEN (the binary's default is the health port's 8080), and the
+NetworkPolicies selecting its pods admit the gRPC and HTTP/JSON ports (50051, 8443) only from pods
 labelled credentials-vault/client=true (at least one such policy, no ipBlock, no rule open to
 all sources or all ports).
 Anywhere (container env/args, ConfigMaps): none of the development switches (the kms's and the
@@ -32,7 +33,7 @@ FORBIDDEN = [
     "--insecure-plaintext-tcp", "KMS_INSECURE_PLAINTEXT_TCP",
     "--insecure-plaintext", "CREDENTIALS_INSECURE_PLAINTEXT",
 ]
-API_PORT = 50051
+API_PORTS = (50051, "grpc", 8443, "https")
 CLIENT_LABEL = ("credentials-vault/client", "true")
 DEV_TOKENS = ["--jwt-hs256-secret-file", "CREDENTIALS_JWT_HS256_SECRET_FILE"]
 
@@ -151,6 +152,8 @@ def check_api_tls(container, spec, configmaps, bad):
             bad(f"serves the gRPC port without TLS: {var} is not set")
         elif not any(str(path).startswith(m) for m in mounts):
             bad(f"{var}={path} is not under a mounted Secret volume")
+    if "CREDENTIALS_HTTP_LISTEN" not in env:
+        bad("CREDENTIALS_HTTP_LISTEN is not set: the default (127.0.0.1:8080) collides with the health port")
 
 
 def selects(selector, labels):
@@ -162,7 +165,7 @@ def selects(selector, labels):
 
 def admits_api_port(rule):
     ports = rule.get("ports") or []
-    return not ports or any(p.get("port") in (API_PORT, "grpc") for p in ports)
+    return not ports or any(p.get("port") in API_PORTS for p in ports)
 
 
 def check_api_ingress(labels, policies, bad):
@@ -179,11 +182,11 @@ def check_api_ingress(labels, policies, bad):
                 continue
             peers = rule.get("from") or []
             if not peers:
-                bad(f"NetworkPolicy {name} admits port {API_PORT} from everywhere")
+                bad(f"NetworkPolicy {name} admits an API port from everywhere")
             for peer in peers:
                 pod = (peer.get("podSelector") or {}).get("matchLabels") or {}
                 if "ipBlock" in peer or pod.get(key) != value:
-                    bad(f"NetworkPolicy {name} admits port {API_PORT} from {peer}, not only pods labelled {key}={value}")
+                    bad(f"NetworkPolicy {name} admits an API port from {peer}, not only pods labelled {key}={value}")
 
 
 def main(argv):
