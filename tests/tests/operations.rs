@@ -135,9 +135,47 @@ impl Collector {
             .cloned()
     }
 
+    /// The span `name` of `service` in the trace `trace_id` (hex).
+    fn find_in_trace(&self, service: &str, name: &str, trace_id: &str) -> Option<Received> {
+        self.spans
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|r| {
+                r.service == service && r.span.name == name && hex(&r.span.trace_id) == trace_id
+            })
+            .cloned()
+    }
+
     fn everything(&self) -> String {
         format!("{:?}", self.spans.lock().unwrap())
     }
+}
+
+/// `GET path` on the API's HTTP/JSON port with `headers`: the status and the body.
+async fn http_get_with(addr: &str, path: &str, headers: &[(&str, String)]) -> (u16, String) {
+    use http_body_util::BodyExt as _;
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let mut request = hyper::Request::get(path).header("host", addr);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = sender
+        .send_request(
+            request
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -260,6 +298,67 @@ async fn a_create_is_one_trace_across_the_api_and_the_kms() {
     })
     .await;
     assert!(recorded, "received: {}", collector.everything());
+
+    // An HTTP/JSON request: its http span (named by route template, never by id) joins the
+    // caller's trace, and the RPC it becomes is the http span's child.
+    let http_trace = "0af7651916cd43dd8448eb211c80319c";
+    let http_caller = "b7ad6b7169203331";
+    let addr = stack.api.http_addr().await;
+    let (status, body) = http_get_with(
+        &addr,
+        &format!("/v1/workspaces/trace-ws/credentials/{}", created.id),
+        &[
+            ("authorization", format!("Bearer {token}")),
+            ("traceparent", format!("00-{http_trace}-{http_caller}-01")),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    const ROUTE: &str = "GET /v1/workspaces/{workspace_id}/credentials/{id}";
+    let arrived = wait_until(Duration::from_secs(15), || {
+        std::future::ready(
+            collector
+                .find("credentials-api", ROUTE, SpanKind::Server)
+                .is_some()
+                && collector
+                    .find_in_trace(
+                        "credentials-api",
+                        "credentials.v1.CredentialsService/GetCredential",
+                        http_trace,
+                    )
+                    .is_some(),
+        )
+    })
+    .await;
+    assert!(arrived, "received: {}", collector.everything());
+    let http_span = collector
+        .find("credentials-api", ROUTE, SpanKind::Server)
+        .unwrap();
+    let rpc_span = collector
+        .find_in_trace(
+            "credentials-api",
+            "credentials.v1.CredentialsService/GetCredential",
+            http_trace,
+        )
+        .unwrap();
+    assert_eq!(hex(&http_span.span.trace_id), http_trace);
+    assert_eq!(hex(&http_span.span.parent_span_id), http_caller);
+    assert_eq!(rpc_span.span.parent_span_id, http_span.span.span_id);
+    assert_eq!(
+        http_span.str_attr("http.route"),
+        Some("/v1/workspaces/{workspace_id}/credentials/{id}")
+    );
+    assert_eq!(
+        http_span.attr("http.response.status_code"),
+        Some(&Value::IntValue(200))
+    );
+    assert_eq!(rpc_span.str_attr("code"), Some("OK"));
+    assert!(
+        !collector
+            .everything()
+            .contains(&format!("credentials/{}", created.id)),
+        "a path with an id in a span"
+    );
 
     // Never a value or a token in any span.
     let everything = collector.everything();

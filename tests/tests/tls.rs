@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used)]
 //! End-to-end tests of credentials-api's TLS: who it serves and who it refuses, mutual TLS, the
 //! certificate reloaded on SIGHUP without dropping connections, and the refusal to serve
-//! plaintext off loopback; and the kms's TCP certificate reloaded on SIGHUP (the same code).
+//! plaintext off loopback; the HTTP/JSON port under the same certificate (h2 and HTTP/1.1 by
+//! ALPN); and the kms's TCP certificate reloaded on SIGHUP (the same code).
 
 use credentials_proto::credentials::v1 as pb;
 use pb::credentials_service_client::CredentialsServiceClient;
@@ -317,4 +318,117 @@ async fn the_kms_reloads_its_tls_certificate_on_sighup() {
     kms.wait_for_log("TLS certificate reloaded").await;
     client(&new_ca).generate_data_key(None, &ctx).await.unwrap();
     assert!(client(&old_ca).generate_data_key(None, &ctx).await.is_err());
+}
+
+/// `GET path` over TLS to `addr`, trusting `ca` and offering `alpn`: the protocol the server
+/// chose, the status and the body; `Err` when the handshake fails.
+async fn https_get(
+    addr: &str,
+    ca: &Ca,
+    alpn: &[&[u8]],
+    path: &str,
+    token: &str,
+) -> Result<(Vec<u8>, u16, String), String> {
+    use http_body_util::BodyExt as _;
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca.pem().as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let negotiated = tls.get_ref().1.alpn_protocol().unwrap_or_default().to_vec();
+    let io = hyper_util::rt::TokioIo::new(tls);
+    let request = hyper::Request::get(format!("https://localhost{path}"))
+        .header("authorization", format!("Bearer {token}"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = if negotiated == b"h2" {
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        sender.send_request(request).await
+    } else {
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        sender.send_request(request).await
+    }
+    .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Ok((
+        negotiated,
+        status,
+        String::from_utf8_lossy(&body).into_owned(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_port_serves_the_same_tls_over_h2_and_http_1_1() {
+    let pki = tempfile::tempdir().unwrap();
+    let ca = Ca::new();
+    let files = ServerFiles::write(pki.path(), &ca);
+    let args = files.args();
+    let stack = Stack::start_with(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let http_line = stack
+        .api
+        .logs()
+        .lines()
+        .find(|l| l.contains("\"message\":\"HTTP/JSON listening\""))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .unwrap();
+    assert_eq!(http_line["tls"], true);
+    let addr = stack.api.http_addr().await;
+    let token = stack.token(&["tls-ws"], ALL);
+    for (offer, expected) in [
+        (
+            &[b"h2".as_slice(), b"http/1.1".as_slice()][..],
+            b"h2".as_slice(),
+        ),
+        (&[b"http/1.1".as_slice()][..], b"http/1.1".as_slice()),
+        (&[][..], b"".as_slice()),
+    ] {
+        let (negotiated, status, body) =
+            https_get(&addr, &ca, offer, "/v1/credentialTypes", &token)
+                .await
+                .unwrap();
+        assert_eq!(negotiated, expected);
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("\"openai\""), "{body}");
+    }
+    // A client that trusts another CA is refused at the handshake; plaintext gets no answer.
+    assert!(
+        https_get(
+            &addr,
+            &Ca::new(),
+            &[b"http/1.1"],
+            "/v1/credentialTypes",
+            &token
+        )
+        .await
+        .is_err()
+    );
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tcp.write_all(b"GET /v1/credentialTypes HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut buf)).await;
+    assert!(!String::from_utf8_lossy(&buf).contains("openai"));
 }

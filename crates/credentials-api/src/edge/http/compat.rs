@@ -609,3 +609,31 @@ pub fn openapi_schemas() -> Vec<(&'static str, Value)> {
         ),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_router_and_the_documented_operations_are_the_same_table() {
+        for (method, path, _) in OPERATIONS {
+            let concrete = path.replace("{id}", "abc");
+            let op = route(&method.parse().unwrap(), &concrete)
+                .unwrap_or_else(|| panic!("{method} {path} is not routed"))
+                .unwrap_or_else(|_| panic!("{method} {path} is refused"));
+            assert_eq!(op.label(), format!("{method} {path}"));
+        }
+        // Every method the router takes is documented.
+        for method in ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"] {
+            for path in [COLLECTION, "/api/v1/credentials/{id}"] {
+                let routed = route(&method.parse().unwrap(), &path.replace("{id}", "abc"));
+                let documented = OPERATIONS
+                    .iter()
+                    .any(|(m, p, _)| *m == method && *p == path);
+                assert_eq!(matches!(routed, Some(Ok(_))), documented, "{method} {path}");
+            }
+        }
+        assert!(route(&http::Method::GET, "/api/v1/credentials/a/b").is_none());
+        assert!(route(&http::Method::GET, "/api/v1/credentialsX").is_none());
+    }
+}

@@ -112,7 +112,7 @@ impl HttpEdge {
             otel.name = %label,
             otel.kind = "server",
             http.request.method = %parts.method,
-            http.route = %label,
+            http.route = %label.split_once(' ').map_or(label.as_str(), |(_, template)| template),
             http.response.status_code = Empty,
         );
         service_kit::adopt_trace_context(&span, &parts.headers);
@@ -151,7 +151,7 @@ impl HttpEdge {
         .instrument(span.clone())
         .await;
         let status = response.status();
-        span.record("http.response.status_code", status.as_u16());
+        span.record("http.response.status_code", i64::from(status.as_u16()));
         inner
             .metrics
             .requests
