@@ -372,6 +372,8 @@ pub struct FieldSpec {
     pub format: Format,
     /// What the masked preview shows of it, for a secret field.
     pub preview: Preview,
+    /// The product's name of the field (see [`FieldSpec::alias`]).
+    alias: Option<&'static str>,
 }
 
 impl FieldSpec {
@@ -396,7 +398,20 @@ impl FieldSpec {
                 }
                 _ => Preview::Hidden,
             },
+            alias: None,
         }
+    }
+
+    /// The product's name of the field, as its credential forms send it (Flowise's input name,
+    /// e.g. `openAIApiKey`); `None` where the product has no such field.
+    pub fn alias(&self) -> Option<&'static str> {
+        self.alias
+    }
+
+    /// The same field under this product name (a getter owns the name `alias`).
+    const fn with_alias(mut self, alias: &'static str) -> FieldSpec {
+        self.alias = Some(alias);
+        self
     }
 
     /// The same field, previewed by its ends (a provider's API key or key id).
@@ -405,15 +420,17 @@ impl FieldSpec {
         self
     }
 
-    /// The same field with another format.
+    /// The same field with another format (its alias kept).
     const fn formatted(self, format: Format) -> FieldSpec {
-        FieldSpec::new(
+        let mut field = FieldSpec::new(
             self.name,
             self.description,
             self.required,
             self.role,
             format,
-        )
+        );
+        field.alias = self.alias;
+        field
     }
 }
 
@@ -445,12 +462,25 @@ pub struct TypeSpec {
     pub supports_validation: bool,
     /// Whether the vault can discover the target's schema (from [`Probe::discovers`]).
     pub supports_schema_discovery: bool,
+    /// The product's name of the type (see [`TypeSpec::alias`]).
+    alias: Option<&'static str>,
 }
 
 impl TypeSpec {
     /// The field with this name; `None` if the type has no such field.
     pub fn field(&self, name: &str) -> Option<&'static FieldSpec> {
         self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// The product's name of the type, its `credentialName` (Flowise's credential name, e.g.
+    /// `openAIApi`); `None` for a type the product does not have.
+    pub fn alias(&self) -> Option<&'static str> {
+        self.alias
+    }
+
+    /// The field whose product name is exactly `name` (case-sensitive); `None` if none is.
+    pub fn field_by_alias(&self, name: &str) -> Option<&'static FieldSpec> {
+        self.fields.iter().find(|f| f.alias == Some(name))
     }
 
     /// The fields with this role, in display order.
@@ -500,7 +530,14 @@ impl TypeSpec {
             attach: Attach::NotHttp,
             supports_validation: probe.validates(),
             supports_schema_discovery: probe.discovers(),
+            alias: None,
         }
+    }
+
+    /// The product's name of the type (a getter owns the name `alias`).
+    const fn with_alias(mut self, alias: &'static str) -> Self {
+        self.alias = Some(alias);
+        self
     }
 
     const fn fields(mut self, fields: &'static [FieldSpec], primary_field: &'static str) -> Self {
@@ -543,6 +580,12 @@ pub fn all() -> &'static [TypeSpec] {
 /// The type with this id; `None` if unknown.
 pub fn lookup(id: &str) -> Option<&'static TypeSpec> {
     TYPES.iter().find(|t| t.id == id)
+}
+
+/// The type whose product name (`credentialName`, e.g. `openAIApi`) is exactly `name`
+/// (case-sensitive); `None` if no type carries it.
+pub fn by_alias(name: &str) -> Option<&'static TypeSpec> {
+    TYPES.iter().find(|t| t.alias == Some(name))
 }
 
 #[cfg(test)]
@@ -689,6 +732,93 @@ mod tests {
         assert!(lookup("OpenAI").is_none());
         assert!(lookup("").is_none());
         assert!(bedrock.field("api_key").is_none());
+    }
+
+    #[test]
+    fn product_names_are_unique_and_round_trip() {
+        let mut types = BTreeSet::new();
+        for t in all() {
+            let mut fields = BTreeSet::new();
+            for f in t.fields.iter() {
+                if let Some(alias) = f.alias() {
+                    assert!(fields.insert(alias), "{}: field alias {alias} twice", t.id);
+                    assert_eq!(t.field_by_alias(alias).map(|f| f.name), Some(f.name));
+                }
+            }
+            let Some(alias) = t.alias() else {
+                assert!(
+                    fields.is_empty(),
+                    "{}: field aliases without a type alias",
+                    t.id
+                );
+                continue;
+            };
+            assert!(types.insert(alias), "type alias {alias} twice");
+            assert_eq!(by_alias(alias).map(|t| t.id), Some(t.id));
+            // A product form fills the key: the primary secret has its product name.
+            assert!(
+                t.field(t.primary_secret)
+                    .is_some_and(|f| f.alias().is_some()),
+                "{}: the primary secret has no alias",
+                t.id
+            );
+        }
+        assert!(by_alias("openaiapi").is_none(), "exact, case-sensitive");
+        assert!(by_alias("").is_none());
+        assert!(by_alias("openai").is_none(), "an id is not a product name");
+    }
+
+    #[test]
+    fn the_documents_names_map_onto_their_types_and_fields() {
+        let named = |alias: &str, field: &str| {
+            let t = by_alias(alias).unwrap_or_else(|| panic!("{alias}"));
+            let f = t
+                .field_by_alias(field)
+                .unwrap_or_else(|| panic!("{alias}.{field}"));
+            (t.id, f.name)
+        };
+        assert_eq!(named("openAIApi", "openAIApiKey"), ("openai", "api_key"));
+        assert_eq!(
+            named("huggingFaceApi", "huggingFaceApiKey"),
+            ("huggingface", "api_key")
+        );
+        assert_eq!(
+            named("googleGenAIApi", "googleGenerativeAPIKey").0,
+            "gemini"
+        );
+        for (alias, id) in [
+            ("anthropicApi", "anthropic"),
+            ("cohereApi", "cohere"),
+            ("replicateApi", "replicate"),
+            ("mistralAIApi", "mistral"),
+            ("groqApi", "groq"),
+            ("deepseekApi", "deepseek"),
+            ("openRouterApi", "openrouter"),
+            ("xaiApi", "xai"),
+            ("togetherAIApi", "together_ai"),
+        ] {
+            assert_eq!(by_alias(alias).map(|t| t.id), Some(id), "{alias}");
+        }
+        // A field alias belongs to its own type only.
+        assert!(
+            lookup("anthropic")
+                .unwrap()
+                .field_by_alias("openAIApiKey")
+                .is_none()
+        );
+        assert!(lookup("openai_audio").unwrap().alias().is_none());
+    }
+
+    #[test]
+    fn a_multi_field_product_form_maps_onto_the_right_fields() {
+        let bedrock = by_alias("awsApi").unwrap();
+        assert_eq!(bedrock.id, "bedrock");
+        let name = |alias| bedrock.field_by_alias(alias).map(|f| f.name);
+        assert_eq!(name("awsKey"), Some("access_key_id"));
+        assert_eq!(name("awsSecret"), Some("secret_access_key"));
+        assert_eq!(name("awsSession"), Some("session_token"));
+        assert_eq!(name("awskey"), None);
+        assert_eq!(bedrock.field("region").unwrap().alias(), None);
     }
 
     #[test]

@@ -45,8 +45,25 @@ const fn choice(
     )
 }
 
-pub(super) const API_KEY: &[FieldSpec] =
-    &[secret("api_key", "API key issued by the provider.", REQUIRED).shows_ends()];
+pub(super) const API_KEY: &[FieldSpec] = &[api_key_field()];
+
+/// The one field of a single-key provider's value.
+const fn api_key_field() -> FieldSpec {
+    secret("api_key", "API key issued by the provider.", REQUIRED).shows_ends()
+}
+
+/// [`API_KEY`]'s field under the product's name for it, e.g. `openAIApiKey`.
+const fn api_key(alias: &'static str) -> FieldSpec {
+    api_key_field().with_alias(alias)
+}
+
+impl TypeSpec {
+    /// Named as the product (Flowise) names it: the type's `credentialName` and its one key
+    /// field, built with [`api_key`] (a field table of its own, since the alias differs per type).
+    const fn known_as(self, alias: &'static str, key: &'static [FieldSpec]) -> TypeSpec {
+        self.with_alias(alias).fields(key, "api_key")
+    }
+}
 
 /// A provider authenticated by a single API key, probed and attached as given.
 const fn keyed(
@@ -124,12 +141,14 @@ const BEDROCK: &[FieldSpec] = &[
         "AWS access key id, e.g. AKIA....",
         REQUIRED,
     )
-    .shows_ends(),
+    .shows_ends()
+    .with_alias("awsKey"),
     secret(
         "secret_access_key",
         "AWS secret access key paired with the access key id.",
         REQUIRED,
-    ),
+    )
+    .with_alias("awsSecret"),
     destination(
         "region",
         "AWS region hosting the models, e.g. us-east-1.",
@@ -140,7 +159,8 @@ const BEDROCK: &[FieldSpec] = &[
         "session_token",
         "Session token, for temporary STS credentials only.",
         OPTIONAL,
-    ),
+    )
+    .with_alias("awsSession"),
 ];
 
 const BIGQUERY: &[FieldSpec] = &[
@@ -283,7 +303,8 @@ pub(super) static TYPES: &[TypeSpec] = &[
             ..read("https://api.anthropic.com/v1", "/models?limit=1")
         }),
         Attach::Header("x-api-key"),
-    ),
+    )
+    .known_as("anthropicApi", &[api_key("anthropicApiKey")]),
     TypeSpec::new(
         "bedrock",
         Llm,
@@ -292,6 +313,7 @@ pub(super) static TYPES: &[TypeSpec] = &[
     )
     .fields(BEDROCK, "access_key_id")
     .primary_secret("secret_access_key")
+    .with_alias("awsApi")
     // Every valid AWS key may call GetCallerIdentity.
     .probe(Probe::AwsCallerIdentity {
         base_url: "https://sts.{region}.amazonaws.com",
@@ -303,7 +325,8 @@ pub(super) static TYPES: &[TypeSpec] = &[
         "Cerebras",
         "Cerebras inference API.",
         "https://api.cerebras.ai/v1",
-    ),
+    )
+    .known_as("cerebrasAIApi", &[api_key("cerebrasApiKey")]),
     openai_compatible(
         "chutes",
         Llm,
@@ -318,7 +341,8 @@ pub(super) static TYPES: &[TypeSpec] = &[
         "Cohere API (Command, Embed, Rerank).",
         Reads(read("https://api.cohere.com/v1", "/models?page_size=1")),
         Attach::Bearer,
-    ),
+    )
+    .known_as("cohereApi", &[api_key("cohereApiKey")]),
     openai_compatible(
         "dashscope",
         Llm,
@@ -339,14 +363,16 @@ pub(super) static TYPES: &[TypeSpec] = &[
         "DeepSeek",
         "DeepSeek API.",
         "https://api.deepseek.com",
-    ),
+    )
+    .known_as("deepseekApi", &[api_key("deepseekApiKey")]),
     openai_compatible(
         "fireworks",
         Llm,
         "Fireworks AI",
         "Fireworks AI inference API.",
         "https://api.fireworks.ai/inference/v1",
-    ),
+    )
+    .known_as("fireworksApi", &[api_key("fireworksApiKey")]),
     openai_compatible(
         "friendli",
         Llm,
@@ -367,14 +393,16 @@ pub(super) static TYPES: &[TypeSpec] = &[
             )
         }),
         Attach::Header("x-goog-api-key"),
-    ),
+    )
+    .known_as("googleGenAIApi", &[api_key("googleGenerativeAPIKey")]),
     openai_compatible(
         "groq",
         Llm,
         "Groq",
         "Groq inference API.",
         "https://api.groq.com/openai/v1",
-    ),
+    )
+    .known_as("groqApi", &[api_key("groqApiKey")]),
     keyed(
         "huggingface",
         Llm,
@@ -382,7 +410,8 @@ pub(super) static TYPES: &[TypeSpec] = &[
         "Hugging Face access token for inference and the Hub.",
         Reads(read("https://huggingface.co/api", "/whoami-v2")),
         Attach::Bearer,
-    ),
+    )
+    .known_as("huggingFaceApi", &[api_key("huggingFaceApiKey")]),
     openai_compatible(
         "hyperbolic",
         Llm,
@@ -396,7 +425,8 @@ pub(super) static TYPES: &[TypeSpec] = &[
         "Mistral AI",
         "Mistral AI API.",
         "https://api.mistral.ai/v1",
-    ),
+    )
+    .known_as("mistralAIApi", &[api_key("mistralAIAPIKey")]),
     openai_compatible(
         "moonshot",
         Llm,
@@ -417,7 +447,8 @@ pub(super) static TYPES: &[TypeSpec] = &[
         "OpenAI",
         "OpenAI API (GPT models, embeddings).",
         "https://api.openai.com/v1",
-    ),
+    )
+    .known_as("openAIApi", &[api_key("openAIApiKey")]),
     keyed(
         "openrouter",
         Llm,
@@ -426,7 +457,8 @@ pub(super) static TYPES: &[TypeSpec] = &[
         // Its /models answers without a key, so it proves nothing; /key describes the key.
         Reads(read("https://openrouter.ai/api/v1", "/key")),
         Attach::Bearer,
-    ),
+    )
+    .known_as("openRouterApi", &[api_key("openRouterApiKey")]),
     keyed(
         "perplexity",
         Llm,
@@ -453,14 +485,16 @@ pub(super) static TYPES: &[TypeSpec] = &[
         "Together AI",
         "Together AI inference API.",
         "https://api.together.xyz/v1",
-    ),
+    )
+    .known_as("togetherAIApi", &[api_key("togetherAIApiKey")]),
     openai_compatible(
         "xai",
         Llm,
         "xAI",
         "xAI API (Grok models).",
         "https://api.x.ai/v1",
-    ),
+    )
+    .known_as("xaiApi", &[api_key("xaiApiKey")]),
     openai_compatible(
         "zai",
         Llm,
@@ -486,7 +520,8 @@ pub(super) static TYPES: &[TypeSpec] = &[
             ..read("https://api.elevenlabs.io/v1", "/user")
         }),
         Attach::Header("xi-api-key"),
-    ),
+    )
+    .known_as("elevenLabsApi", &[api_key("elevenLabsApiKey")]),
     openai_compatible(
         "openai_audio",
         Speech,
@@ -521,7 +556,8 @@ pub(super) static TYPES: &[TypeSpec] = &[
         "Replicate API for hosted models.",
         Reads(read("https://api.replicate.com/v1", "/account")),
         Attach::Bearer,
-    ),
+    )
+    .known_as("replicateApi", &[api_key("replicateApiKey")]),
     keyed(
         "stability",
         Image,
