@@ -28,6 +28,9 @@
 //! - Qdrant: `GET {url}/collections`, then `GET {url}/collections/{name}` for each kept one
 //!   (`config.params.vectors`: `size` and `distance`, or a map of named vectors; `points_count`;
 //!   `payload_schema`, the indexed payload fields);
+//! - Weaviate: `GET {url}/v1/schema` (each class's properties and vector index distance, per
+//!   named vector where it has several; the schema does not give the dimension, which is then
+//!   `vector` without one);
 //! - Chroma: `GET {url}/api/v2/tenants/{tenant}/databases/{database}/collections` (each
 //!   collection's `dimension`, its metric in `configuration_json.hnsw.space` or the older
 //!   `metadata["hnsw:space"]`, Chroma's default `l2` when neither is set).
@@ -79,7 +82,8 @@ pub(crate) async fn discover(
             VectorStore::Pinecone => pinecone(&target, options).await,
             VectorStore::Qdrant => qdrant(&target, options).await,
             VectorStore::Chroma => chroma(&target, options).await,
-            VectorStore::Weaviate | VectorStore::Milvus => Err(unsupported()),
+            VectorStore::Weaviate => weaviate(&target, options).await,
+            VectorStore::Milvus => Err(unsupported()),
         }
     };
     match tokio::time::timeout(options.timeout, work).await {
@@ -343,6 +347,95 @@ fn describe_qdrant(table: &mut Table, result: &Value) {
     table.description = about;
     table.columns = numbered(columns);
     table.primary_key = vec!["id".to_owned()];
+}
+
+/// Weaviate: one table per class of the schema.
+async fn weaviate(
+    target: &Target<'_>,
+    options: &DiscoveryOptions,
+) -> Result<DatabaseSchema, DiscoveryError> {
+    let name = target.spec.display_name;
+    let schema = target.get("/v1/schema").await?;
+    let classes = schema
+        .get("classes")
+        .and_then(Value::as_array)
+        .ok_or_else(|| unreadable(name))?;
+    let tables = classes.iter().filter_map(|class| {
+        let class_name = text(class, "class")?;
+        let mut columns = vec![column("id", "uuid".to_owned(), false, String::new())];
+        let mut vectors = Vec::new();
+        match class.get("vectorConfig") {
+            // Named vectors, each with its own index and vectorizer.
+            Some(Value::Object(named)) if !named.is_empty() => {
+                for (vector_name, config) in named {
+                    let distance = config
+                        .pointer("/vectorIndexConfig/distance")
+                        .and_then(Value::as_str)
+                        .unwrap_or("cosine");
+                    vectors.push((vector_name.clone(), distance.to_owned()));
+                }
+            }
+            _ => {
+                let distance = class
+                    .pointer("/vectorIndexConfig/distance")
+                    .and_then(Value::as_str)
+                    .unwrap_or("cosine");
+                vectors.push(("vector".to_owned(), distance.to_owned()));
+            }
+        }
+        let summary: Vec<String> = vectors
+            .iter()
+            .map(|(vector_name, distance)| format!("{vector_name} {distance}"))
+            .collect();
+        for (vector_name, distance) in vectors {
+            columns.push(column(&vector_name, vector_type(None), true, distance));
+        }
+        for property in class
+            .get("properties")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(property_name) = text(property, "name") else {
+                continue;
+            };
+            let data_type = property
+                .get("dataType")
+                .and_then(Value::as_array)
+                .map(|types| {
+                    types
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                })
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "json".to_owned());
+            let description = text(property, "description").unwrap_or_default();
+            columns.push(column(&property_name, data_type, true, description));
+        }
+        let mut about = format!(
+            "Weaviate class: {}; dimension not in the schema",
+            summary.join(", ")
+        );
+        if let Some(vectorizer) = text(class, "vectorizer").filter(|v| v != "none") {
+            about.push_str(&format!("; vectorizer {vectorizer}"));
+        }
+        if let Some(description) = text(class, "description").filter(|d| !d.is_empty()) {
+            about.push_str(&format!("; {description}"));
+        }
+        Some((
+            "weaviate".to_owned(),
+            Table {
+                name: class_name,
+                description: about,
+                columns: numbered(columns),
+                primary_key: vec!["id".to_owned()],
+                ..Table::default()
+            },
+        ))
+    });
+    Ok(SchemaBuilder::new(tables.collect::<Vec<_>>(), options).finish())
 }
 
 /// The tenant and database a Chroma discovery lists when the value names none.

@@ -62,6 +62,17 @@ const QDRANT_MULTI: &str = r#"{"result":{"status":"yellow","points_count":7,
   "config":{"params":{"vectors":{"image":{"size":512,"distance":"Cosine"},
   "text":{"size":384,"distance":"Euclid"}}}},"payload_schema":{}},"status":"ok","time":0.0001}"#;
 
+const WEAVIATE_SCHEMA: &str = r#"{"classes":[
+  {"class":"Article","description":"News articles","vectorizer":"text2vec-openai",
+   "vectorIndexType":"hnsw","vectorIndexConfig":{"distance":"cosine","ef":-1},
+   "properties":[{"name":"title","dataType":["text"],"description":"Headline"},
+                 {"name":"wordCount","dataType":["int"]},
+                 {"name":"hasAuthors","dataType":["Author"]}]},
+  {"class":"Product","vectorizer":"none",
+   "vectorConfig":{"image":{"vectorIndexType":"hnsw","vectorIndexConfig":{"distance":"dot"}},
+                   "text":{"vectorIndexType":"flat","vectorIndexConfig":{"distance":"l2-squared"}}},
+   "properties":[{"name":"sku","dataType":["text"]}]}]}"#;
+
 const CHROMA_COLLECTIONS: &str = r#"[
   {"id":"2c5e0c4a-6b7e-4b2a-9a3e-0d9a2f1e7c11","name":"docs","dimension":768,
    "tenant":"acme","database":"prod","metadata":null,
@@ -112,7 +123,7 @@ const PROVIDERS: &[Provider] = &[
         path: "/v1/schema",
         auth: Auth::Bearer,
         extra: &[],
-        ok: r#"{"classes":[]}"#,
+        ok: WEAVIATE_SCHEMA,
         bad: (
             401,
             r#"{"code":401,"message":"unauthorized: invalid api key: key not found"}"#,
@@ -648,7 +659,7 @@ async fn chroma_collections_are_discovered_in_the_values_tenant_and_database() {
 async fn discovery_with_a_bad_key_is_invalid_credentials_and_unsupported_stores_say_so() {
     let server = providers_server().await;
     let prober = prober_for(&server);
-    for id in ["pinecone", "qdrant", "chroma"] {
+    for id in ["pinecone", "qdrant", "chroma", "weaviate"] {
         let v = value_of(id, &server.url(), &key("bad"));
         let err = prober
             .discover_schema(id, &v, &options())
@@ -661,10 +672,50 @@ async fn discovery_with_a_bad_key_is_invalid_credentials_and_unsupported_stores_
         );
         assert!(!err.message.contains(MARKER));
     }
-    let v = value_of("weaviate", &server.url(), &key("good"));
+    let url = format!("{}/milvus", server.url());
+    let v = value("milvus", &[("url", &url), ("password", &key("good"))]);
     let err = prober
-        .discover_schema("weaviate", &v, &options())
+        .discover_schema("milvus", &v, &options())
         .await
         .unwrap_err();
     assert_eq!(err.outcome, ValidationOutcome::UnsupportedType);
+}
+
+#[tokio::test]
+async fn weaviate_classes_are_discovered_with_their_distance_and_properties() {
+    let server = providers_server().await;
+    let prober = prober_for(&server);
+    let v = value_of("weaviate", &server.url(), &key("good"));
+    let schema = prober
+        .discover_schema("weaviate", &v, &options())
+        .await
+        .unwrap();
+    let tables = &schema.namespaces[0].tables;
+    let article = tables.iter().find(|t| t.name == "Article").unwrap();
+    let vector = article.columns.iter().find(|c| c.name == "vector").unwrap();
+    assert_eq!(
+        (vector.data_type.as_str(), vector.description.as_str()),
+        ("vector", "cosine")
+    );
+    let title = article.columns.iter().find(|c| c.name == "title").unwrap();
+    assert_eq!(
+        (title.data_type.as_str(), title.description.as_str()),
+        ("text", "Headline")
+    );
+    assert!(
+        article.description.contains("vectorizer text2vec-openai"),
+        "{}",
+        article.description
+    );
+    // Named vectors are a column each, with their own distance.
+    let product = tables.iter().find(|t| t.name == "Product").unwrap();
+    let image = product.columns.iter().find(|c| c.name == "image").unwrap();
+    assert_eq!(image.description, "dot");
+    let text = product.columns.iter().find(|c| c.name == "text").unwrap();
+    assert_eq!(text.description, "l2-squared");
+    assert!(
+        schema
+            .to_ddl()
+            .contains("CREATE TABLE weaviate.\"Article\" (")
+    );
 }

@@ -231,7 +231,7 @@ pub enum ErrorDialect {
 }
 
 /// A vector database whose indexes or collections schema discovery lists (see
-/// [`KeyRead::discovery`]; Weaviate and Milvus are validated but not yet discovered).
+/// [`KeyRead::discovery`]; Milvus is validated but not yet discovered).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VectorStore {
     /// Pinecone's control plane: `GET /indexes`.
@@ -798,12 +798,12 @@ mod tests {
         assert_eq!(flags("pinecone"), (true, true));
         assert_eq!(flags("qdrant"), (true, true));
         assert_eq!(flags("chroma"), (true, true));
-        assert_eq!(flags("weaviate"), (true, false));
+        assert_eq!(flags("weaviate"), (true, true));
         assert_eq!(flags("milvus"), (true, false));
         assert_eq!(flags("notion"), (true, false));
         assert_eq!(
             all().iter().filter(|t| t.supports_schema_discovery).count(),
-            8
+            9
         );
         assert_eq!(all().iter().filter(|t| !t.supports_validation).count(), 2);
     }

@@ -833,7 +833,10 @@ pub(super) static TYPES: &[TypeSpec] = &[
     .fields(WEAVIATE, "api_key")
     .with_alias("weaviateApi")
     // /v1/meta may answer anonymous callers; the schema needs an accepted key.
-    .probe(at_url(read("", "/v1/schema")))
+    .probe(at_url(KeyRead {
+        discovery: Some(VectorStore::Weaviate),
+        ..read("", "/v1/schema")
+    }))
     .attach(Attach::Bearer),
     TypeSpec::new(
         "airtable",
