@@ -259,7 +259,7 @@ fn classify(name: &str, errors: ErrorDialect, response: &Response) -> ProbeResul
 /// Milvus answers many refusals with HTTP 200 and a non-zero `code`: 1800 (and 2 in older
 /// releases) for a caller that has not authenticated, `permission deny` messages for a missing
 /// privilege. `None` for a success (`code` 0). Only the code is shown, never the message.
-fn milvus_refusal(name: &str, response: &Response) -> Option<ProbeResult> {
+pub(crate) fn milvus_refusal(name: &str, response: &Response) -> Option<ProbeResult> {
     let json = response.json()?;
     let code = json.get("code")?.as_i64()?;
     if code == 0 || code == 200 {

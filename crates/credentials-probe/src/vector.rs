@@ -31,6 +31,9 @@
 //! - Weaviate: `GET {url}/v1/schema` (each class's properties and vector index distance, per
 //!   named vector where it has several; the schema does not give the dimension, which is then
 //!   `vector` without one);
+//! - Milvus: `POST {url}/v2/vectordb/collections/list`, then `POST
+//!   {url}/v2/vectordb/collections/describe` for each kept one (its fields, `dim` of each
+//!   vector field, the `metricType` of the index on it);
 //! - Chroma: `GET {url}/api/v2/tenants/{tenant}/databases/{database}/collections` (each
 //!   collection's `dimension`, its metric in `configuration_json.hnsw.space` or the older
 //!   `metadata["hnsw:space"]`, Chroma's default `l2` when neither is set).
@@ -83,7 +86,7 @@ pub(crate) async fn discover(
             VectorStore::Qdrant => qdrant(&target, options).await,
             VectorStore::Chroma => chroma(&target, options).await,
             VectorStore::Weaviate => weaviate(&target, options).await,
-            VectorStore::Milvus => Err(unsupported()),
+            VectorStore::Milvus => milvus(&target, options).await,
         }
     };
     match tokio::time::timeout(options.timeout, work).await {
@@ -128,6 +131,32 @@ impl Target<'_> {
             .await
             .map_err(|e| failure(e.to_result()))?;
         json_of(name, &response)
+    }
+
+    /// `POST {base}{path}` of a JSON `body`, as Milvus's REST API reads; its refusals in HTTP
+    /// 200 answers (a non-zero `code`) are refusals here too.
+    async fn post(&self, path: &str, body: &str) -> Result<Value, DiscoveryError> {
+        let name = self.spec.display_name;
+        let request = providers::keyed_request(
+            self.config,
+            self.spec,
+            self.read,
+            self.url_field,
+            path,
+            Some(body),
+            self.value,
+        )
+        .map_err(failure)?;
+        let response = self
+            .client
+            .send(request)
+            .await
+            .map_err(|e| failure(e.to_result()))?;
+        let json = json_of(name, &response)?;
+        match providers::milvus_refusal(name, &response) {
+            Some(refused) => Err(failure(refused)),
+            None => Ok(json),
+        }
     }
 }
 
@@ -436,6 +465,111 @@ async fn weaviate(
         ))
     });
     Ok(SchemaBuilder::new(tables.collect::<Vec<_>>(), options).finish())
+}
+
+/// Milvus: the collection list, then each kept collection's description (its fields, the
+/// vector fields' `dim`, and the metric of the index on each).
+async fn milvus(
+    target: &Target<'_>,
+    options: &DiscoveryOptions,
+) -> Result<DatabaseSchema, DiscoveryError> {
+    let name = target.spec.display_name;
+    let listing = target.post("/v2/vectordb/collections/list", "{}").await?;
+    let collections = listing
+        .get("data")
+        .and_then(Value::as_array)
+        .ok_or_else(|| unreadable(name))?;
+    let tables: Vec<(String, Table)> = collections
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|collection| {
+            let table = Table {
+                name: collection.to_owned(),
+                ..Table::default()
+            };
+            ("milvus".to_owned(), table)
+        })
+        .collect();
+    let mut builder = SchemaBuilder::new(tables, options);
+    let kept: Vec<String> = builder.tables().map(|(_, t)| t.name.clone()).collect();
+    for (i, collection) in kept.iter().enumerate() {
+        let body = serde_json::json!({ "collectionName": collection }).to_string();
+        let described = target
+            .post("/v2/vectordb/collections/describe", &body)
+            .await?;
+        let data = described.get("data").ok_or_else(|| unreadable(name))?;
+        if let Some(table) = builder.table_mut(i) {
+            describe_milvus(table, data);
+        }
+    }
+    Ok(builder.finish())
+}
+
+/// Fills a Milvus collection's table from `collections/describe`'s `data`.
+fn describe_milvus(table: &mut Table, data: &Value) {
+    let metric_of = |field: &str| {
+        data.get("indexes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|index| index.get("fieldName").and_then(Value::as_str) == Some(field))
+            .and_then(|index| text(index, "metricType"))
+    };
+    let mut columns = Vec::new();
+    let mut primary_key = Vec::new();
+    let mut summary = Vec::new();
+    for field in data
+        .get("fields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(field_name) = text(field, "name") else {
+            continue;
+        };
+        let kind = text(field, "type").unwrap_or_default();
+        let param = |key: &str| {
+            field
+                .get("params")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|p| p.get("key").and_then(Value::as_str) == Some(key))
+                .and_then(|p| match p.get("value") {
+                    Some(Value::String(v)) => v.parse::<u64>().ok(),
+                    Some(v) => v.as_u64(),
+                    None => None,
+                })
+        };
+        let is_key = field.get("primaryKey").and_then(Value::as_bool) == Some(true);
+        let (data_type, description) = if kind.ends_with("Vector") {
+            let dim = param("dim");
+            let metric = metric_of(&field_name).unwrap_or_else(|| "no index".to_owned());
+            summary.push(format!("{field_name} {}, {metric}", dimensions(dim)));
+            let data_type = match kind.as_str() {
+                "FloatVector" => vector_type(dim),
+                other => dim.map_or_else(|| other.to_owned(), |d| format!("{other}({d})")),
+            };
+            (data_type, metric)
+        } else {
+            let data_type = match param("max_length") {
+                Some(max) => format!("{kind}({max})"),
+                None => kind,
+            };
+            (data_type, text(field, "description").unwrap_or_default())
+        };
+        if is_key {
+            primary_key.push(field_name.clone());
+        }
+        columns.push(column(&field_name, data_type, !is_key, description));
+    }
+    let mut about = format!("Milvus collection: {}", summary.join("; "));
+    if let Some(description) = text(data, "description").filter(|d| !d.is_empty()) {
+        about.push_str(&format!("; {description}"));
+    }
+    table.description = about;
+    table.columns = numbered(columns);
+    table.primary_key = primary_key;
 }
 
 /// The tenant and database a Chroma discovery lists when the value names none.

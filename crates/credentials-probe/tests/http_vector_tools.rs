@@ -73,6 +73,21 @@ const WEAVIATE_SCHEMA: &str = r#"{"classes":[
                    "text":{"vectorIndexType":"flat","vectorIndexConfig":{"distance":"l2-squared"}}},
    "properties":[{"name":"sku","dataType":["text"]}]}]}"#;
 
+const MILVUS_QUICK: &str = r#"{"code":0,"data":{"aliases":[],"autoId":false,
+  "collectionID":448707763883002014,"collectionName":"quick_setup","consistencyLevel":"Bounded",
+  "description":"","enableDynamicField":true,"fields":[
+    {"autoId":false,"description":"","id":100,"name":"id","partitionKey":false,"primaryKey":true,"type":"Int64"},
+    {"autoId":false,"description":"","id":101,"name":"vector","params":[{"key":"dim","value":"5"}],
+     "partitionKey":false,"primaryKey":false,"type":"FloatVector"},
+    {"autoId":false,"description":"the title","id":102,"name":"title","params":[{"key":"max_length","value":"512"}],
+     "partitionKey":false,"primaryKey":false,"type":"VarChar"}],
+  "indexes":[{"fieldName":"vector","indexName":"vector","metricType":"COSINE"}],
+  "load":"LoadStateLoaded","partitionsNum":1,"properties":[],"shardsNum":1}}"#;
+const MILVUS_CUSTOM: &str = r#"{"code":0,"data":{"collectionName":"customized_setup","description":"images",
+  "fields":[{"name":"pk","primaryKey":true,"type":"VarChar","params":[{"key":"max_length","value":"64"}]},
+    {"name":"img","primaryKey":false,"type":"BinaryVector","params":[{"key":"dim","value":"128"}]}],
+  "indexes":[{"fieldName":"img","indexName":"img","metricType":"HAMMING"}]}}"#;
+
 const CHROMA_COLLECTIONS: &str = r#"[
   {"id":"2c5e0c4a-6b7e-4b2a-9a3e-0d9a2f1e7c11","name":"docs","dimension":768,
    "tenant":"acme","database":"prod","metadata":null,
@@ -325,6 +340,17 @@ fn answer(p: &Provider, rest: &str, req: &Seen) -> Reply {
     match (p.id, path) {
         ("qdrant", "/collections/star_charts") => Reply::new(200, QDRANT_STAR_CHARTS),
         ("qdrant", "/collections/multi%20modal") => Reply::new(200, QDRANT_MULTI),
+        ("milvus", "/v2/vectordb/collections/describe") => {
+            let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+            match body["collectionName"].as_str() {
+                Some("quick_setup") => Reply::new(200, MILVUS_QUICK),
+                Some("customized_setup") => Reply::new(200, MILVUS_CUSTOM),
+                _ => Reply::new(
+                    200,
+                    r#"{"code":100,"message":"can't find collection: collection not found"}"#,
+                ),
+            }
+        }
         ("chroma", "/api/v2/tenants/acme/databases/prod/collections") => {
             Reply::new(200, CHROMA_COLLECTIONS)
         }
@@ -656,10 +682,10 @@ async fn chroma_collections_are_discovered_in_the_values_tenant_and_database() {
 }
 
 #[tokio::test]
-async fn discovery_with_a_bad_key_is_invalid_credentials_and_unsupported_stores_say_so() {
+async fn discovery_with_a_bad_key_is_invalid_credentials_and_tools_have_no_schema() {
     let server = providers_server().await;
     let prober = prober_for(&server);
-    for id in ["pinecone", "qdrant", "chroma", "weaviate"] {
+    for id in ["pinecone", "qdrant", "chroma", "weaviate", "milvus"] {
         let v = value_of(id, &server.url(), &key("bad"));
         let err = prober
             .discover_schema(id, &v, &options())
@@ -672,10 +698,10 @@ async fn discovery_with_a_bad_key_is_invalid_credentials_and_unsupported_stores_
         );
         assert!(!err.message.contains(MARKER));
     }
-    let url = format!("{}/milvus", server.url());
-    let v = value("milvus", &[("url", &url), ("password", &key("good"))]);
+    // A tool type has no schema to discover.
+    let v = value_of("notion", &server.url(), &key("good"));
     let err = prober
-        .discover_schema("milvus", &v, &options())
+        .discover_schema("notion", &v, &options())
         .await
         .unwrap_err();
     assert_eq!(err.outcome, ValidationOutcome::UnsupportedType);
@@ -717,5 +743,60 @@ async fn weaviate_classes_are_discovered_with_their_distance_and_properties() {
         schema
             .to_ddl()
             .contains("CREATE TABLE weaviate.\"Article\" (")
+    );
+}
+
+#[tokio::test]
+async fn milvus_collections_are_described_with_dim_and_index_metric() {
+    let server = providers_server().await;
+    let prober = prober_for(&server);
+    let v = value_of("milvus", &server.url(), &key("good"));
+    let schema = prober
+        .discover_schema("milvus", &v, &options())
+        .await
+        .unwrap();
+    let tables = &schema.namespaces[0].tables;
+    assert_eq!(schema.namespaces[0].name, "milvus");
+    let quick = tables.iter().find(|t| t.name == "quick_setup").unwrap();
+    let vector = quick.columns.iter().find(|c| c.name == "vector").unwrap();
+    assert_eq!(
+        (vector.data_type.as_str(), vector.description.as_str()),
+        ("vector(5)", "COSINE")
+    );
+    let title = quick.columns.iter().find(|c| c.name == "title").unwrap();
+    assert_eq!(title.data_type, "VarChar(512)");
+    assert_eq!(quick.primary_key, ["id"]);
+    let custom = tables
+        .iter()
+        .find(|t| t.name == "customized_setup")
+        .unwrap();
+    let img = custom.columns.iter().find(|c| c.name == "img").unwrap();
+    assert_eq!(
+        (img.data_type.as_str(), img.description.as_str()),
+        ("BinaryVector(128)", "HAMMING")
+    );
+    assert!(
+        custom.description.contains("images"),
+        "{}",
+        custom.description
+    );
+    // Each describe named its collection, with the credentials as the probe sends them.
+    let describes: Vec<String> = server
+        .seen()
+        .iter()
+        .filter(|s| s.path() == "/milvus/v2/vectordb/collections/describe")
+        .map(|s| {
+            assert_eq!(
+                s.header("authorization"),
+                Some(format!("Bearer root:{}", key("good")).as_str())
+            );
+            s.body_text()
+        })
+        .collect();
+    assert_eq!(describes.len(), 2, "{describes:?}");
+    assert!(
+        describes
+            .iter()
+            .any(|b| b.contains("\"collectionName\":\"quick_setup\""))
     );
 }

@@ -231,7 +231,7 @@ pub enum ErrorDialect {
 }
 
 /// A vector database whose indexes or collections schema discovery lists (see
-/// [`KeyRead::discovery`]; Milvus is validated but not yet discovered).
+/// [`KeyRead::discovery`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VectorStore {
     /// Pinecone's control plane: `GET /indexes`.
@@ -799,11 +799,11 @@ mod tests {
         assert_eq!(flags("qdrant"), (true, true));
         assert_eq!(flags("chroma"), (true, true));
         assert_eq!(flags("weaviate"), (true, true));
-        assert_eq!(flags("milvus"), (true, false));
+        assert_eq!(flags("milvus"), (true, true));
         assert_eq!(flags("notion"), (true, false));
         assert_eq!(
             all().iter().filter(|t| t.supports_schema_discovery).count(),
-            9
+            10
         );
         assert_eq!(all().iter().filter(|t| !t.supports_validation).count(), 2);
     }

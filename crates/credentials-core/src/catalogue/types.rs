@@ -798,6 +798,7 @@ pub(super) static TYPES: &[TypeSpec] = &[
     .probe(at_url(KeyRead {
         body: Some("{}"),
         errors: ErrorDialect::Milvus,
+        discovery: Some(VectorStore::Milvus),
         ..read("", "/v2/vectordb/collections/list")
     }))
     .attach(Attach::BearerUserKey("username")),
