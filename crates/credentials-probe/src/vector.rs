@@ -21,7 +21,7 @@
 //! The vector column's type is `vector(DIMENSION)` (pgvector's spelling, which models know) and
 //! its comment the metric as the store names it; the table comment repeats both with what the
 //! listing gives cheaply (vector count, status). The namespace is the store (`pinecone`,
-//! `qdrant`) or, for Chroma, the database. Documented reads used:
+//! `qdrant`, `weaviate`, `milvus`) or, for Chroma, the database. Documented reads used:
 //!
 //! - Pinecone: `GET https://api.pinecone.io/indexes` (control plane, `X-Pinecone-API-Version:
 //!   2025-04`, whose answer has `dimension` and `metric` at the top of each index);
