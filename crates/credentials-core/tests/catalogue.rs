@@ -125,11 +125,43 @@ fn problems(t: &TypeSpec) -> Vec<String> {
     // The probe's needs.
     let http_attach = matches!(
         t.attach,
-        Attach::Bearer | Attach::Scheme(_) | Attach::Header(_) | Attach::Query(_) | Attach::Basic
+        Attach::Bearer
+            | Attach::Scheme(_)
+            | Attach::Header(_)
+            | Attach::Query(_)
+            | Attach::Basic
+            | Attach::BasicUser(_)
+            | Attach::BearerUserKey(_)
     );
+    if let Attach::BasicUser(user) | Attach::BearerUserKey(user) = t.attach
+        && t.field(user).is_none_or(|f| f.role != Role::Identity)
+    {
+        fail(format!(
+            "{:?} needs an identity field {user} to name the user",
+            t.attach
+        ));
+    }
     match t.probe {
         Probe::OpenAiCompatible { .. } if t.attach != Attach::Bearer => {
             fail("an OpenAI-compatible API takes Attach::Bearer".into());
+        }
+        Probe::KeyReadAt { url_field, read } => {
+            match t.field(url_field) {
+                Some(f)
+                    if f.required
+                        && f.role == Role::Destination
+                        && matches!(f.format, Format::Url(_)) => {}
+                _ => fail(format!(
+                    "KeyReadAt reads the instance URL from {url_field}, which must be a \
+                     required destination URL field"
+                )),
+            }
+            if !read.base_url.is_empty() {
+                fail("a KeyReadAt read's base_url is unused: leave it empty".into());
+            }
+            if !http_attach || !read.path.starts_with('/') {
+                fail("a KeyReadAt probe needs an HTTP attachment and a /path".into());
+            }
         }
         Probe::KeyRead(read) => {
             if !http_attach {

@@ -174,6 +174,27 @@ impl Request {
         self
     }
 
+    /// Appends a query parameter that carries a credential (SerpApi's `api_key`), escaped; the
+    /// request then counts as carrying a credential. Messages never show a URL's query.
+    pub fn secret_query(mut self, name: &str, value: &str) -> Self {
+        self.credentials = true;
+        let (path, fragment) = match self.url.split_once('#') {
+            Some((path, fragment)) => (path.to_owned(), Some(fragment.to_owned())),
+            None => (self.url.clone(), None),
+        };
+        let separator = if path.contains('?') { '&' } else { '?' };
+        self.url = format!(
+            "{path}{separator}{}={}",
+            form_escape(name),
+            form_escape(value)
+        );
+        if let Some(fragment) = fragment {
+            self.url.push('#');
+            self.url.push_str(&fragment);
+        }
+        self
+    }
+
     /// Sets the body, which is taken to carry a credential when not empty.
     pub fn body(mut self, body: impl Into<Bytes>) -> Self {
         self.body = body.into();

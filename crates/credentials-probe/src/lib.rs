@@ -13,6 +13,7 @@ mod providers;
 pub mod sigv4;
 pub mod smtp;
 mod tool_probes;
+mod vector;
 mod warehouse;
 
 pub use admission::{Budget, Busy, BusyScope, ProbeBudgets, ProbeKind};
@@ -136,10 +137,13 @@ impl Prober {
         };
         match &spec.probe {
             Probe::OpenAiCompatible { .. } => {
-                providers::key_read(config, http, spec, None, value).await
+                providers::key_read(config, http, spec, None, None, value).await
             }
             Probe::KeyRead(read) => {
-                providers::key_read(config, http, spec, Some(read), value).await
+                providers::key_read(config, http, spec, Some(read), None, value).await
+            }
+            Probe::KeyReadAt { url_field, read } => {
+                providers::key_read(config, http, spec, Some(read), Some(url_field), value).await
             }
             Probe::AwsCallerIdentity { .. } => {
                 providers::aws_caller_identity(config, http, spec, value).await
@@ -185,8 +189,9 @@ impl Admitted {
     }
 
     /// Discovers the schema of a database credential (a type whose catalogue probe is a
-    /// database engine, tools `database` by its `schema_type`) within `options.timeout` less
-    /// the wait for the permit.
+    /// database engine, tools `database` by its `schema_type`), or a vector store's indexes or
+    /// collections as tables (see `vector.rs`), within `options.timeout` less the wait for the
+    /// permit.
     pub async fn discover_schema(
         self,
         type_id: &str,
@@ -204,7 +209,11 @@ impl Admitted {
             timeout: self.left(options.timeout),
             ..options.clone()
         };
-        db::discover(spec, value, &self.prober.config, &options).await
+        let config = &self.prober.config;
+        match spec.probe.key_read() {
+            Some(_) => vector::discover(config, &self.prober.http, spec, value, &options).await,
+            None => db::discover(spec, value, config, &options).await,
+        }
     }
 }
 
@@ -229,6 +238,7 @@ fn fields_read(probe: &Probe) -> &'static [&'static str] {
         Probe::OAuthRefresh => tool_probes::OAUTH_FIELDS,
         Probe::OpenAiCompatible { .. }
         | Probe::KeyRead(_)
+        | Probe::KeyReadAt { .. }
         | Probe::Database(_)
         | Probe::DatabaseOfField(_)
         | Probe::Unsupported(_) => &[],
@@ -253,7 +263,10 @@ mod tests {
         }
         let http_key = matches!(
             spec.probe,
-            Probe::OpenAiCompatible { .. } | Probe::KeyRead(_) | Probe::KeyAtEndpoint
+            Probe::OpenAiCompatible { .. }
+                | Probe::KeyRead(_)
+                | Probe::KeyReadAt { .. }
+                | Probe::KeyAtEndpoint
         );
         let empty = SecretValue::from_json(br#"{"fields":{}}"#).unwrap_or_else(|_| unreachable!());
         let request = http::Request::get("https://example.com/");

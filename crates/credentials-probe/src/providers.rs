@@ -1,6 +1,26 @@
-//! Probes of LLM, speech, image and video providers: the cheap authenticated read the catalogue
-//! declares for each, with the key attached as the catalogue says, and Amazon Bedrock through
-//! STS. What each answer means (the shared error bodies, each [`ErrorDialect`]) lives here.
+//! Probes of LLM, speech, image and video providers, vector stores and the keyed tools: the
+//! cheap authenticated read the catalogue declares for each, with the key attached as the
+//! catalogue says, and Amazon Bedrock through STS. What each answer means (the shared error
+//! bodies, each [`ErrorDialect`]) lives here.
+//!
+//! The vector stores and tools read the endpoint each provider documents as its cheapest
+//! authenticated read (checked against the providers' documentation; none writes or spends):
+//!
+//! | type | read | key | refusals |
+//! | --- | --- | --- | --- |
+//! | pinecone | `GET https://api.pinecone.io/indexes` (List indexes), `X-Pinecone-API-Version: 2025-04` | `Api-Key` | 401 invalid, 403 forbidden |
+//! | qdrant | `GET {url}/collections` (List collections) | `api-key` | 401 unknown key, 403 known key not allowed (Qdrant's "Solving common errors") |
+//! | weaviate | `GET {url}/v1/schema` (its schema; `/v1/meta` may answer anonymously) | Bearer | 401, 403 under RBAC |
+//! | milvus | `POST {url}/v2/vectordb/collections/list` with `{}` (REST v2) | Bearer `user:password`, or a Zilliz API key | HTTP 200 with `code` 1800 unauthenticated, `permission deny` forbidden ([`ErrorDialect::Milvus`]) |
+//! | chroma | `GET {url}/api/v2/auth/identity` | `x-chroma-token` | 401, 403 |
+//! | airtable | `GET https://api.airtable.com/v0/meta/whoami` | Bearer | 401 `AUTHENTICATION_REQUIRED`, 403 `INVALID_PERMISSIONS...` |
+//! | notion | `GET https://api.notion.com/v1/users/me`, `Notion-Version: 2022-06-28` | Bearer | 401 `unauthorized`, 403 `restricted_resource` |
+//! | confluence | `GET {site_url}/wiki/rest/api/user/current` (Confluence Cloud) | Basic `email:api_token` | 401, 403 |
+//! | serper | `GET https://google.serper.dev/account` (the credit balance: Serper's public reference lists only the search endpoints, each spending a credit; this read is the one integrators use to check a key for free) | `X-API-KEY` | 403 `Unauthorized.` is a bad key, 400 `Not enough credits` ([`ErrorDialect::Serper`]) |
+//! | serpapi | `GET https://serpapi.com/account.json?api_key=` (the Account API, free) | query `api_key` | 401 |
+//!
+//! An instance URL (`url`, `site_url`) is the value's own destination field: parsed again here
+//! and dialled, like every other probe, only through the guarded client.
 //!
 //! Response bodies are read only to classify an answer; they never reach a message, since some
 //! providers echo part of the key back.
@@ -8,8 +28,10 @@
 use crate::http::{HttpClient, Request, Response};
 use crate::outcome::{ProbeConfig, ProbeResult};
 use crate::sigv4;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use credentials_core::SecretValue;
 use credentials_core::catalogue::{Attach, ErrorDialect, Format, KeyRead, TypeSpec};
-use credentials_core::{SecretString, SecretValue};
 use http::Method;
 
 /// Where an OpenAI-compatible API lists its models: the cheapest authenticated read.
@@ -18,6 +40,8 @@ const OPENAI_MODELS: KeyRead = KeyRead {
     path: "/models",
     headers: &[],
     errors: ErrorDialect::Common,
+    body: None,
+    discovery: None,
 };
 
 /// Headers a user-chosen header name may not replace: they frame the HTTP exchange.
@@ -55,9 +79,33 @@ pub(crate) fn attach_key(
             }
             Some(name) => request.header(name, key),
         },
-        // Not yet needed by a probed type: a key in the URL or in Basic auth needs its own
-        // care (redirects, logs), SigV4 signs a whole request, and NotHttp is no header.
-        other @ (Attach::Query(_) | Attach::Basic | Attach::SigV4 { .. } | Attach::NotHttp) => {
+        // In the URL: the request is marked as carrying a credential (so no redirect to
+        // another origin is followed), and no message ever shows a URL's query.
+        Attach::Query(param) => request.secret_query(param, key),
+        Attach::BasicUser(field) => {
+            let Some(user) = value
+                .get(field)
+                .map(|v| v.expose().trim())
+                .filter(|v| !v.is_empty())
+            else {
+                return Err(ProbeResult::invalid(format!(
+                    "the {field} field is missing"
+                )));
+            };
+            let basic = STANDARD.encode(format!("{user}:{key}"));
+            request.header("authorization", &format!("Basic {basic}"))
+        }
+        Attach::BearerUserKey(field) => match value
+            .get(field)
+            .map(|v| v.expose().trim())
+            .filter(|v| !v.is_empty())
+        {
+            Some(user) => request.header("authorization", &format!("Bearer {user}:{key}")),
+            None => request.header("authorization", &format!("Bearer {key}")),
+        },
+        // Not yet needed by a probed type: a key alone in Basic auth, SigV4 signs a whole
+        // request, and NotHttp is no header.
+        other @ (Attach::Basic | Attach::SigV4 { .. } | Attach::NotHttp) => {
             return Err(ProbeResult::unsupported(format!(
                 "the probe cannot attach a key as {other:?}"
             )));
@@ -66,35 +114,92 @@ pub(crate) fn attach_key(
 }
 
 /// Probes a provider key with the type's documented cheap read (an OpenAI-compatible API's
-/// model list when `read` is `None`).
+/// model list when `read` is `None`), at the provider's base URL or, with `url_field`, at the
+/// instance URL the value holds.
 pub(crate) async fn key_read(
     config: &ProbeConfig,
     client: &HttpClient,
     spec: &TypeSpec,
     read: Option<&KeyRead>,
+    url_field: Option<&str>,
     value: &SecretValue,
 ) -> ProbeResult {
     let read = read.unwrap_or(&OPENAI_MODELS);
-    let name = spec.display_name;
-    let Some(key) = value.get(spec.primary_field).map(SecretString::expose) else {
-        return ProbeResult::invalid(format!("the {} field is missing", spec.primary_field));
-    };
-    let Some(base) = config.endpoints.base_url(spec.id) else {
-        return ProbeResult::unsupported(format!("no endpoint is configured for {name}"));
-    };
-    let request =
-        Request::get(format!("{base}{}", read.path)).plain_header("accept", "application/json");
-    let mut request = match attach_key(request, spec.attach, key.trim(), value) {
+    let request = match keyed_request(config, spec, read, url_field, read.path, read.body, value) {
         Ok(request) => request,
         Err(refused) => return refused,
     };
+    match client.send(request).await {
+        Ok(response) => classify(spec.display_name, read.errors, &response),
+        Err(e) => e.to_result(),
+    }
+}
+
+/// A request to `path` under the type's base URL (the configured provider URL, or the URL in
+/// the value's `url_field`) with the key attached as the catalogue says and the read's fixed
+/// headers; a POST of `body` when one is given. A refusal is the probe's result.
+pub(crate) fn keyed_request(
+    config: &ProbeConfig,
+    spec: &TypeSpec,
+    read: &KeyRead,
+    url_field: Option<&str>,
+    path: &str,
+    body: Option<&str>,
+    value: &SecretValue,
+) -> Result<Request, ProbeResult> {
+    let name = spec.display_name;
+    let Some(key) = value
+        .get(spec.primary_field)
+        .map(|k| k.expose().trim())
+        .filter(|k| !k.is_empty())
+    else {
+        return Err(ProbeResult::invalid(format!(
+            "the {} field is missing",
+            spec.primary_field
+        )));
+    };
+    let base = match url_field {
+        // The value's own instance: a destination field, checked as a URL on write and
+        // parsed again here; the guarded client resolves and checks its host.
+        Some(field) => {
+            let Some(url) = value
+                .get(field)
+                .map(|v| v.expose().trim())
+                .filter(|v| !v.is_empty())
+            else {
+                return Err(ProbeResult::invalid(format!(
+                    "set the {field} field to the URL of your {name} instance"
+                )));
+            };
+            crate::http::Url::parse(url).map_err(|e| e.to_result())?;
+            url.split(['?', '#'])
+                .next()
+                .unwrap_or(url)
+                .trim_end_matches('/')
+                .to_owned()
+        }
+        None => match config.endpoints.base_url(spec.id) {
+            Some(base) => base.to_owned(),
+            None => {
+                return Err(ProbeResult::unsupported(format!(
+                    "no endpoint is configured for {name}"
+                )));
+            }
+        },
+    };
+    let url = format!("{base}{path}");
+    let request = match body {
+        Some(body) => Request::post(url)
+            .plain_header("content-type", "application/json")
+            .body(body.as_bytes().to_vec()),
+        None => Request::get(url),
+    }
+    .plain_header("accept", "application/json");
+    let mut request = attach_key(request, spec.attach, key, value)?;
     for (header, value) in read.headers {
         request = request.plain_header(header, value);
     }
-    match client.send(request).await {
-        Ok(response) => classify(name, read.errors, &response),
-        Err(e) => e.to_result(),
-    }
+    Ok(request)
 }
 
 /// Maps a provider's answer to an outcome.
@@ -108,6 +213,24 @@ fn classify(name: &str, errors: ErrorDialect, response: &Response) -> ProbeResul
         (ErrorDialect::ElevenLabs, 401) if body.contains("missing_permissions") => {
             return ProbeResult::forbidden(format!(
                 "{name} accepted the key but it lacks the user_read permission"
+            ));
+        }
+        (ErrorDialect::Serper, 403) if body.contains("unauthorized") => {
+            return ProbeResult::invalid(format!("{name} rejected the key (HTTP 403)"));
+        }
+        (ErrorDialect::Serper, 400) if body.contains("not enough credits") => {
+            return ProbeResult::provider_error(format!(
+                "{name} accepted the key but the account has no credits left"
+            ));
+        }
+        (ErrorDialect::Milvus, 200..=299) => {
+            if let Some(refused) = milvus_refusal(name, response) {
+                return refused;
+            }
+        }
+        (ErrorDialect::Milvus, 401 | 403) if body.contains("permission deny") => {
+            return ProbeResult::forbidden(format!(
+                "{name} accepted the credentials but denied listing collections (permission deny)"
             ));
         }
         _ => {}
@@ -131,6 +254,35 @@ fn classify(name: &str, errors: ErrorDialect, response: &Response) -> ProbeResul
         ));
     }
     classify_status(name, "key", status)
+}
+
+/// Milvus answers many refusals with HTTP 200 and a non-zero `code`: 1800 (and 2 in older
+/// releases) for a caller that has not authenticated, `permission deny` messages for a missing
+/// privilege. `None` for a success (`code` 0). Only the code is shown, never the message.
+pub(crate) fn milvus_refusal(name: &str, response: &Response) -> Option<ProbeResult> {
+    let json = response.json()?;
+    let code = json.get("code")?.as_i64()?;
+    if code == 0 || code == 200 {
+        return None;
+    }
+    let message = json
+        .get("message")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    Some(if message.contains("permission deny") {
+        ProbeResult::forbidden(format!(
+            "{name} accepted the credentials but denied listing collections (code {code})"
+        ))
+    } else if code == 1800
+        || message.contains("authenticat")
+        || message.contains("password")
+        || message.contains("token")
+    {
+        ProbeResult::invalid(format!("{name} rejected the credentials (code {code})"))
+    } else {
+        ProbeResult::provider_error(format!("{name} answered with error code {code}"))
+    })
 }
 
 /// The common mapping of an HTTP status; `what` names the credential, e.g. `key`.

@@ -83,6 +83,27 @@ fn values_for(id: &str, base: &str) -> Vec<Vec<(String, String)>> {
             ("client_secret", m("cs")),
             ("token_url", format!("{base}/token")),
         ])],
+        "qdrant" | "weaviate" | "chroma" => vec![fields(&[
+            ("api_key", m("key")),
+            ("url", format!("{base}/{id}")),
+        ])],
+        "milvus" => vec![
+            fields(&[
+                ("url", format!("{base}/milvus")),
+                ("username", "root".into()),
+                ("password", m("pw")),
+            ]),
+            fields(&[("url", format!("{base}/milvus")), ("password", m("zilliz"))]),
+        ],
+        "airtable" => vec![fields(&[("access_token", m("pat"))])],
+        "notion" => vec![fields(&[("token", m("ntn"))])],
+        // Its site must be https: the plain echo server fails the handshake, whose message
+        // must not show the token either.
+        "confluence" => vec![fields(&[
+            ("site_url", base.replace("http://", "https://")),
+            ("email", "me@example.com".into()),
+            ("api_token", m("atl")),
+        ])],
         _ => vec![fields(&[("api_key", m("sk"))])],
     }
 }

@@ -32,4 +32,5 @@ mod secrets;
 mod tenant_isolation;
 mod validation;
 mod value_binding;
+mod vector_stores;
 mod write_seeds;

@@ -27,18 +27,21 @@ pub enum Category {
     Video,
     /// Databases and data warehouses.
     DataWarehouse,
+    /// Vector databases: indexes or collections of embeddings.
+    VectorStore,
     /// Generic credentials for tools: API keys, OAuth, databases, SMTP.
     Tools,
 }
 
 impl Category {
     /// Every category, in declaration order.
-    pub const ALL: [Category; 6] = [
+    pub const ALL: [Category; 7] = [
         Category::Llm,
         Category::Speech,
         Category::Image,
         Category::Video,
         Category::DataWarehouse,
+        Category::VectorStore,
         Category::Tools,
     ];
 
@@ -50,6 +53,7 @@ impl Category {
             Category::Image => "image",
             Category::Video => "video",
             Category::DataWarehouse => "data_warehouse",
+            Category::VectorStore => "vector_store",
             Category::Tools => "tools",
         }
     }
@@ -218,6 +222,28 @@ pub enum ErrorDialect {
     Google,
     /// ElevenLabs: a key lacking a permission is 401 `missing_permissions`.
     ElevenLabs,
+    /// Milvus's REST API: a refusal may be HTTP 200 with a non-zero `code` (1800 for a
+    /// caller that has not authenticated), a missing privilege `permission deny`.
+    Milvus,
+    /// Serper: a bad key is 403 `{"message":"Unauthorized."}`, an empty balance 400
+    /// `Not enough credits`.
+    Serper,
+}
+
+/// A vector database whose indexes or collections schema discovery lists (see
+/// [`KeyRead::discovery`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VectorStore {
+    /// Pinecone's control plane: `GET /indexes`.
+    Pinecone,
+    /// Qdrant: `GET /collections`, then each collection.
+    Qdrant,
+    /// Weaviate: its schema's classes.
+    Weaviate,
+    /// Milvus: its REST API's collections.
+    Milvus,
+    /// Chroma: a tenant's database's collections.
+    Chroma,
 }
 
 /// A provider's cheapest authenticated read: `GET {base_url}{path}` with the key attached as the
@@ -232,6 +258,11 @@ pub struct KeyRead {
     pub headers: &'static [(&'static str, &'static str)],
     /// How the API words a refusal.
     pub errors: ErrorDialect,
+    /// A JSON body to POST instead of a GET, for APIs that read with POSTs (Milvus).
+    pub body: Option<&'static str>,
+    /// The vector store whose indexes or collections discovery lists with the same key and
+    /// base URL; `None` where there is no schema to discover.
+    pub discovery: Option<VectorStore>,
 }
 
 /// How the vault checks a credential against its real target.
@@ -244,6 +275,15 @@ pub enum Probe {
     },
     /// Another provider API's cheapest authenticated read.
     KeyRead(KeyRead),
+    /// [`Probe::KeyRead`] at the credential's own instance: the read's path under the URL in
+    /// the value's `url_field` (a destination field), dialled through the egress guard like
+    /// every other probe; the read's `base_url` is unused.
+    KeyReadAt {
+        /// The field holding the instance's base URL.
+        url_field: &'static str,
+        /// The read, its path under that URL.
+        read: KeyRead,
+    },
     /// AWS STS `GetCallerIdentity`, SigV4-signed for the value's region.
     AwsCallerIdentity {
         /// The STS URL, with `{region}` filled from the value's [`Format::Region`] field.
@@ -297,12 +337,22 @@ impl Probe {
     }
 
     /// Whether the schema of some values can be discovered (for [`Probe::DatabaseOfField`],
-    /// those of the engines that are probed).
+    /// those of the engines that are probed; for a vector store, its collections).
     pub const fn discovers(&self) -> bool {
         match self {
             Probe::Database(engine) => engine.is_probed(),
             Probe::DatabaseOfField(_) => true,
+            Probe::KeyRead(read) | Probe::KeyReadAt { read, .. } => read.discovery.is_some(),
             _ => false,
+        }
+    }
+
+    /// The read of a [`Probe::KeyRead`] or [`Probe::KeyReadAt`], with the latter's URL field.
+    pub const fn key_read(&self) -> Option<(&KeyRead, Option<&'static str>)> {
+        match self {
+            Probe::KeyRead(read) => Some((read, None)),
+            Probe::KeyReadAt { url_field, read } => Some((read, Some(*url_field))),
+            _ => None,
         }
     }
 
@@ -326,6 +376,12 @@ pub enum Attach {
     Query(&'static str),
     /// HTTP Basic with the key as the user name and an empty password.
     Basic,
+    /// HTTP Basic with the named field's value as the user name and the key as the password
+    /// (Atlassian's `email:api_token`).
+    BasicUser(&'static str),
+    /// `Authorization: Bearer USER:KEY` with the named field's value as USER, or
+    /// `Bearer KEY` when that field is empty (Milvus's token: `user:password` or an API key).
+    BearerUserKey(&'static str),
     /// In the header the named field of the value gives, else `Authorization: Bearer KEY`.
     HeaderNamedBy(&'static str),
     /// An AWS Signature Version 4 for this service.
@@ -504,9 +560,15 @@ impl TypeSpec {
         }
     }
 
-    /// Whether this value's schema can be discovered: for tools `database`, by its engine.
+    /// Whether this value's schema can be discovered: for tools `database`, by its engine;
+    /// for a vector store, whenever its type's probe lists its collections.
     pub fn supports_schema_discovery_of(&self, value: &SecretValue) -> bool {
-        self.engine_of(value).is_some_and(Engine::is_probed)
+        match self.probe {
+            Probe::Database(_) | Probe::DatabaseOfField(_) => {
+                self.engine_of(value).is_some_and(Engine::is_probed)
+            }
+            probe => probe.discovers(),
+        }
     }
 
     /// A type with these essentials; the builder methods below add the rest.
@@ -657,7 +719,24 @@ mod tests {
                     "static_file",
                 ],
             ),
-            (Category::Tools, &["api_key", "oauth", "database", "smtp"]),
+            (
+                Category::VectorStore,
+                &["pinecone", "qdrant", "weaviate", "milvus", "chroma"],
+            ),
+            (
+                Category::Tools,
+                &[
+                    "api_key",
+                    "oauth",
+                    "database",
+                    "smtp",
+                    "airtable",
+                    "notion",
+                    "confluence",
+                    "serper",
+                    "serpapi",
+                ],
+            ),
         ];
         let mut count = 0;
         for (category, ids) in expected {
@@ -716,9 +795,15 @@ mod tests {
         assert_eq!(flags("bigquery"), (true, false));
         assert_eq!(flags("pika"), (false, false));
         assert_eq!(flags("mssql"), (false, false));
+        assert_eq!(flags("pinecone"), (true, true));
+        assert_eq!(flags("qdrant"), (true, true));
+        assert_eq!(flags("chroma"), (true, true));
+        assert_eq!(flags("weaviate"), (true, true));
+        assert_eq!(flags("milvus"), (true, true));
+        assert_eq!(flags("notion"), (true, false));
         assert_eq!(
             all().iter().filter(|t| t.supports_schema_discovery).count(),
-            5
+            10
         );
         assert_eq!(all().iter().filter(|t| !t.supports_validation).count(), 2);
     }

@@ -3,6 +3,7 @@
 
 use super::{
     Attach, Category, Engine, ErrorDialect, FieldSpec, Format, KeyRead, Probe, Role, TypeSpec,
+    VectorStore,
 };
 
 const REQUIRED: bool = true;
@@ -104,6 +105,16 @@ const fn read(base_url: &'static str, path: &'static str) -> KeyRead {
         path,
         headers: &[],
         errors: ErrorDialect::Common,
+        body: None,
+        discovery: None,
+    }
+}
+
+/// [`Probe::KeyReadAt`]: `read` under the URL of the value's `url` field.
+const fn at_url(read: KeyRead) -> Probe {
+    Probe::KeyReadAt {
+        url_field: "url",
+        read,
     }
 }
 
@@ -288,6 +299,108 @@ const SMTP: &[FieldSpec] = &[
     option("from_address", "Default sender address.", OPTIONAL).formatted(Format::Email),
 ];
 
+/// The instance URL of a self-hosted or cloud vector store.
+const fn instance_url(example: &'static str) -> FieldSpec {
+    destination("url", example, REQUIRED, HTTP_URL)
+}
+
+const PINECONE: &[FieldSpec] = &[
+    secret("api_key", "Pinecone API key.", REQUIRED)
+        .shows_ends()
+        .with_alias("pineconeApiKey"),
+    destination(
+        "environment",
+        "Legacy pod-based environment, e.g. us-west1-gcp; serverless projects need none (the \
+         control plane api.pinecone.io serves every project).",
+        OPTIONAL,
+        Format::Region,
+    )
+    .with_alias("pineconeEnv"),
+];
+
+const QDRANT: &[FieldSpec] = &[
+    secret(
+        "api_key",
+        "Qdrant API key (or a JWT of granular access).",
+        REQUIRED,
+    )
+    .shows_ends()
+    .with_alias("qdrantApiKey"),
+    instance_url("URL of the Qdrant instance's REST API, e.g. https://xyz.cloud.qdrant.io:6333."),
+];
+
+const WEAVIATE: &[FieldSpec] = &[
+    secret("api_key", "Weaviate API key.", REQUIRED)
+        .shows_ends()
+        .with_alias("weaviateApiKey"),
+    instance_url("URL of the Weaviate instance, e.g. https://xyz.weaviate.cloud."),
+];
+
+const MILVUS: &[FieldSpec] = &[
+    instance_url("URL of the Milvus (or Zilliz Cloud) endpoint, e.g. http://milvus:19530."),
+    identity("username", "Milvus user; empty for an API key.", OPTIONAL).with_alias("milvusUser"),
+    secret(
+        "password",
+        "The user's password, or a Zilliz Cloud API key when no user is given.",
+        REQUIRED,
+    )
+    .with_alias("milvusPassword"),
+];
+
+const CHROMA: &[FieldSpec] = &[
+    secret("api_key", "Chroma token (Chroma Cloud API key).", REQUIRED)
+        .shows_ends()
+        .with_alias("chromaApiKey"),
+    instance_url("URL of the Chroma server, e.g. https://api.trychroma.com."),
+    option("tenant", "Tenant, default_tenant when empty.", OPTIONAL).with_alias("chromaTenant"),
+    option(
+        "database",
+        "Database, default_database when empty.",
+        OPTIONAL,
+    )
+    .with_alias("chromaDatabase"),
+];
+
+const AIRTABLE: &[FieldSpec] = &[secret(
+    "access_token",
+    "Airtable personal access token (pat...).",
+    REQUIRED,
+)
+.shows_ends()
+.with_alias("accessToken")];
+
+const NOTION: &[FieldSpec] = &[secret(
+    "token",
+    "Notion integration token (ntn_... or secret_...).",
+    REQUIRED,
+)
+.shows_ends()
+.with_alias("notionIntegrationToken")];
+
+const CONFLUENCE: &[FieldSpec] = &[
+    destination(
+        "site_url",
+        "The Confluence Cloud site, e.g. https://your-domain.atlassian.net.",
+        REQUIRED,
+        Format::Url(&["https"]),
+    ),
+    FieldSpec::new(
+        "email",
+        "Email address of the Atlassian account the token belongs to.",
+        REQUIRED,
+        Role::Identity,
+        Format::Email,
+    )
+    .with_alias("username"),
+    secret(
+        "api_token",
+        "Atlassian API token of that account.",
+        REQUIRED,
+    )
+    .with_alias("accessToken"),
+];
+
+use Category::VectorStore as Vectors;
 use Category::{DataWarehouse, Image, Llm, Speech, Tools, Video};
 use Probe::KeyRead as Reads;
 
@@ -660,6 +773,83 @@ pub(super) static TYPES: &[TypeSpec] = &[
     .fields(STATIC_FILE, "url")
     .probe(Probe::ReadableUrl),
     TypeSpec::new(
+        "chroma",
+        Vectors,
+        "Chroma",
+        "Chroma vector database (self-hosted or Chroma Cloud).",
+    )
+    .fields(CHROMA, "api_key")
+    .with_alias("chromaApi")
+    // The identity endpoint answers who the token is without reading any collection.
+    .probe(at_url(KeyRead {
+        discovery: Some(VectorStore::Chroma),
+        ..read("", "/api/v2/auth/identity")
+    }))
+    .attach(Attach::Header("x-chroma-token")),
+    TypeSpec::new(
+        "milvus",
+        Vectors,
+        "Milvus",
+        "Milvus vector database (or Zilliz Cloud), through its REST API.",
+    )
+    .fields(MILVUS, "password")
+    .with_alias("milvusApi")
+    // REST v2 reads with POSTs; listing collections is its cheapest authenticated read.
+    .probe(at_url(KeyRead {
+        body: Some("{}"),
+        errors: ErrorDialect::Milvus,
+        discovery: Some(VectorStore::Milvus),
+        ..read("", "/v2/vectordb/collections/list")
+    }))
+    .attach(Attach::BearerUserKey("username")),
+    TypeSpec::new("pinecone", Vectors, "Pinecone", "Pinecone vector database.")
+        .fields(PINECONE, "api_key")
+        .with_alias("pineconeApi")
+        // The control plane's index list; the version pins the answer's shape.
+        .probe(Reads(KeyRead {
+            headers: &[("x-pinecone-api-version", "2025-04")],
+            discovery: Some(VectorStore::Pinecone),
+            ..read("https://api.pinecone.io", "/indexes")
+        }))
+        .attach(Attach::Header("api-key")),
+    TypeSpec::new(
+        "qdrant",
+        Vectors,
+        "Qdrant",
+        "Qdrant vector database (self-hosted or Qdrant Cloud).",
+    )
+    .fields(QDRANT, "api_key")
+    .with_alias("qdrantApi")
+    .probe(at_url(KeyRead {
+        discovery: Some(VectorStore::Qdrant),
+        ..read("", "/collections")
+    }))
+    .attach(Attach::Header("api-key")),
+    TypeSpec::new(
+        "weaviate",
+        Vectors,
+        "Weaviate",
+        "Weaviate vector database (self-hosted or Weaviate Cloud).",
+    )
+    .fields(WEAVIATE, "api_key")
+    .with_alias("weaviateApi")
+    // /v1/meta may answer anonymous callers; the schema needs an accepted key.
+    .probe(at_url(KeyRead {
+        discovery: Some(VectorStore::Weaviate),
+        ..read("", "/v1/schema")
+    }))
+    .attach(Attach::Bearer),
+    TypeSpec::new(
+        "airtable",
+        Tools,
+        "Airtable",
+        "Airtable personal access token.",
+    )
+    .fields(AIRTABLE, "access_token")
+    .with_alias("airtableApi")
+    .probe(Reads(read("https://api.airtable.com/v0", "/meta/whoami")))
+    .attach(Attach::Bearer),
+    TypeSpec::new(
         "api_key",
         Tools,
         "API key",
@@ -669,6 +859,19 @@ pub(super) static TYPES: &[TypeSpec] = &[
     .probe(Probe::KeyAtEndpoint)
     .attach(Attach::HeaderNamedBy("header_name")),
     TypeSpec::new(
+        "confluence",
+        Tools,
+        "Confluence",
+        "Confluence Cloud, with an Atlassian account's email and API token.",
+    )
+    .fields(CONFLUENCE, "api_token")
+    .with_alias("confluenceApi")
+    .probe(Probe::KeyReadAt {
+        url_field: "site_url",
+        read: read("", "/wiki/rest/api/user/current"),
+    })
+    .attach(Attach::BasicUser("email")),
+    TypeSpec::new(
         "database",
         Tools,
         "Database",
@@ -676,6 +879,14 @@ pub(super) static TYPES: &[TypeSpec] = &[
     )
     .fields(TOOL_DATABASE, "connection_string")
     .probe(Probe::DatabaseOfField("schema_type")),
+    TypeSpec::new("notion", Tools, "Notion", "Notion integration token.")
+        .fields(NOTION, "token")
+        .with_alias("notionApi")
+        .probe(Reads(KeyRead {
+            headers: &[("notion-version", "2022-06-28")],
+            ..read("https://api.notion.com/v1", "/users/me")
+        }))
+        .attach(Attach::Bearer),
     TypeSpec::new(
         "oauth",
         Tools,
@@ -686,6 +897,29 @@ pub(super) static TYPES: &[TypeSpec] = &[
     .requires_one_of(&["access_token", "refresh_token"])
     .probe(Probe::OAuthRefresh)
     .attach(Attach::Bearer),
+    keyed(
+        "serpapi",
+        Tools,
+        "SerpApi",
+        "SerpApi search results API.",
+        // The Account API is free and counts no search.
+        Reads(read("https://serpapi.com", "/account.json")),
+        Attach::Query("api_key"),
+    )
+    .known_as("serpApi", &[api_key("serpApiKey")]),
+    keyed(
+        "serper",
+        Tools,
+        "Serper",
+        "Serper Google Search API.",
+        // The credit balance: a search would spend a credit.
+        Reads(KeyRead {
+            errors: ErrorDialect::Serper,
+            ..read("https://google.serper.dev", "/account")
+        }),
+        Attach::Header("x-api-key"),
+    )
+    .known_as("serperApi", &[api_key("serperApiKey")]),
     TypeSpec::new("smtp", Tools, "SMTP", "An SMTP server for sending email.")
         .fields(SMTP, "password")
         .probe(Probe::SmtpLogin),
