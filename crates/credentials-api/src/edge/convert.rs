@@ -469,12 +469,14 @@ pub fn credential_type(t: &TypeSpec) -> pb::CredentialType {
                 secret: f.secret,
                 required: f.required,
                 allowed_values: f.allowed_values.iter().map(|v| (*v).to_owned()).collect(),
+                product_name: f.alias().unwrap_or_default().to_owned(),
             })
             .collect(),
         primary_field: t.primary_field.to_owned(),
         primary_secret_field: t.primary_secret.to_owned(),
         supports_validation: t.supports_validation,
         supports_schema_discovery: t.supports_schema_discovery,
+        product_name: t.alias().unwrap_or_default().to_owned(),
     }
 }
 

@@ -436,3 +436,62 @@ async fn the_workspace_comes_from_the_token_or_the_header() {
         .await;
     assert!(matches!(foreign.status, 403 | 404), "{}", foreign.text);
 }
+
+#[tokio::test]
+async fn the_documents_pinecone_example_lands_in_the_vector_store_category() {
+    let stack = TestApi::start().await;
+    let token = stack.token(&["ws"], ALL);
+    let http = stack.http();
+    let created = http
+        .json(
+            "POST",
+            "/api/v1/credentials",
+            &token,
+            r#"{"name": "Vectors", "credentialName": "pineconeApi", "plainDataObj": {"pineconeApiKey": "pcsk_MARKER0123456789abcdefghijklmn", "pineconeEnv": "us-west1-gcp"}}"#,
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.text);
+    assert_no_secret(&created);
+    assert_eq!(
+        (
+            created.json["credentialName"].as_str(),
+            created.json["type"].as_str(),
+            created.json["category"].as_str()
+        ),
+        (Some("pineconeApi"), Some("pinecone"), Some("vector_store"))
+    );
+    let listed = http
+        .get("/api/v1/credentials?credentialName=pineconeApi", &token)
+        .await;
+    assert_eq!(listed.json.as_array().map(Vec::len), Some(1));
+    // Over the JSON mapping, the category filters the catalogue too.
+    let types = http
+        .get("/v1/credentialTypes?category=vector_store", &token)
+        .await;
+    let ids: Vec<&str> = types.json["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["type"].as_str().unwrap_or_default())
+        .collect();
+    assert!(
+        ids.contains(&"pinecone") && ids.contains(&"qdrant"),
+        "{}",
+        types.text
+    );
+    // The catalogue tells a client the product's names.
+    let pinecone = types.json["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["type"] == "pinecone")
+        .unwrap();
+    assert_eq!(pinecone["productName"], "pineconeApi");
+    let names: Vec<&str> = pinecone["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["productName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["pineconeApiKey", "pineconeEnv"]);
+}
