@@ -18,13 +18,13 @@ for section in "## Machine and run" "## Targets" "## Results" "### Ceiling (pgbe
   "### List by page depth (list-walk)" "### Scale point" "### Resident memory during the access runs" "### Where the CPU goes"; do
   grep -qxF "$section" "$out" || fail "the report lacks the section '$section'"
 done
-for scenario in floor-get access access-nocache access-wide get list-page1 list-walk update create mix scale-access scale-get scale-list-page1; do
+for scenario in floor-get access access-nocache access-wide get http-get list-page1 list-walk update create mix scale-access scale-get scale-list-page1; do
   grep -qE "^\| $scenario \| 8 \| [0-9]+ / [0-9]+ \|" "$out" || fail "the report lacks two runs of $scenario at 8 clients"
 done
 # bench.sh already fails on any floor error; this keeps the report honest about it too.
 grep -qE "^\| floor-get \| 8 \| [^|]+\|( [^|]+\|){5} 0 / 0 \|" "$out" || fail "the floor's runs are not error-free in the report"
 # Every scenario carries its ratio to the floor (the last column: run 1 / run 2).
-for scenario in access access-nocache access-wide get list-page1 list-walk update create mix; do
+for scenario in access access-nocache access-wide get http-get list-page1 list-walk update create mix; do
   grep -qE "^\| $scenario \| 8 \| .*\| [0-9]+\.[0-9]+ / [0-9]+\.[0-9]+ \|$" "$out" || fail "the report lacks $scenario's ratio to the floor"
 done
 for ceiling in "pgbench select-only (-S)" "pgbench single-row insert"; do

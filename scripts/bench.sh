@@ -185,7 +185,7 @@ pids+=("$kms_pid")
 start_api() {
   local log=$1 what=$2; shift 2
   # shellcheck disable=SC2086 # BENCH_API_ARGS is meant to be word-split.
-  "$bin/credentials-api" serve --listen 127.0.0.1:0 --http-listen off --kms-endpoint "unix://$tmp/kms.sock" \
+  "$bin/credentials-api" serve --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --kms-endpoint "unix://$tmp/kms.sock" \
     --jwt-hs256-secret-file "$tmp/jwt-secret" \
     --access-rate-limit 0/s --probe-rate-limit 0/s ${BENCH_API_ARGS:-} "$@" 2>>"$log" &
   started_pid=$!
@@ -200,11 +200,14 @@ start_api() {
   addr=$(grep '"message":"listening"' "$log" | head -n 1 | sed -n 's/.*"address":"\([^"]*\)".*/\1/p')
   [ -n "$addr" ] || { echo "bench: no listening address in the log of $what" >&2; exit 1; }
   started_target=http://$addr
+  addr=$(grep '"message":"HTTP/JSON listening"' "$log" | head -n 1 | sed -n 's/.*"address":"\([^"]*\)".*/\1/p')
+  [ -n "$addr" ] || { echo "bench: no HTTP/JSON address in the log of $what" >&2; exit 1; }
+  started_http=http://$addr
 }
 
 start_api "$tmp/api.log" credentials-api
-api_pid=$started_pid target=$started_target
-echo "credentials-api on $target (pid $api_pid), kms pid $kms_pid, postgres pid $pg_pid" >&2
+api_pid=$started_pid target=$started_target http_target=$started_http
+echo "credentials-api on $target and $http_target (pid $api_pid), kms pid $kms_pid, postgres pid $pg_pid" >&2
 
 # A second API on the same database and kms with the data-key cache off, for access-nocache:
 # the same build and flags but --data-key-cache-max-age 0, so every access asks the kms.
@@ -377,11 +380,11 @@ def report(results, meta_path, out_path):
         points.setdefault((name, int(clients)), {})[int(rep)] = data
     reps = sorted({r for v in points.values() for r in v})
     clients = sorted({c for (_, c) in points})
-    ceiling_of = {"access": "select", "get": "select", "list-page1": "select", "list-walk": "select",
+    ceiling_of = {"access": "select", "get": "select", "http-get": "select", "list-page1": "select", "list-walk": "select",
                   "mix": "select", "access-nocache": "select", "access-wide": "select", "update": "insert", "create": "insert", "floor-get": "select",
                   "scale-access": "select", "scale-get": "select", "scale-list-page1": "select"}
     ceiling_name = {"select": "pgbench select-only (-S)", "insert": "pgbench single-row insert"}
-    scenarios = ["floor-get", "access", "access-nocache", "access-wide", "get", "list-page1", "list-walk", "update", "create", "mix",
+    scenarios = ["floor-get", "access", "access-nocache", "access-wide", "get", "http-get", "list-page1", "list-walk", "update", "create", "mix",
                  "scale-access", "scale-get", "scale-list-page1"]
     scale_seed_path = os.path.join(results, "scale-seed.json")
     scale_seed = json.load(open(scale_seed_path)) if os.path.exists(scale_seed_path) else None
@@ -430,7 +433,8 @@ def report(results, meta_path, out_path):
       "workspace), `access-nocache` (the same against a second credentials-api on the same database "
       "and kms with `--data-key-cache-max-age 0`, so every access asks the kms), `access-wide` (access "
       "of a random one of the first " + str(meta.get('wide_ids', '-')) + " credentials of the list workspace: more than the "
-      "data-key cache's 10,000, so it fills and churns; the API's memory is read with the cache full), `get`, `update` (new value, no etag), `create` (new name and value), `list-page1` "
+      "data-key cache's 10,000, so it fills and churns; the API's memory is read with the cache full), `get`, `http-get` "
+      "(the same get as `GET /v1/workspaces/{ws}/credentials/{id}` on the HTTP/JSON port, HTTP/1.1 keep-alive), `update` (new value, no etag), `create` (new name and value), `list-page1` "
       "(first page of 100 of the list workspace), `list-walk` (page_size 100, each walk follows "
       "next_page_token to a random depth, every page measured, reported by depth band), `mix` "
       "(access=90,create=10). Workers are spread over " + str(meta['workspaces']) + " workspaces.")
@@ -802,7 +806,7 @@ PY
 }
 
 # --- 6. the points ---------------------------------------------------------------------------
-if [ "$only" = scale ]; then points_per_run=0; else points_per_run=$(( 12 * $(wc -w <<<"$clients") )); fi
+if [ "$only" = scale ]; then points_per_run=0; else points_per_run=$(( 13 * $(wc -w <<<"$clients") )); fi
 [ "$points_per_run" = 0 ] || step "running $points_per_run points x $runs runs, $((warmup + duration)) s each (about $(( points_per_run * runs * (warmup + duration + 1) / 60 + 1 )) min)"
 for rep in $(seq "$runs"); do
   [ "$points_per_run" -gt 0 ] || break
@@ -815,6 +819,8 @@ for rep in $(seq "$runs"); do
     # and the API's resident memory is taken with the cache full.
     run_point access-wide "$rep" "$c" --op access --workspace bench-list --pick-from "$wide_ids"
     run_point get "$rep" "$c" --op get --workspace-prefix bench --workspaces "$workspaces"
+    # The same get over the HTTP/JSON port (HTTP/1.1 keep-alive, one connection per worker).
+    run_point http-get "$rep" "$c" --op http-get --http-target "$http_target" --workspace-prefix bench --workspaces "$workspaces"
     run_point floor-get "$rep" "$c" --op get --workspace-prefix bench --workspaces "$workspaces"
     run_point list-page1 "$rep" "$c" --op list --workspace bench-list --page-size 100
     run_point list-walk "$rep" "$c" --op list --workspace bench-list --page-size 100 --list-depth "$list_depth"

@@ -269,16 +269,7 @@ async fn pinecone(
             vector,
             column("metadata", "json".to_owned(), true, String::new()),
         ]);
-        Some((
-            "pinecone".to_owned(),
-            Table {
-                name: index_name,
-                description: about,
-                columns,
-                primary_key: vec!["id".to_owned()],
-                ..Table::default()
-            },
-        ))
+        Some(collection_table("pinecone", index_name, about, columns))
     });
     Ok(SchemaBuilder::new(tables.collect::<Vec<_>>(), options).finish())
 }
@@ -297,13 +288,7 @@ async fn qdrant(
     let tables: Vec<(String, Table)> = collections
         .iter()
         .filter_map(|c| text(c, "name"))
-        .map(|collection| {
-            let table = Table {
-                name: collection,
-                ..Table::default()
-            };
-            ("qdrant".to_owned(), table)
-        })
+        .map(|collection| listed("qdrant", collection))
         .collect();
     let mut builder = SchemaBuilder::new(tables, options);
     let kept: Vec<String> = builder.tables().map(|(_, t)| t.name.clone()).collect();
@@ -453,15 +438,11 @@ async fn weaviate(
         if let Some(description) = text(class, "description").filter(|d| !d.is_empty()) {
             about.push_str(&format!("; {description}"));
         }
-        Some((
-            "weaviate".to_owned(),
-            Table {
-                name: class_name,
-                description: about,
-                columns: numbered(columns),
-                primary_key: vec!["id".to_owned()],
-                ..Table::default()
-            },
+        Some(collection_table(
+            "weaviate",
+            class_name,
+            about,
+            numbered(columns),
         ))
     });
     Ok(SchemaBuilder::new(tables.collect::<Vec<_>>(), options).finish())
@@ -482,13 +463,7 @@ async fn milvus(
     let tables: Vec<(String, Table)> = collections
         .iter()
         .filter_map(Value::as_str)
-        .map(|collection| {
-            let table = Table {
-                name: collection.to_owned(),
-                ..Table::default()
-            };
-            ("milvus".to_owned(), table)
-        })
+        .map(|collection| listed("milvus", collection.to_owned()))
         .collect();
     let mut builder = SchemaBuilder::new(tables, options);
     let kept: Vec<String> = builder.tables().map(|(_, t)| t.name.clone()).collect();
@@ -615,18 +590,14 @@ async fn chroma(
             column("document", "string".to_owned(), true, String::new()),
             column("metadata", "json".to_owned(), true, String::new()),
         ]);
-        Some((
-            database.clone(),
-            Table {
-                name: collection,
-                description: format!(
-                    "Chroma collection: {}, {metric} distance",
-                    dimensions(dimension)
-                ),
-                columns,
-                primary_key: vec!["id".to_owned()],
-                ..Table::default()
-            },
+        Some(collection_table(
+            &database,
+            collection,
+            format!(
+                "Chroma collection: {}, {metric} distance",
+                dimensions(dimension)
+            ),
+            columns,
         ))
     });
     Ok(SchemaBuilder::new(tables.collect::<Vec<_>>(), options).finish())
@@ -684,4 +655,35 @@ mod tests {
             table.description
         );
     }
+}
+
+/// A collection as a table of `namespace`: its description (dimension and metric) and its
+/// columns, keyed by `id` as every vector store keys its records.
+fn collection_table(
+    namespace: &str,
+    name: String,
+    description: String,
+    columns: Vec<Column>,
+) -> (String, Table) {
+    (
+        namespace.to_owned(),
+        Table {
+            name,
+            description,
+            columns,
+            primary_key: vec!["id".to_owned()],
+            ..Table::default()
+        },
+    )
+}
+
+/// A collection known by name only, from a listing, before its own description is read.
+fn listed(namespace: &str, name: String) -> (String, Table) {
+    (
+        namespace.to_owned(),
+        Table {
+            name,
+            ..Table::default()
+        },
+    )
 }

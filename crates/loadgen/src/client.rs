@@ -146,14 +146,17 @@ pub struct Clients {
     pub credentials: CredentialsServiceClient<Channel>,
     /// AccessService.
     pub access: AccessServiceClient<Channel>,
+    /// The HTTP/JSON port, for http-get.
+    pub http: HttpJson,
 }
 
 impl Clients {
-    /// Clients over `channel`.
-    pub fn new(channel: Channel) -> Self {
+    /// Clients over `channel`, and of the HTTP/JSON port at `http_target`.
+    pub fn new(channel: Channel, http_target: &str) -> Self {
         Self {
             credentials: CredentialsServiceClient::new(channel.clone()),
             access: AccessServiceClient::new(channel),
+            http: HttpJson::new(http_target),
         }
     }
 
@@ -299,5 +302,63 @@ mod tests {
         assert_eq!(code_name(Code::Unavailable), "UNAVAILABLE");
         assert_eq!(code_name(Code::DeadlineExceeded), "DEADLINE_EXCEEDED");
         assert_eq!(describe(&Status::not_found("x")), "NOT_FOUND: x");
+    }
+}
+
+/// A keep-alive HTTP/1.1 client of the API's HTTP/JSON port.
+#[derive(Clone, Debug)]
+pub struct HttpJson {
+    base: String,
+    client: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Empty<bytes::Bytes>,
+    >,
+}
+
+impl HttpJson {
+    /// A client of `base` (http://host:port); connects on first use.
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            client: hyper_util::client::legacy::Client::builder(
+                hyper_util::rt::TokioExecutor::new(),
+            )
+            .build_http(),
+        }
+    }
+
+    /// `GET path` with `authorization`, its body read in full. A status other than 200 is an
+    /// error with the gRPC code of the answer's google.rpc.Status (UNKNOWN when it has none).
+    pub async fn get(
+        &self,
+        path: &str,
+        authorization: &MetadataValue<Ascii>,
+    ) -> Result<(), Status> {
+        use http_body_util::BodyExt as _;
+        let request = hyper::Request::get(format!("{}{path}", self.base))
+            .header("authorization", authorization.as_bytes())
+            .body(http_body_util::Empty::new())
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| Status::unavailable(source_chain(&e)))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?
+            .to_bytes();
+        if status == hyper::StatusCode::OK {
+            return Ok(());
+        }
+        let code = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["code"].as_i64())
+            .and_then(|c| i32::try_from(c).ok())
+            .map_or(Code::Unknown, Code::from_i32);
+        Err(Status::new(code, format!("HTTP {status}")))
     }
 }

@@ -30,6 +30,14 @@ pub struct Cli {
     #[arg(long, env = "LOADGEN_TARGET", default_value = "http://127.0.0.1:50051")]
     pub target: String,
 
+    /// The HTTP/JSON port of the same credentials-api, for http-get: http://host:port.
+    #[arg(
+        long,
+        env = "LOADGEN_HTTP_TARGET",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub http_target: String,
+
     /// One operation to run; the same as --mix OP=1. Default: access.
     #[arg(long, env = "LOADGEN_OP", value_enum, conflicts_with = "mix")]
     pub op: Option<Op>,

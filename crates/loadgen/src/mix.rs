@@ -16,11 +16,22 @@ pub enum Op {
     Create,
     /// `CredentialsService/UpdateCredential` of a random known credential with a new value.
     Update,
+    /// `GetCredential` over the HTTP/JSON port (`GET /v1/workspaces/{ws}/credentials/{id}` on
+    /// --http-target, HTTP/1.1 keep-alive): what the JSON mapping adds to `get`.
+    #[value(name = "http-get")]
+    HttpGet,
 }
 
 impl Op {
     /// Every operation, in report order.
-    pub const ALL: [Op; 5] = [Op::Access, Op::Get, Op::List, Op::Create, Op::Update];
+    pub const ALL: [Op; 6] = [
+        Op::Access,
+        Op::Get,
+        Op::List,
+        Op::Create,
+        Op::Update,
+        Op::HttpGet,
+    ];
 
     /// The name used on the command line and in reports.
     pub fn name(self) -> &'static str {
@@ -30,12 +41,13 @@ impl Op {
             Op::List => "list",
             Op::Update => "update",
             Op::Access => "access",
+            Op::HttpGet => "http-get",
         }
     }
 
     /// Whether the operation needs existing credentials to pick from.
     pub fn needs_existing(self) -> bool {
-        matches!(self, Op::Get | Op::Update | Op::Access)
+        matches!(self, Op::Get | Op::Update | Op::Access | Op::HttpGet)
     }
 }
 
@@ -53,7 +65,9 @@ impl FromStr for Op {
             .into_iter()
             .find(|op| op.name() == s)
             .ok_or_else(|| {
-                format!("unknown operation {s:?}: use create, get, list, update or access")
+                format!(
+                    "unknown operation {s:?}: use create, get, list, update, access or http-get"
+                )
             })
     }
 }

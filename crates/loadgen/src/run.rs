@@ -129,6 +129,10 @@ impl Worker {
                     .map(drop);
                 (plain, result)
             }
+            Op::HttpGet => {
+                let path = format!("/v1/workspaces/{workspace}/credentials/{}", self.pick_id());
+                (plain, self.clients.http.get(&path, authorization).await)
+            }
             Op::Update => {
                 let request = UpdateCredentialRequest {
                     workspace_id: workspace.clone(),
@@ -221,7 +225,7 @@ pub async fn seed(
     let auths: Arc<Vec<MetadataValue<Ascii>>> = Arc::new(authorizations.to_vec());
     let mut tasks = JoinSet::new();
     for task in 0..cli.seed_concurrency as usize {
-        let mut clients = Clients::new(channels[task % channels.len()].clone());
+        let mut clients = Clients::new(channels[task % channels.len()].clone(), &cli.http_target);
         let next = Arc::clone(&next);
         let run = Arc::clone(&run);
         let workspaces = Arc::clone(&workspaces_arc);
@@ -291,7 +295,7 @@ async fn discover(
 ) -> Result<Vec<Vec<String>>, Failure> {
     let mut tasks = JoinSet::new();
     for (w, workspace) in workspaces.iter().enumerate() {
-        let mut clients = Clients::new(channel.clone());
+        let mut clients = Clients::new(channel.clone(), &cli.http_target);
         let workspace = workspace.clone();
         let authorization = authorizations[w].clone();
         let limit = cli.pick_from as usize;
@@ -421,7 +425,7 @@ pub async fn main(cli: Cli) -> Result<Outcome, Failure> {
             shared: Arc::clone(&shared),
             workspace: index % workspaces.len(),
             index,
-            clients: Clients::new(channels[index % channels.len()].clone()),
+            clients: Clients::new(channels[index % channels.len()].clone(), &cli.http_target),
             rng: Rng::new(base_seed ^ (index as u64).wrapping_mul(0xA24B_AED4_963E_E407)),
             walk: None,
             sequence: 0,

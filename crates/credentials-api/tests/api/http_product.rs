@@ -116,17 +116,7 @@ async fn the_documents_examples_run_as_written() {
     // The new value is the one an internal service reads.
     let read = stack
         .access()
-        .access_credential(authed(
-            credentials_proto::credentials::v1::AccessCredentialRequest {
-                workspace_id: "ws".into(),
-                selector: Some(
-                    credentials_proto::credentials::v1::access_credential_request::Selector::Id(
-                        id.clone(),
-                    ),
-                ),
-            },
-            &token,
-        ))
+        .access_credential(authed(by_id_in("ws", &id), &token))
         .await
         .unwrap()
         .into_inner();
@@ -206,14 +196,7 @@ async fn multi_field_types_take_the_products_field_names() {
     let fields = stack
         .access()
         .access_credential(authed(
-            credentials_proto::credentials::v1::AccessCredentialRequest {
-                workspace_id: "ws".into(),
-                selector: Some(
-                    credentials_proto::credentials::v1::access_credential_request::Selector::Id(
-                        with_region.json["id"].as_str().unwrap().into(),
-                    ),
-                ),
-            },
+            by_id_in("ws", with_region.json["id"].as_str().unwrap()),
             &token,
         ))
         .await
