@@ -617,6 +617,37 @@ fn path_segment(name: &str) -> String {
     out
 }
 
+/// A collection as a table of `namespace`: its description (dimension and metric) and its
+/// columns, keyed by `id` as every vector store keys its records.
+fn collection_table(
+    namespace: &str,
+    name: String,
+    description: String,
+    columns: Vec<Column>,
+) -> (String, Table) {
+    (
+        namespace.to_owned(),
+        Table {
+            name,
+            description,
+            columns,
+            primary_key: vec!["id".to_owned()],
+            ..Table::default()
+        },
+    )
+}
+
+/// A collection known by name only, from a listing, before its own description is read.
+fn listed(namespace: &str, name: String) -> (String, Table) {
+    (
+        namespace.to_owned(),
+        Table {
+            name,
+            ..Table::default()
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -655,35 +686,4 @@ mod tests {
             table.description
         );
     }
-}
-
-/// A collection as a table of `namespace`: its description (dimension and metric) and its
-/// columns, keyed by `id` as every vector store keys its records.
-fn collection_table(
-    namespace: &str,
-    name: String,
-    description: String,
-    columns: Vec<Column>,
-) -> (String, Table) {
-    (
-        namespace.to_owned(),
-        Table {
-            name,
-            description,
-            columns,
-            primary_key: vec!["id".to_owned()],
-            ..Table::default()
-        },
-    )
-}
-
-/// A collection known by name only, from a listing, before its own description is read.
-fn listed(namespace: &str, name: String) -> (String, Table) {
-    (
-        namespace.to_owned(),
-        Table {
-            name,
-            ..Table::default()
-        },
-    )
 }
