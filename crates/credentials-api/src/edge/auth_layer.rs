@@ -17,7 +17,7 @@ use tonic::{Status, codegen::http};
 use tower::{Layer, Service};
 
 /// The request id: the caller's `x-request-id` when it is sane, else a fresh random one.
-fn request_id(headers: &http::HeaderMap) -> String {
+pub(crate) fn request_id(headers: &http::HeaderMap) -> String {
     if let Some(id) = headers.get("x-request-id").and_then(|v| v.to_str().ok())
         && !id.is_empty()
         && id.len() <= 64

@@ -154,6 +154,18 @@ async fn the_documents_examples_run_as_written() {
     );
     let gone = http.get(&format!("/api/v1/credentials/{id}"), &token).await;
     assert_eq!(gone.status, 404);
+    // Every answer names its request, refusals made here included; a caller's id is kept.
+    assert!(gone.headers.contains_key("x-request-id"));
+    let traced = http
+        .send(
+            "GET",
+            "/api/v1/credentials",
+            Some(&token),
+            None,
+            &[("x-request-id", "trace-me-1")],
+        )
+        .await;
+    assert_eq!(traced.headers["x-request-id"], "trace-me-1");
     let left = http.get("/api/v1/credentials", &token).await;
     assert_eq!(left.json.as_array().unwrap().len(), 1);
 }

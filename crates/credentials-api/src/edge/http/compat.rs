@@ -96,16 +96,24 @@ pub async fn answer(
     parts: &http::request::Parts,
     body: &[u8],
 ) -> http::Response<Bytes> {
+    // One request id for every RPC this request makes (the auth layer keeps a sane one the
+    // caller sends), and on the answer, whichever way it ends.
+    let request_id = crate::edge::auth_layer::request_id(&parts.headers);
     let call = Call {
         transcoder,
         client: CredentialsServiceClient::new(channel),
         parts,
+        request_id: tonic::metadata::MetadataValue::try_from(request_id.as_str()).ok(),
     };
-    match call.run(op, body).await {
+    let mut response = match call.run(op, body).await {
         Ok(response) => response,
         Err(Refusal::Status(status, conditional)) => transcoder.error(&status, conditional),
         Err(Refusal::Bad(bad)) => transcoder.error(&bad_request(&bad), false),
+    };
+    if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
     }
+    response
 }
 
 enum Refusal {
@@ -132,6 +140,7 @@ struct Call<'a> {
     transcoder: &'a Transcoder,
     client: CredentialsServiceClient<Channel>,
     parts: &'a http::request::Parts,
+    request_id: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
 }
 
 impl Call<'_> {
@@ -312,15 +321,16 @@ impl Call<'_> {
         })
     }
 
-    /// `message` with the caller's token and request id.
+    /// `message` with the caller's token and this request's id.
     fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
-        for name in ["authorization", "x-request-id"] {
-            if let Some(value) = self.parts.headers.get(name)
-                && let Ok(value) = tonic::metadata::MetadataValue::try_from(value.as_bytes())
-            {
-                request.metadata_mut().insert(name, value);
-            }
+        if let Some(value) = self.parts.headers.get(http::header::AUTHORIZATION)
+            && let Ok(value) = tonic::metadata::MetadataValue::try_from(value.as_bytes())
+        {
+            request.metadata_mut().insert("authorization", value);
+        }
+        if let Some(id) = &self.request_id {
+            request.metadata_mut().insert("x-request-id", id.clone());
         }
         request
     }
