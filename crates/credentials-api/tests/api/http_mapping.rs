@@ -4,6 +4,8 @@
 //! holds the same way (isolation, masking, etags, limits, permissions, audit, metrics).
 
 use crate::support::*;
+use std::time::Duration;
+use testkit::stack::wait_until;
 
 const KEY: &str = "sk-proj-MAPMARKER0123456789abcdefgh";
 const CREATE: &str = "/v1/workspaces/ws/credentials";
@@ -493,4 +495,54 @@ async fn past_the_rate_limit_http_answers_429_with_retry_after() {
         refused.text
     );
     assert!(!refused.text.contains("MAPMARKER"));
+}
+
+#[tokio::test]
+async fn a_database_outage_is_503_and_a_passed_deadline_504_over_http() {
+    let stack = TestApi::options()
+        .postgres_through_proxy()
+        .args(["--request-timeout", "1s"])
+        .start()
+        .await;
+    let proxy = stack.postgres.as_ref().expect("proxy");
+    let token = stack.token(&["ws"], ALL);
+    let http = stack.http();
+    let created = http.json("POST", CREATE, &token, &create_body("k")).await;
+    let get = format!(
+        "{CREATE}/{}",
+        created.json["credential"]["id"].as_str().unwrap()
+    );
+
+    // The database hangs: the server's own deadline answers, 504 (DEADLINE_EXCEEDED).
+    proxy.stall();
+    let slow = http.get(&get, &token).await;
+    assert_eq!(
+        (slow.status, slow.json["code"].as_i64()),
+        (504, Some(4)),
+        "{}",
+        slow.text
+    );
+    // The database is gone: 503 (UNAVAILABLE), retryable.
+    proxy.cut();
+    let down = http.get(&get, &token).await;
+    assert_eq!(
+        (down.status, down.json["code"].as_i64()),
+        (503, Some(14)),
+        "{}",
+        down.text
+    );
+    assert!(
+        !down.text.contains("MAPMARKER") && !down.text.to_lowercase().contains("sql"),
+        "{}",
+        down.text
+    );
+    // And back.
+    proxy.restore();
+    let back = wait_until(Duration::from_secs(10), || {
+        let http = http.clone();
+        let (get, token) = (get.clone(), token.clone());
+        async move { http.get(&get, &token).await.status == 200 }
+    })
+    .await;
+    assert!(back, "the API did not recover");
 }
