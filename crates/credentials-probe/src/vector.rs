@@ -188,6 +188,18 @@ fn unreadable(name: &str) -> DiscoveryError {
     )))
 }
 
+/// The array at JSON `pointer` of a listing from `name`; a listing without one is unreadable.
+fn array_at<'a>(
+    listing: &'a Value,
+    pointer: &str,
+    name: &str,
+) -> Result<&'a Vec<Value>, DiscoveryError> {
+    listing
+        .pointer(pointer)
+        .and_then(Value::as_array)
+        .ok_or_else(|| unreadable(name))
+}
+
 fn text(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_owned)
 }
@@ -229,10 +241,7 @@ async fn pinecone(
 ) -> Result<DatabaseSchema, DiscoveryError> {
     let name = target.spec.display_name;
     let listing = target.get("/indexes").await?;
-    let indexes = listing
-        .get("indexes")
-        .and_then(Value::as_array)
-        .ok_or_else(|| unreadable(name))?;
+    let indexes = array_at(&listing, "/indexes", name)?;
     let tables = indexes.iter().filter_map(|index| {
         let index_name = text(index, "name")?;
         let dimension = index.get("dimension").and_then(Value::as_u64);
@@ -281,10 +290,7 @@ async fn qdrant(
 ) -> Result<DatabaseSchema, DiscoveryError> {
     let name = target.spec.display_name;
     let listing = target.get("/collections").await?;
-    let collections = listing
-        .pointer("/result/collections")
-        .and_then(Value::as_array)
-        .ok_or_else(|| unreadable(name))?;
+    let collections = array_at(&listing, "/result/collections", name)?;
     let tables: Vec<(String, Table)> = collections
         .iter()
         .filter_map(|c| text(c, "name"))
@@ -370,10 +376,7 @@ async fn weaviate(
 ) -> Result<DatabaseSchema, DiscoveryError> {
     let name = target.spec.display_name;
     let schema = target.get("/v1/schema").await?;
-    let classes = schema
-        .get("classes")
-        .and_then(Value::as_array)
-        .ok_or_else(|| unreadable(name))?;
+    let classes = array_at(&schema, "/classes", name)?;
     let tables = classes.iter().filter_map(|class| {
         let class_name = text(class, "class")?;
         let mut columns = vec![column("id", "uuid".to_owned(), false, String::new())];
@@ -456,10 +459,7 @@ async fn milvus(
 ) -> Result<DatabaseSchema, DiscoveryError> {
     let name = target.spec.display_name;
     let listing = target.post("/v2/vectordb/collections/list", "{}").await?;
-    let collections = listing
-        .get("data")
-        .and_then(Value::as_array)
-        .ok_or_else(|| unreadable(name))?;
+    let collections = array_at(&listing, "/data", name)?;
     let tables: Vec<(String, Table)> = collections
         .iter()
         .filter_map(Value::as_str)
