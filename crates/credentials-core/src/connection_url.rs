@@ -143,7 +143,7 @@ pub fn parse(s: &str) -> Result<Option<Authority<'_>>, Ambiguity> {
     Ok(Some(parsed))
 }
 
-/// `host`, `host:port`, `[v6]` or `[v6]:port`, with a numeric port; `None` otherwise.
+/// `host`, `host:port`, `[v6]` or `[v6]:port`, with a port of 1-65535; `None` otherwise.
 fn host_port(item: &str) -> Option<(&str, Option<&str>)> {
     let (host, port) = match item.strip_prefix('[') {
         Some(v6) => {
@@ -173,8 +173,10 @@ fn host_port(item: &str) -> Option<(&str, Option<&str>)> {
             (host, port)
         }
     };
+    // A TCP port is 1-65535: drivers refuse anything else at connect time, after the value
+    // was stored as if it were usable.
     if let Some(port) = port
-        && (port.is_empty() || !port.chars().all(|c| c.is_ascii_digit()))
+        && (!port.chars().all(|c| c.is_ascii_digit()) || !matches!(port.parse::<u16>(), Ok(1..)))
     {
         return None;
     }
@@ -263,6 +265,9 @@ mod tests {
             ("postgresql://u:p@h:x/db", Ambiguity::Hosts),
             ("postgresql://u:p@h a/db", Ambiguity::Hosts),
             ("postgresql://u:p@h:/db", Ambiguity::Hosts),
+            ("postgresql://u:p@h:99999/db", Ambiguity::Hosts),
+            ("postgresql://u:p@h:0/db", Ambiguity::Hosts),
+            ("postgresql://u:p@[::1]:65536/db", Ambiguity::Hosts),
             ("postgresql://u:p@[::1/db", Ambiguity::Hosts),
             ("postgresql://u:p@,/db", Ambiguity::Hosts),
         ] {
