@@ -1,19 +1,21 @@
 //! The workspace's binaries as child processes: where they are, and small process helpers.
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Command, Output},
     time::{Duration, Instant},
 };
 
 /// Path of a workspace binary in the target directory this test was built into.
 pub fn bin(name: &str) -> PathBuf {
-    // The test executable lives in target/<profile>/deps/.
+    // A test executable lives in target/<profile>/deps/, a harness binary such as `test-stack`
+    // beside the others in target/<profile>/.
     let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test binary is in target/<profile>/deps");
+    let dir = exe.parent().expect("an executable is in a directory");
+    let profile_dir = match dir.file_name() {
+        Some(name) if name == "deps" => dir.parent().expect("target/<profile>/deps"),
+        _ => dir,
+    };
     let path = profile_dir.join(name);
     assert!(
         path.exists(),
