@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The TypeScript SDK's checks: installs the locked packages from npm (npm ci), generates the code
+# from ../../proto (buf + protoc-gen-es), type-checks in strict mode and runs the node --test
+# suite against the real stack (target/debug/test-stack: run `cargo build --workspace --bins`
+# first).
+set -euo pipefail
+cd "$(dirname "$0")"
+npm ci --no-audit --no-fund --loglevel=error
+npm run --silent typecheck
+npm test

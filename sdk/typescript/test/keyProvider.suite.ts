@@ -1,0 +1,57 @@
+/** keyProvider: one access per ttl (counted in the audit log), refresh(), and rotation. */
+import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
+import { describe, test } from "node:test";
+import { countAccesses } from "./helpers.js";
+import { stack } from "./stack.js";
+
+const OLD = "sk-proj-old-0123456789abcdefghij";
+const NEW = "sk-proj-new-0123456789abcdefghij";
+
+describe("keyProvider", () => {
+  test("caches within ttl, shares one fetch, and refresh() fetches again", async () => {
+    const s = await stack();
+    const { client, token } = await s.workspace("keys");
+    try {
+      const created = await client.credentials.create({ name: "Rotating", type: "openai", value: OLD, makeDefault: true });
+      const accesses = () => countAccesses(s.info.grpc, token, created.id);
+      const provider = client.keyProvider("openai", { ttl: 60 });
+      assert.equal(provider.ttl, 60);
+
+      // Concurrent first callers share one fetch; later callers within the ttl fetch nothing.
+      const first = await Promise.all([provider(), provider(), provider(), provider(), provider()]);
+      assert.deepEqual(first, Array(5).fill(OLD));
+      assert.equal(await provider(), OLD);
+      assert.equal(await provider(), OLD);
+      assert.equal(await accesses(), 1, "seven calls within the ttl made one access");
+
+      // A rotation is seen only after refresh() (or the ttl).
+      await client.credentials.update(created.id, { value: NEW });
+      assert.equal(await provider(), OLD, "the cached value until refresh");
+      assert.equal(await accesses(), 1);
+      provider.refresh();
+      assert.equal(await provider(), NEW);
+      assert.equal(await provider(), NEW);
+      assert.equal(await accesses(), 2, "refresh() made one more access");
+    } finally {
+      await client.close();
+    }
+  });
+
+  test("by credential id, and a short ttl expires", async () => {
+    const s = await stack();
+    const { client, token } = await s.workspace("keys-ttl");
+    try {
+      const created = await client.credentials.create({ name: "Short lived", type: "anthropic", value: OLD });
+      const provider = client.keyProvider({ credentialId: created.id, ttl: 0.3 });
+      assert.equal(await provider(), OLD);
+      assert.equal(await provider(), OLD);
+      assert.equal(await countAccesses(s.info.grpc, token, created.id), 1);
+      await sleep(400);
+      assert.equal(await provider(), OLD);
+      assert.equal(await countAccesses(s.info.grpc, token, created.id), 2, "fetched again after the ttl");
+    } finally {
+      await client.close();
+    }
+  });
+});
