@@ -59,10 +59,12 @@ class VaultStack:
         return token
 
     def stop(self) -> None:
+        """Stops the stack; it exits non-zero when a process logged an ERROR no test expected."""
         assert self.process.stdin is not None
         self.process.stdin.close()
-        self.process.wait(timeout=60)
+        status = self.process.wait(timeout=60)
         self.log.close()
+        assert status == 0, f"test-stack exited with {status}: see {self.log.name}"
 
 
 @pytest.fixture(scope="session")

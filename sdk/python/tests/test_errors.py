@@ -107,6 +107,25 @@ def test_out_of_range_for_a_request_over_the_limit(client: credvault.Client) -> 
         client.credentials.create(name="big", type="openai", value="k" * (300 * 1024))
 
 
+def test_data_loss_when_a_stored_row_was_altered(stack: VaultStack, client: credvault.Client) -> None:
+    created = client.credentials.create(name=unique("tampered"), type="openai", value=KEY)
+    assert stack.command(f"tamper {created.id}") == {"ok": True, "rows": 1}
+    with pytest.raises(credvault.DataLoss) as caught:
+        client.access(created.id)
+    assert "integrity check" in str(caught.value) and KEY not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("code", "cls"),
+    [(grpc.StatusCode.INTERNAL, credvault.Internal), (grpc.StatusCode.CANCELLED, credvault.Cancelled),
+     (grpc.StatusCode.UNIMPLEMENTED, credvault.Unimplemented), (grpc.StatusCode.UNKNOWN, credvault.Unknown),
+     (grpc.StatusCode.DATA_LOSS, credvault.DataLoss), (grpc.StatusCode.OUT_OF_RANGE, credvault.OutOfRange)],
+)
+def test_the_statuses_no_test_provokes_map_to_their_class(code: grpc.StatusCode, cls: type) -> None:
+    error = credvault.errors.from_status(code, "", ())
+    assert type(error) is cls and error.message == code.name
+
+
 def test_every_error_is_a_vault_error() -> None:
     for name in credvault.__all__:
         cls = getattr(credvault, name)

@@ -100,8 +100,9 @@ export class Stack {
   }
 
   /** A token for the workspaces with the permissions. */
-  async token(workspaces: string[], permissions: Permission[]): Promise<string> {
-    const answer = await this.command(`token ${workspaces.join(",")} ${permissions.join(",")}`);
+  async token(workspaces: string[], permissions: Permission[], subject?: string): Promise<string> {
+    const line = `token ${workspaces.join(",")} ${permissions.join(",")} ${subject ?? ""}`.trim();
+    const answer = await this.command(line);
     if (typeof answer.token !== "string") throw new Error(`test-stack token answer: ${JSON.stringify(answer)}`);
     return answer.token;
   }
@@ -130,7 +131,16 @@ export class Stack {
     return { workspace, token, client: this.client({ token, ...options }) };
   }
 
-  /** Stops the stack: EOF on stdin, then waits for it to clean up (SIGTERM after 60 s). */
+  /** Alters a credential's row in the database so its value fails the integrity check. */
+  async tamper(id: string): Promise<void> {
+    const answer = await this.command(`tamper ${id}`);
+    if (answer.rows !== 1) throw new Error(`test-stack tamper answer: ${JSON.stringify(answer)}`);
+  }
+
+  /**
+   * Stops the stack: EOF on stdin, then waits for it to clean up (SIGTERM after 60 s). It exits
+   * non-zero when one of its processes logged an ERROR no test expected, which fails the run.
+   */
   async close(): Promise<void> {
     if (this.#child.exitCode !== null || this.#child.signalCode !== null) return;
     const exited = new Promise<number | null>((resolve) => this.#child.once("exit", (code) => resolve(code)));
@@ -140,6 +150,7 @@ export class Stack {
     clearTimeout(timer);
     // A clean stop leaves nothing behind; otherwise the log stays for a look.
     if (code === 0 && !process.env.CREDVAULT_TEST_KEEP_LOG) rmSync(this.log, { force: true });
+    if (code !== 0) throw new Error(`test-stack exited with ${code}; log: ${this.log}\n${tail(this.log)}`);
   }
 }
 

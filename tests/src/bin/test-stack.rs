@@ -11,7 +11,9 @@
 //! and answers commands on stdin, one per line, each with one JSON line:
 //! `token <ws,ws> <perm,perm> [subject]` → `{"token":"..."}` (valid for an hour; the subject is
 //! the actor of audit events and the principal of rate limits, `e2e-test` unless given); `stop-api` → `{"ok":true}` once the API is
-//! gone (SIGKILL: a crash); `start-api` → `{"ok":true}` once it listens again on the same ports.
+//! gone (SIGKILL: a crash); `start-api` → `{"ok":true}` once it listens again on the same ports;
+//! `tamper <credential id>` → `{"ok":true,"rows":1}` after altering the row in the database, so
+//! reading its value fails its integrity check (`DATA_LOSS`).
 //! A bad command answers `{"error":"..."}`. End of input or SIGTERM stops everything and drops
 //! both databases. Logs go to stderr.
 
@@ -23,6 +25,9 @@ use tokio::sync::mpsc;
 
 /// The workspace the default token names.
 const WORKSPACE: &str = "sdk";
+
+/// What the API logs when a stored value fails its integrity check.
+const TAMPERED: &str = "stored value fails its integrity check";
 
 #[tokio::main]
 async fn main() {
@@ -91,6 +96,24 @@ async fn main() {
                 )
                 .await;
                 serde_json::json!({ "ok": true })
+            }
+            ["tamper", id] => {
+                // What an attacker with the database could do: move a row's value generation.
+                // Its sealed value no longer opens, so the API answers DATA_LOSS and logs an
+                // ERROR, which this stack then expects.
+                stack.api.expect_error(TAMPERED);
+                let db = stack.db.client().await;
+                match db
+                    .execute(
+                        "UPDATE credentials SET value_generation = value_generation + 1 \
+                         WHERE id::text = $1",
+                        &[id],
+                    )
+                    .await
+                {
+                    Ok(rows) => serde_json::json!({ "ok": true, "rows": rows }),
+                    Err(e) => serde_json::json!({ "error": e.to_string() }),
+                }
             }
             [] => continue,
             _ => serde_json::json!({ "error": format!("unknown command: {line}") }),
