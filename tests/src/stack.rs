@@ -314,13 +314,21 @@ impl Stack {
 
     /// Starts the API again with the same database, kms and arguments (after a stop or a kill).
     pub async fn restart_api(&mut self) {
+        self.restart_api_with(&[]).await;
+    }
+
+    /// [`Stack::restart_api`] with `extra_args` after the stack's own (e.g. `--listen` on the
+    /// address it had, to come back on the same port).
+    pub async fn restart_api_with(&mut self, extra_args: &[&str]) {
         self.api.kill();
+        let mut args = self.options.api_args();
+        args.extend_from_slice(extra_args);
         self.api = ApiProcess::start_with_env(
             self.dir.path(),
             &self.db.url(),
             &self.kms.socket,
             &self.secret,
-            &self.options.api_args(),
+            &args,
             &self.options.env(),
         )
         .await;

@@ -20,7 +20,7 @@
 #![forbid(unsafe_code)]
 
 use std::io::{BufRead as _, Write as _};
-use tests::{ApiProcess, Stack, StackOptions};
+use tests::{Stack, StackOptions};
 use tokio::sync::mpsc;
 
 /// The workspace the default token names.
@@ -78,23 +78,9 @@ async fn main() {
                 serde_json::json!({ "ok": true })
             }
             ["start-api"] => {
-                let mut args = probe_args();
-                args.extend([
-                    "--listen".into(),
-                    grpc.clone(),
-                    "--http-listen".into(),
-                    http.clone(),
-                ]);
-                let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                stack.api.kill();
-                stack.api = ApiProcess::start(
-                    stack.dir.path(),
-                    &stack.db.url(),
-                    &stack.kms.socket,
-                    &stack.secret,
-                    &args,
-                )
-                .await;
+                stack
+                    .restart_api_with(&["--listen", &grpc, "--http-listen", &http])
+                    .await;
                 serde_json::json!({ "ok": true })
             }
             ["tamper", id] => {

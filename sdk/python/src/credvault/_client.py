@@ -20,7 +20,6 @@ from typing import (
 
 from . import _convert as convert
 from ._gen.credentials.v1 import access_service_pb2_grpc as access_grpc
-from ._gen.credentials.v1 import credentials_service_pb2 as service_pb
 from ._gen.credentials.v1 import credentials_service_pb2_grpc as service_grpc
 from ._transport import DEFAULT_TIMEOUT, PROBE_TIMEOUT, TLS, Settings, acall, call
 from .key_provider import AsyncKeyProvider, KeyProvider
@@ -133,7 +132,7 @@ class Credentials:
         self, credential_id: str, *, workspace: Optional[str] = None, timeout: Optional[float] = None
     ) -> Credential:
         """A credential's metadata (deleted ones too, with ``deleted_at`` set)."""
-        request = service_pb.GetCredentialRequest(workspace_id=_ws(self._s, workspace), id=credential_id)
+        request = convert.get_request(_ws(self._s, workspace), credential_id)
         return convert.credential(call(self._s, self._stub.GetCredential, request, timeout).credential)
 
     def list(
@@ -149,13 +148,8 @@ class Credentials:
         """Every credential matching the filters, newest first, following page tokens."""
 
         def fetch(token: str) -> Page[Credential]:
-            request = service_pb.ListCredentialsRequest(
-                workspace_id=_ws(self._s, workspace),
-                type=type or "",
-                category=category or "",
-                page_size=page_size or 0,
-                page_token=token,
-                show_deleted=show_deleted,
+            request = convert.list_request(
+                _ws(self._s, workspace), type, category, show_deleted, page_size, token
             )
             r = call(self._s, self._stub.ListCredentials, request, timeout)
             return Page([convert.credential(c) for c in r.credentials], r.next_page_token)
@@ -189,27 +183,21 @@ class Credentials:
         timeout: Optional[float] = None,
     ) -> Credential:
         """Soft-deletes: the metadata stays readable, the secret is destroyed."""
-        request = service_pb.DeleteCredentialRequest(
-            workspace_id=_ws(self._s, workspace), id=credential_id, etag=etag or ""
-        )
+        request = convert.delete_request(_ws(self._s, workspace), credential_id, etag)
         return convert.credential(call(self._s, self._stub.DeleteCredential, request, timeout).credential)
 
     def set_default(
         self, credential_id: str, *, workspace: Optional[str] = None, timeout: Optional[float] = None
     ) -> Credential:
         """Makes it its type's default; the previous default stops being one."""
-        request = service_pb.SetDefaultCredentialRequest(
-            workspace_id=_ws(self._s, workspace), id=credential_id
-        )
+        request = convert.set_default_request(_ws(self._s, workspace), credential_id)
         return convert.credential(call(self._s, self._stub.SetDefaultCredential, request, timeout).credential)
 
     def validate(
         self, credential_id: str, *, workspace: Optional[str] = None, timeout: Optional[float] = None
     ) -> ValidationResult:
         """Tries the stored credential against its target and stores the outcome on it."""
-        request = service_pb.ValidateCredentialRequest(
-            workspace_id=_ws(self._s, workspace), id=credential_id
-        )
+        request = convert.validate_request(_ws(self._s, workspace), credential_id)
         r = call(self._s, self._stub.ValidateCredential, request, timeout or PROBE_TIMEOUT)
         return convert.validation_result(r.result, r.credential)
 
@@ -252,12 +240,12 @@ class Credentials:
         self, credential_id: str, *, workspace: Optional[str] = None, timeout: Optional[float] = None
     ) -> Schema:
         """The last discovered schema (``NotFound`` when none was discovered)."""
-        request = service_pb.GetSchemaRequest(workspace_id=_ws(self._s, workspace), id=credential_id)
+        request = convert.schema_request(_ws(self._s, workspace), credential_id)
         return convert.schema(call(self._s, self._stub.GetSchema, request, timeout))
 
     def types(self, *, category: Optional[str] = None, timeout: Optional[float] = None) -> builtins.list[CredentialType]:
         """The type catalogue: every type, its category and its value's fields."""
-        request = service_pb.ListCredentialTypesRequest(category=category or "")
+        request = convert.types_request(category)
         r = call(self._s, self._stub.ListCredentialTypes, request, timeout)
         return [convert.credential_type(t) for t in r.types]
 
@@ -280,12 +268,7 @@ class AuditEvents:
         """Every event of the workspace (or of one credential), newest first."""
 
         def fetch(token: str) -> Page[AuditEvent]:
-            request = service_pb.ListAuditEventsRequest(
-                workspace_id=_ws(self._s, workspace),
-                credential_id=credential_id or "",
-                page_size=page_size or 0,
-                page_token=token,
-            )
+            request = convert.audit_request(_ws(self._s, workspace), credential_id, page_size, token)
             r = call(self._s, self._stub.ListAuditEvents, request, timeout)
             return Page([convert.audit_event(e) for e in r.events], r.next_page_token)
 
@@ -393,7 +376,7 @@ class AsyncCredentials:
         self, credential_id: str, *, workspace: Optional[str] = None, timeout: Optional[float] = None
     ) -> Credential:
         """See :meth:`Credentials.get`."""
-        request = service_pb.GetCredentialRequest(workspace_id=_ws(self._s, workspace), id=credential_id)
+        request = convert.get_request(_ws(self._s, workspace), credential_id)
         r = await acall(self._s, self._stub.GetCredential, request, timeout)
         return convert.credential(r.credential)
 
@@ -410,13 +393,8 @@ class AsyncCredentials:
         """See :meth:`Credentials.list`; iterate with ``async for``."""
 
         async def fetch(token: str) -> Page[Credential]:
-            request = service_pb.ListCredentialsRequest(
-                workspace_id=_ws(self._s, workspace),
-                type=type or "",
-                category=category or "",
-                page_size=page_size or 0,
-                page_token=token,
-                show_deleted=show_deleted,
+            request = convert.list_request(
+                _ws(self._s, workspace), type, category, show_deleted, page_size, token
             )
             r = await acall(self._s, self._stub.ListCredentials, request, timeout)
             return Page([convert.credential(c) for c in r.credentials], r.next_page_token)
@@ -450,9 +428,7 @@ class AsyncCredentials:
         timeout: Optional[float] = None,
     ) -> Credential:
         """See :meth:`Credentials.delete`."""
-        request = service_pb.DeleteCredentialRequest(
-            workspace_id=_ws(self._s, workspace), id=credential_id, etag=etag or ""
-        )
+        request = convert.delete_request(_ws(self._s, workspace), credential_id, etag)
         r = await acall(self._s, self._stub.DeleteCredential, request, timeout)
         return convert.credential(r.credential)
 
@@ -460,9 +436,7 @@ class AsyncCredentials:
         self, credential_id: str, *, workspace: Optional[str] = None, timeout: Optional[float] = None
     ) -> Credential:
         """See :meth:`Credentials.set_default`."""
-        request = service_pb.SetDefaultCredentialRequest(
-            workspace_id=_ws(self._s, workspace), id=credential_id
-        )
+        request = convert.set_default_request(_ws(self._s, workspace), credential_id)
         r = await acall(self._s, self._stub.SetDefaultCredential, request, timeout)
         return convert.credential(r.credential)
 
@@ -470,9 +444,7 @@ class AsyncCredentials:
         self, credential_id: str, *, workspace: Optional[str] = None, timeout: Optional[float] = None
     ) -> ValidationResult:
         """See :meth:`Credentials.validate`."""
-        request = service_pb.ValidateCredentialRequest(
-            workspace_id=_ws(self._s, workspace), id=credential_id
-        )
+        request = convert.validate_request(_ws(self._s, workspace), credential_id)
         r = await acall(self._s, self._stub.ValidateCredential, request, timeout or PROBE_TIMEOUT)
         return convert.validation_result(r.result, r.credential)
 
@@ -514,14 +486,14 @@ class AsyncCredentials:
         self, credential_id: str, *, workspace: Optional[str] = None, timeout: Optional[float] = None
     ) -> Schema:
         """See :meth:`Credentials.get_schema`."""
-        request = service_pb.GetSchemaRequest(workspace_id=_ws(self._s, workspace), id=credential_id)
+        request = convert.schema_request(_ws(self._s, workspace), credential_id)
         return convert.schema(await acall(self._s, self._stub.GetSchema, request, timeout))
 
     async def types(
         self, *, category: Optional[str] = None, timeout: Optional[float] = None
     ) -> builtins.list[CredentialType]:
         """See :meth:`Credentials.types`."""
-        request = service_pb.ListCredentialTypesRequest(category=category or "")
+        request = convert.types_request(category)
         r = await acall(self._s, self._stub.ListCredentialTypes, request, timeout)
         return [convert.credential_type(t) for t in r.types]
 
@@ -544,12 +516,7 @@ class AsyncAuditEvents:
         """See :meth:`AuditEvents.list`."""
 
         async def fetch(token: str) -> Page[AuditEvent]:
-            request = service_pb.ListAuditEventsRequest(
-                workspace_id=_ws(self._s, workspace),
-                credential_id=credential_id or "",
-                page_size=page_size or 0,
-                page_token=token,
-            )
+            request = convert.audit_request(_ws(self._s, workspace), credential_id, page_size, token)
             r = await acall(self._s, self._stub.ListAuditEvents, request, timeout)
             return Page([convert.audit_event(e) for e in r.events], r.next_page_token)
 

@@ -268,3 +268,58 @@ def access_request(
     if credential_id is not None:
         return access_pb.AccessCredentialRequest(workspace_id=workspace, id=credential_id)
     return access_pb.AccessCredentialRequest(workspace_id=workspace, default_for_type=type)
+
+
+def get_request(workspace: str, credential_id: str) -> service_pb.GetCredentialRequest:
+    return service_pb.GetCredentialRequest(workspace_id=workspace, id=credential_id)
+
+
+def list_request(
+    workspace: str,
+    type: Optional[str],
+    category: Optional[str],
+    show_deleted: bool,
+    page_size: Optional[int],
+    page_token: str,
+) -> service_pb.ListCredentialsRequest:
+    return service_pb.ListCredentialsRequest(
+        workspace_id=workspace,
+        type=type or "",
+        category=category or "",
+        page_size=page_size or 0,
+        page_token=page_token,
+        show_deleted=show_deleted,
+    )
+
+
+def delete_request(
+    workspace: str, credential_id: str, etag: Optional[str]
+) -> service_pb.DeleteCredentialRequest:
+    return service_pb.DeleteCredentialRequest(workspace_id=workspace, id=credential_id, etag=etag or "")
+
+
+def set_default_request(workspace: str, credential_id: str) -> service_pb.SetDefaultCredentialRequest:
+    return service_pb.SetDefaultCredentialRequest(workspace_id=workspace, id=credential_id)
+
+
+def validate_request(workspace: str, credential_id: str) -> service_pb.ValidateCredentialRequest:
+    return service_pb.ValidateCredentialRequest(workspace_id=workspace, id=credential_id)
+
+
+def schema_request(workspace: str, credential_id: str) -> service_pb.GetSchemaRequest:
+    return service_pb.GetSchemaRequest(workspace_id=workspace, id=credential_id)
+
+
+def types_request(category: Optional[str]) -> service_pb.ListCredentialTypesRequest:
+    return service_pb.ListCredentialTypesRequest(category=category or "")
+
+
+def audit_request(
+    workspace: str, credential_id: Optional[str], page_size: Optional[int], page_token: str
+) -> service_pb.ListAuditEventsRequest:
+    return service_pb.ListAuditEventsRequest(
+        workspace_id=workspace,
+        credential_id=credential_id or "",
+        page_size=page_size or 0,
+        page_token=page_token,
+    )
