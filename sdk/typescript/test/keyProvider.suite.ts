@@ -1,7 +1,10 @@
 /** keyProvider: one access per ttl (counted in the audit log), refresh(), and rotation. */
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { describe, test } from "node:test";
+import OpenAI from "openai";
 import { countAccesses } from "./helpers.js";
 import { stack } from "./stack.js";
 
@@ -52,6 +55,52 @@ describe("keyProvider", () => {
       assert.equal(await countAccesses(s.info.grpc, token, created.id), 2, "fetched again after the ttl");
     } finally {
       await client.close();
+    }
+  });
+
+  test("the OpenAI SDK takes the provider as its apiKey and sends the current key", async () => {
+    // OpenAI's documented chat completions endpoint, answering one canned completion and
+    // recording the Authorization header each request carried.
+    const seen: string[] = [];
+    const server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (chunk) => (body += chunk));
+      req.on("end", () => {
+        seen.push(req.headers.authorization ?? "");
+        const { model } = JSON.parse(body) as { model: string };
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(
+          JSON.stringify({
+            id: "chatcmpl-1",
+            object: "chat.completion",
+            created: 1,
+            model,
+            choices: [{ index: 0, finish_reason: "stop", message: { role: "assistant", content: "pong" } }],
+            usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+          }),
+        );
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const s = await stack();
+    const { client } = await s.workspace("keys-openai");
+    try {
+      const created = await client.credentials.create({ name: "OpenAI", type: "openai", value: OLD, makeDefault: true });
+      const provider = client.keyProvider("openai", { ttl: 600 });
+      const { port } = server.address() as AddressInfo;
+      const openai = new OpenAI({ apiKey: provider, baseURL: `http://127.0.0.1:${port}/v1`, maxRetries: 0 });
+      const ask = async () =>
+        (await openai.chat.completions.create({ model: "gpt-4o-mini", messages: [{ role: "user", content: "ping" }] }))
+          .choices[0]?.message.content;
+
+      assert.equal(await ask(), "pong");
+      await client.credentials.update(created.id, { value: NEW });
+      provider.refresh(); // after a rotation: the next request carries the new key
+      assert.equal(await ask(), "pong");
+      assert.deepEqual(seen, [`Bearer ${OLD}`, `Bearer ${NEW}`]);
+    } finally {
+      await client.close();
+      server.close();
     }
   });
 });
