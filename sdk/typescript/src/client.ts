@@ -9,6 +9,7 @@ import { type Client as RpcClient, type Interceptor, createClient } from "@conne
 import { Http2SessionManager, createGrpcTransport } from "@connectrpc/connect-node";
 import { AccessService } from "./gen/credentials/v1/access_service_pb.js";
 import { CredentialsService } from "./gen/credentials/v1/credentials_service_pb.js";
+import { AuditEvents } from "./auditEvents.js";
 import { requireCredential } from "./convert.js";
 import { Credentials } from "./credentials.js";
 import { DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, backoffSeconds } from "./defaults.js";
@@ -34,7 +35,7 @@ export interface ClientOptions {
   tls?: boolean | string;
   /** Deadline of each attempt in seconds (default 30; probes default to 130). */
   timeout?: number;
-  /** Extra attempts after UNAVAILABLE (default 3); no other error is retried. */
+  /** Extra attempts after UNAVAILABLE (default 5); no other error is retried. */
   maxRetries?: number;
 }
 
@@ -66,6 +67,8 @@ export interface Transport {
 export class Client {
   /** Create, read, list, update, delete, validate and discover credentials. */
   readonly credentials: Credentials;
+  /** The workspace's audit log: `client.auditEvents.list({ credentialId })`. */
+  readonly auditEvents: AuditEvents;
   /** The target this client talks to. */
   readonly target: string;
   /** The workspace calls act in when they name none (undefined: the token's single workspace). */
@@ -138,6 +141,7 @@ export class Client {
       },
     };
     this.credentials = new Credentials(this.#transport);
+    this.auditEvents = new AuditEvents(this.#transport);
   }
 
   /**

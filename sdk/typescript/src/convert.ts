@@ -6,6 +6,9 @@ import { type Duration, type Timestamp, timestampDate } from "@bufbuild/protobuf
 import * as pb from "./gen/credentials/v1/resources_pb.js";
 import type { GetSchemaResponse } from "./gen/credentials/v1/credentials_service_pb.js";
 import {
+  AuditEvent,
+  type AuditAction,
+  type AuditOutcome,
   Credential,
   CredentialType,
   Schema,
@@ -109,6 +112,21 @@ export function toSchema(r: GetSchemaResponse): Schema {
     ddl: r.ddl,
     discoveredAt: toDate(r.discoveredAt),
     truncated: r.schema?.truncated ?? false,
+  });
+}
+
+/** An audit log entry as an {@link AuditEvent}. */
+export function toAuditEvent(e: pb.AuditEvent): AuditEvent {
+  return new AuditEvent({
+    id: e.id,
+    workspaceId: e.workspaceId,
+    credentialId: e.credentialId,
+    actor: e.actor,
+    action: enumName<AuditAction>(pb.AuditAction, e.action),
+    outcome: enumName<AuditOutcome>(pb.AuditOutcome, e.outcome),
+    statusCode: e.statusCode,
+    requestId: e.requestId,
+    time: toDate(e.time),
   });
 }
 

@@ -4,6 +4,7 @@
  */
 import type { Transport } from "./client.js";
 import { PROBE_TIMEOUT } from "./defaults.js";
+import { Listing } from "./listing.js";
 import {
   requireCredential,
   toCredential,
@@ -30,42 +31,13 @@ import type {
 import { SchemaDiscovery } from "./types.js";
 
 /**
- * A listing that follows `next_page_token` as it is iterated: `for await (const c of list)` gives
- * every credential once, `for await (const page of list.pages)` gives the pages. Nothing is
- * requested before iteration starts, and each iteration starts again from the first page.
+ * The credentials of a listing (see {@link Listing}): `for await (const c of list)` gives every
+ * credential once, `list.pages` the {@link CredentialPage}s, `toArray()` all of them.
  */
-export class CredentialList implements AsyncIterable<Credential> {
-  readonly #fetch: (pageToken: string) => Promise<CredentialPage>;
-
+export class CredentialList extends Listing<Credential, CredentialPage> {
   /** @internal */
   constructor(fetch: (pageToken: string) => Promise<CredentialPage>) {
-    this.#fetch = fetch;
-  }
-
-  /** The pages, each with its credentials and the token of the next. */
-  get pages(): AsyncIterable<CredentialPage> {
-    const fetch = this.#fetch;
-    return {
-      async *[Symbol.asyncIterator]() {
-        let token = "";
-        do {
-          const page = await fetch(token);
-          yield page;
-          token = page.nextPageToken;
-        } while (token !== "");
-      },
-    };
-  }
-
-  async *[Symbol.asyncIterator](): AsyncIterator<Credential> {
-    for await (const page of this.pages) yield* page.credentials;
-  }
-
-  /** Every credential of the listing in an array (all pages). */
-  async toArray(): Promise<Credential[]> {
-    const all: Credential[] = [];
-    for await (const c of this) all.push(c);
-    return all;
+    super(fetch, (page) => page.credentials);
   }
 }
 

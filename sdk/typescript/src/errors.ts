@@ -207,6 +207,13 @@ export class Cancelled extends VaultError {
   }
 }
 
+/** UNIMPLEMENTED: the server does not know the RPC (an older vault). */
+export class Unimplemented extends VaultError {
+  constructor(message: string, details: readonly Message[] = [], options: VaultErrorOptions = {}) {
+    super("UNIMPLEMENTED", message, details, options);
+  }
+}
+
 /** An error without a known status. */
 export class Unknown extends VaultError {
   constructor(message: string, details: readonly Message[] = [], options: VaultErrorOptions = {}) {
@@ -235,6 +242,7 @@ const CLASSES: Partial<Record<Code, Subclass>> = {
   [Code.DataLoss]: DataLoss,
   [Code.Internal]: Internal,
   [Code.Canceled]: Cancelled,
+  [Code.Unimplemented]: Unimplemented,
   [Code.Unknown]: Unknown,
 };
 
@@ -256,6 +264,7 @@ const NAMED = {
   DataLoss,
   Internal,
   Cancelled,
+  Unimplemented,
   Unknown,
 };
 for (const [name, cls] of Object.entries(NAMED)) {

@@ -202,6 +202,52 @@ export class CredentialType extends Result {
   }
 }
 
+/** What an audit event records was done (the enum's name without `AUDIT_ACTION_`, lower-case). */
+export type AuditAction =
+  | "unspecified"
+  | "create"
+  | "update"
+  | "delete"
+  | "set_default"
+  | "access"
+  | "validate"
+  | "discover_schema"
+  | "rewrap"
+  | "test"
+  | "set_workspace_key"
+  | "start_rewrap";
+
+/**
+ * Whether an audited action succeeded: `"started"` is written before a stored value is sent to
+ * its target (a probe); its result, when stored, is a later event.
+ */
+export type AuditOutcome = "unspecified" | "succeeded" | "failed" | "started";
+
+/** One entry of a workspace's audit log: who did what to which credential, never a value. */
+export class AuditEvent extends Result {
+  /** Server-assigned, increasing with time. */
+  declare readonly id: string;
+  declare readonly workspaceId: string;
+  /** The credential acted on; empty for actions on no single credential. */
+  declare readonly credentialId: string;
+  /** The authenticated subject (the token's `sub` claim). */
+  declare readonly actor: string;
+  /** `"create"`, `"update"`, `"delete"`, `"set_default"`, `"access"`, `"validate"`, ... */
+  declare readonly action: AuditAction;
+  /** `"succeeded"`, `"failed"` or `"started"`. */
+  declare readonly outcome: AuditOutcome;
+  /** The gRPC status name of the answer, e.g. `OK`, `NOT_FOUND`. */
+  declare readonly statusCode: string;
+  /** The call's request id (the SDK's `x-request-id`; the same for every retry of a call). */
+  declare readonly requestId: string;
+  declare readonly time: Date | null;
+
+  constructor(fields: Fields<AuditEvent>) {
+    super();
+    Object.assign(this, fields);
+  }
+}
+
 /** Creates a credential. */
 export interface CreateOptions extends CallOptions {
   /** Display name, unique among the workspace's live credentials; 1-128 characters. */
@@ -269,6 +315,22 @@ export type AccessOptions = CallOptions & ({ id: string; type?: undefined } | { 
 /** A page of a listing. */
 export interface CredentialPage {
   readonly credentials: readonly Credential[];
+  /** Empty on the last page. */
+  readonly nextPageToken: string;
+}
+
+/** Filters the audit log. */
+export interface AuditEventListOptions extends CallOptions {
+  /** Only the events of this credential. */
+  credentialId?: string;
+  /** Events per page (1-500; the server's default is 50). */
+  pageSize?: number;
+}
+
+/** A page of the audit log. */
+export interface AuditEventPage {
+  /** Newest first. */
+  readonly events: readonly AuditEvent[];
   /** Empty on the last page. */
   readonly nextPageToken: string;
 }

@@ -10,6 +10,7 @@ import "./pagination.suite.js";
 import "./errors.suite.js";
 import "./secrets.suite.js";
 import "./keyProvider.suite.js";
+import "./audit.suite.js";
 import "./retries.suite.js";
 
 after(closeStack);

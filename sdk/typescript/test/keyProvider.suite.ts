@@ -14,10 +14,10 @@ const NEW = "sk-proj-new-0123456789abcdefghij";
 describe("keyProvider", () => {
   test("caches within ttl, shares one fetch, and refresh() fetches again", async () => {
     const s = await stack();
-    const { client, token } = await s.workspace("keys");
+    const { client } = await s.workspace("keys");
     try {
       const created = await client.credentials.create({ name: "Rotating", type: "openai", value: OLD, makeDefault: true });
-      const accesses = () => countAccesses(s.info.grpc, token, created.id);
+      const accesses = () => countAccesses(client, created.id);
       const provider = client.keyProvider("openai", { ttl: 60 });
       assert.equal(provider.ttl, 60);
 
@@ -43,16 +43,16 @@ describe("keyProvider", () => {
 
   test("by credential id, and a short ttl expires", async () => {
     const s = await stack();
-    const { client, token } = await s.workspace("keys-ttl");
+    const { client } = await s.workspace("keys-ttl");
     try {
       const created = await client.credentials.create({ name: "Short lived", type: "anthropic", value: OLD });
       const provider = client.keyProvider({ credentialId: created.id, ttl: 0.3 });
       assert.equal(await provider(), OLD);
       assert.equal(await provider(), OLD);
-      assert.equal(await countAccesses(s.info.grpc, token, created.id), 1);
+      assert.equal(await countAccesses(client, created.id), 1);
       await sleep(400);
       assert.equal(await provider(), OLD);
-      assert.equal(await countAccesses(s.info.grpc, token, created.id), 2, "fetched again after the ttl");
+      assert.equal(await countAccesses(client, created.id), 2, "fetched again after the ttl");
     } finally {
       await client.close();
     }

@@ -5,14 +5,18 @@ import { createServer } from "node:net";
 import { describe, test } from "node:test";
 import { inspect } from "node:util";
 import { create } from "@bufbuild/protobuf";
-import { DurationSchema } from "@bufbuild/protobuf/wkt";
+import { DurationSchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { backoffSeconds } from "../src/defaults.js";
+import { toAuditEvent } from "../src/convert.js";
 import { fromConnectError } from "../src/errors.js";
+import { AuditAction, AuditEventSchema, AuditOutcome } from "../src/gen/credentials/v1/resources_pb.js";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../src/gen/google/rpc/error_details_pb.js";
 import { createKeyProvider } from "../src/keyProvider.js";
 import {
   AlreadyExists,
+  AuditEvent,
+  AuditEventList,
   Cancelled,
   Client,
   Credential,
@@ -22,6 +26,7 @@ import {
   FailedPrecondition,
   Internal,
   InvalidArgument,
+  Listing,
   NotFound,
   OutOfRange,
   PermissionDenied,
@@ -29,10 +34,25 @@ import {
   Secret,
   Unauthenticated,
   Unavailable,
+  Unimplemented,
   Unknown,
   VERSION,
   VaultError,
 } from "../src/index.js";
+
+function event(id: string): AuditEvent {
+  return new AuditEvent({
+    id,
+    workspaceId: "ws",
+    credentialId: "c-1",
+    actor: "svc",
+    action: "access",
+    outcome: "succeeded",
+    statusCode: "OK",
+    requestId: "r",
+    time: null,
+  });
+}
 
 const ROOT = new URL("../../", import.meta.url); // dist-test/test/ -> the package root
 
@@ -100,10 +120,12 @@ describe("error mapping", () => {
     });
   }
 
-  test("UNIMPLEMENTED is a plain VaultError", () => {
+  test("UNIMPLEMENTED (an older vault) -> Unimplemented", () => {
     const err = fromConnectError(new ConnectError("nope", Code.Unimplemented));
-    assert.equal(err.constructor, VaultError);
+    assert.equal(err.constructor, Unimplemented);
+    assert.ok(err instanceof VaultError);
     assert.equal(err.code, "UNIMPLEMENTED");
+    assert.equal(err.name, "Unimplemented");
   });
 
   test("BadRequest details become fieldViolations", () => {
@@ -144,6 +166,65 @@ describe("error mapping", () => {
     const reset = Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
     const err = fromConnectError(ConnectError.from(Object.assign(new ConnectError("reset", Code.Aborted), { cause: reset })));
     assert.ok(err instanceof Unavailable, String(err));
+  });
+});
+
+describe("listings", () => {
+  test("a Listing follows next_page_token lazily and starts again on each iteration", async () => {
+    const requested: string[] = [];
+    const pages: Record<string, { events: AuditEvent[]; nextPageToken: string }> = {
+      "": { events: [event("3"), event("2")], nextPageToken: "p2" },
+      p2: { events: [event("1")], nextPageToken: "" },
+    };
+    const list = new AuditEventList(async (token) => {
+      requested.push(token);
+      return pages[token]!;
+    });
+    assert.ok(list instanceof Listing);
+    assert.deepEqual(requested, [], "nothing before iteration");
+    assert.deepEqual((await list.toArray()).map((e) => e.id), ["3", "2", "1"]);
+    assert.deepEqual(requested, ["", "p2"]);
+    const sizes: number[] = [];
+    for await (const page of list.pages) sizes.push(page.events.length);
+    assert.deepEqual(sizes, [2, 1]);
+    assert.deepEqual(requested, ["", "p2", "", "p2"]);
+  });
+
+  test("an audit event message converts to an AuditEvent with lower-case enum names", () => {
+    const time = new Date("2025-01-02T03:04:05.678Z");
+    const e = toAuditEvent(
+      create(AuditEventSchema, {
+        id: "42",
+        workspaceId: "ws",
+        credentialId: "c-1",
+        actor: "svc",
+        action: AuditAction.SET_DEFAULT,
+        outcome: AuditOutcome.STARTED,
+        statusCode: "OK",
+        requestId: "r-1",
+        time: timestampFromDate(time),
+      }),
+    );
+    assert.ok(e instanceof AuditEvent);
+    assert.equal(e.data, e);
+    assert.deepEqual(
+      { ...e },
+      {
+        id: "42",
+        workspaceId: "ws",
+        credentialId: "c-1",
+        actor: "svc",
+        action: "set_default",
+        outcome: "started",
+        statusCode: "OK",
+        requestId: "r-1",
+        time,
+      },
+    );
+    const unset = toAuditEvent(create(AuditEventSchema, {}));
+    assert.equal(unset.action, "unspecified");
+    assert.equal(unset.outcome, "unspecified");
+    assert.equal(unset.time, null);
   });
 });
 
