@@ -80,8 +80,15 @@ def test_permission_denied_and_unauthenticated(stack: VaultStack, workspace: str
 
 def test_failed_precondition_without_a_default(client: credvault.Client) -> None:
     client.credentials.create(name="not default", type="anthropic", value="sk-ant-" + "a" * 24)
-    with pytest.raises(credvault.FailedPrecondition):
+    with pytest.raises(credvault.FailedPrecondition) as caught:
         client.access(type="anthropic")
+    # The refused access is audited under the request id the error carries.
+    request_id = caught.value.request_id
+    assert request_id and len(request_id) == 24
+    refused = [e for e in client.audit_events.list() if e.action == "access"]
+    assert [(e.request_id, e.outcome, e.status_code) for e in refused] == [
+        (request_id, "failed", "FAILED_PRECONDITION")
+    ]
 
 
 def test_resource_exhausted_carries_the_retry_delay(stack: VaultStack, workspace: str) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import os
 import random
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,8 +80,8 @@ class Settings:
             tls = True
         return cls(target, token, workspace, bool(tls), roots, timeout, max_retries)
 
-    def metadata(self) -> tuple[tuple[str, str], ...]:
-        return (("authorization", f"Bearer {self.token}"),)
+    def metadata(self, request_id: str) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.token}"), ("x-request-id", request_id))
 
     def channel(self) -> grpc.Channel:
         if self.tls:
@@ -125,30 +126,36 @@ def _code(e: grpc.RpcError) -> grpc.StatusCode:
     return e.code()
 
 
+def request_id() -> str:
+    """A fresh id for one call, sent on each of its attempts: the server's logs and audit events
+    carry it, so an error's ``request_id`` finds them."""
+    return secrets.token_hex(12)
+
+
 def call(settings: Settings, method: Callable[..., T], request: Any, timeout: Optional[float]) -> T:
     """Calls ``method``, retrying ``UNAVAILABLE`` only, and raises the SDK's exceptions."""
-    attempt = 0
+    attempt, rid = 0, request_id()
     while True:
         try:
-            return method(request, timeout=timeout or settings.timeout, metadata=settings.metadata())
+            return method(request, timeout=timeout or settings.timeout, metadata=settings.metadata(rid))
         except grpc.RpcError as e:
             if _code(e) == grpc.StatusCode.UNAVAILABLE and attempt < settings.max_retries:
                 time.sleep(backoff(attempt))
                 attempt += 1
                 continue
             # `from None`: the RpcError's debug string adds nothing a caller can act on.
-            raise errors.from_status(_code(e), e.details() or "", e.trailing_metadata()) from None
+            raise errors.from_status(_code(e), e.details() or "", e.trailing_metadata(), rid) from None
 
 
 async def acall(settings: Settings, method: Callable[..., Any], request: Any, timeout: Optional[float]) -> Any:
     """The async form of :func:`call`."""
-    attempt = 0
+    attempt, rid = 0, request_id()
     while True:
         try:
-            return await method(request, timeout=timeout or settings.timeout, metadata=settings.metadata())
+            return await method(request, timeout=timeout or settings.timeout, metadata=settings.metadata(rid))
         except grpc.aio.AioRpcError as e:
             if e.code() == grpc.StatusCode.UNAVAILABLE and attempt < settings.max_retries:
                 await asyncio.sleep(backoff(attempt))
                 attempt += 1
                 continue
-            raise errors.from_status(e.code(), e.details() or "", e.trailing_metadata()) from None
+            raise errors.from_status(e.code(), e.details() or "", e.trailing_metadata(), rid) from None

@@ -30,11 +30,15 @@ class VaultError(Exception):
     code: Optional[str] = None
     """The gRPC status name (``"NOT_FOUND"``); ``None`` for errors raised before any call."""
 
-    def __init__(self, message: str, *, details: Iterable[Any] = ()) -> None:
+    def __init__(
+        self, message: str, *, details: Iterable[Any] = (), request_id: Optional[str] = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = tuple(details)
         """The decoded ``google.rpc`` detail messages the server attached."""
+        self.request_id = request_id
+        """The call's ``x-request-id``: its audit events and the server's log lines carry it."""
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}" if self.code else self.message
@@ -205,7 +209,9 @@ def _details(trailers: Any) -> list[Any]:
     return []
 
 
-def from_status(code: grpc.StatusCode, message: str, trailers: Any) -> VaultError:
+def from_status(
+    code: grpc.StatusCode, message: str, trailers: Any, request_id: Optional[str] = None
+) -> VaultError:
     """The SDK's exception for a failed call."""
     cls = _BY_CODE.get(code, Unknown)
-    return cls(message or code.name, details=_details(trailers))
+    return cls(message or code.name, details=_details(trailers), request_id=request_id)
