@@ -5,6 +5,6 @@
 # first).
 set -euo pipefail
 cd "$(dirname "$0")"
-npm ci --no-audit --no-fund --loglevel=error
+npm ci --silent --no-audit --no-fund
 npm run --silent typecheck
-npm test
+npm test --silent
